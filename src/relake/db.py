@@ -1,0 +1,148 @@
+"""DuckDB connections (threads, memory limit, spill folder), binding parquet files as views, column roles.
+
+DuckDB treats every path it is given as a glob, so a file named ``data[1].parquet`` could silently read
+``data1.parquet``. Paths with glob characters are therefore bound through a private folder of plain-named
+symlinks; everything else is bound as given. Views are created from Python (relational API), so no path
+or column name is ever formatted into SQL text.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from relake.errors import InputError, ResourceError
+from relake.lake import Lake, has_glob_chars
+from relake.manifest import Roles
+
+
+def default_memory_limit() -> str:
+    """Half of physical RAM, at least 1 GB: a sensible share when other work runs beside us."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return "4GB"
+    return f"{max(1, total // 2 // (1 << 30))}GB"
+
+
+@dataclass
+class Db:
+    con: duckdb.DuckDBPyConnection
+    links: Path  # private folder of symlinks for paths DuckDB would glob
+
+    def bind_parquet(self, view: str, paths: Sequence[Path], *, union_by_name: bool = False) -> None:
+        """Create (or replace) view ``view`` over exactly these files, in this order."""
+        if not paths:
+            raise InputError("no parquet files to read")
+        safe = [self.plain_path(p) for p in paths]
+        rel = self.con.read_parquet(safe, union_by_name=union_by_name)
+        rel.create_view(view, replace=True)
+
+    def plain_path(self, path: Path) -> str:
+        text = str(path)
+        if not has_glob_chars(text):
+            return text
+        self.links.mkdir(parents=True, exist_ok=True)
+        link = self.links / f"f{len(list(self.links.iterdir())):06d}.parquet"
+        os.symlink(path.absolute(), link)
+        return str(link)
+
+    def close(self) -> None:
+        self.con.close()
+
+
+@contextmanager
+def connect(
+    lake: Lake | None = None,
+    *,
+    memory_limit: str | None = None,
+    threads: int | None = None,
+) -> Iterator[Db]:
+    """An in-memory DuckDB with a memory limit and, when a lake is given, a spill folder inside it."""
+    with _spill(lake) as spill, tempfile.TemporaryDirectory(prefix="relake-links-") as links:
+        if has_glob_chars(links):
+            raise InputError(f"the temp folder {links} has glob characters; set TMPDIR to a plain path")
+        config: dict[str, str | int | bool] = {
+            "memory_limit": memory_limit or default_memory_limit(),
+            "preserve_insertion_order": True,
+        }
+        if threads:
+            config["threads"] = threads
+        if spill is not None:
+            config["temp_directory"] = str(spill)
+        try:
+            con = duckdb.connect(":memory:", config=config)
+        except duckdb.Error as exc:
+            raise InputError(f"cannot start DuckDB: {exc}") from exc
+        db = Db(con, Path(links) / "l")
+        try:
+            yield db
+        except duckdb.OutOfMemoryException as exc:
+            raise ResourceError(
+                f"DuckDB ran out of memory or spill space ({first_line(exc)}); raise --memory-limit, "
+                f"or free disk space under {spill or 'the temp folder'}"
+            ) from exc
+        finally:
+            db.close()
+
+
+@contextmanager
+def _spill(lake: Lake | None) -> Iterator[Path | None]:
+    if lake is None:
+        yield None
+        return
+    with lake.spill_dir() as d:
+        yield d
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+# Column roles: canonical role -> candidate source names, in order of preference (case-insensitive).
+ROLE_CANDIDATES: dict[str, tuple[str, ...]] = {
+    "url": ("url",),
+    "caption": ("text", "caption"),
+    "id": ("sample_id", "key"),
+}
+
+
+def detect_roles(
+    columns: Sequence[str],
+    *,
+    url: str | None = None,
+    caption: str | None = None,
+    id: str | None = None,  # noqa: A002 - mirrors the CLI flag
+    where: str = "input",
+) -> Roles:
+    """Map source columns to roles once, by name case-insensitively; explicit names must exist exactly."""
+    by_lower: dict[str, list[str]] = {}
+    for c in columns:
+        by_lower.setdefault(c.lower(), []).append(c)
+
+    def pick(role: str, explicit: str | None) -> str | None:
+        if explicit is not None:
+            if explicit not in columns:
+                raise InputError(
+                    f"{where}: column {explicit!r} given for {role} does not exist "
+                    f"(columns: {', '.join(columns)})"
+                )
+            return explicit
+        for cand in ROLE_CANDIDATES[role]:
+            found = by_lower.get(cand, [])
+            if len(found) > 1:
+                raise InputError(
+                    f"{where}: columns {found} differ only by case; name the {role} column with --{role}-col"
+                )
+            if found:
+                return found[0]
+        return None
+
+    return Roles(url=pick("url", url), caption=pick("caption", caption), id=pick("id", id))

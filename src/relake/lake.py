@@ -1,0 +1,257 @@
+"""Lake paths, name validation, staging folders and the atomic, create-only publish of versions.
+
+A version is written under ``staging/<name>.<random>/`` (holding an exclusive ``flock`` on a lock
+file for as long as its writer lives), fsynced, then made visible by one ``rename`` of the whole
+folder to ``versions/<name>``. Renaming a folder onto an existing non-empty folder fails on POSIX,
+so two writers racing for one name get exactly one winner and nothing is ever overwritten.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import secrets
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from relake.errors import InvalidNameError, InvalidPathError, NotFoundError, VersionExistsError
+from relake.manifest import Version
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+MAX_NAME = 100
+GLOB_CHARS = frozenset("*?[]{}")
+VERSION_FILE = "version.json"
+
+
+def validate_name(name: str, what: str = "version") -> str:
+    """Reject anything that could escape a folder, glob, or confuse a terminal, before any I/O."""
+    if not name:
+        raise InvalidNameError(what, name, "it is empty")
+    if len(name.encode("utf-8", "surrogateescape")) > MAX_NAME:
+        raise InvalidNameError(what, name[:40] + "…", f"it is longer than {MAX_NAME} bytes")
+    if ".." in name:
+        raise InvalidNameError(what, name, "'..' is not allowed")
+    if not _NAME.fullmatch(name):
+        raise InvalidNameError(
+            what, name, "use letters, digits, '.', '_' and '-' only, starting with a letter or digit"
+        )
+    return name
+
+
+def checkpoint(point: str) -> None:
+    """Test-only fault hooks: ``RELAKE_TEST_KILL_AT=point`` SIGKILLs this process here;
+    ``RELAKE_TEST_HOLD_AT=point:FILE`` waits here until FILE exists (to force interleavings)."""
+    if os.environ.get("RELAKE_TEST_KILL_AT") == point:
+        os.kill(os.getpid(), signal.SIGKILL)
+    hold = os.environ.get("RELAKE_TEST_HOLD_AT", "")
+    if hold.startswith(point + ":"):
+        release = Path(hold[len(point) + 1 :])
+        deadline = time.monotonic() + 60
+        while not release.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+
+def fsync_tree(root: Path) -> None:
+    for dirpath, _dirs, files in os.walk(root):
+        for f in files:
+            fd = os.open(os.path.join(dirpath, f), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(Path(dirpath))
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class Staging:
+    """A private work folder inside the lake, locked by its living writer."""
+
+    path: Path
+    lock_fd: int
+
+
+@dataclass(frozen=True)
+class Lake:
+    root: Path
+
+    @staticmethod
+    def at(path: str | os.PathLike[str] | None = None) -> Lake:
+        raw = path if path is not None else os.environ.get("RELAKE_LAKE") or "lake"
+        return Lake(Path(raw).expanduser().absolute())
+
+    @property
+    def versions_dir(self) -> Path:
+        return self.root / "versions"
+
+    @property
+    def blocklists_dir(self) -> Path:
+        return self.root / "blocklists"
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.root / "staging"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.root / "tmp"
+
+    def version_dir(self, name: str) -> Path:
+        return self.versions_dir / validate_name(name)
+
+    def has_version(self, name: str) -> bool:
+        return (self.version_dir(name) / VERSION_FILE).is_file()
+
+    def require_absent(self, name: str) -> None:
+        if self.version_dir(name).exists():
+            raise VersionExistsError(name)
+
+    def load_version(self, name: str) -> Version:
+        vdir = self.version_dir(name)
+        mpath = vdir / VERSION_FILE
+        if not vdir.is_dir():
+            known = ", ".join(self.version_names()) or "none yet"
+            raise NotFoundError(f"no version named {name!r} in lake {self.root} (versions: {known})")
+        if not mpath.is_file():
+            raise NotFoundError(f"{mpath}: version manifest is missing; the version folder is damaged")
+        try:
+            text = mpath.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise NotFoundError(f"{mpath}: cannot read the version manifest ({exc})") from exc
+        version = Version.from_json(text, str(mpath))
+        if version.name != name:
+            raise NotFoundError(f"{mpath}: manifest names version {version.name!r}, not {name!r}")
+        return version
+
+    def version_names(self) -> list[str]:
+        if not self.versions_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.versions_dir.iterdir() if p.is_dir() and _NAME.fullmatch(p.name))
+
+    @contextmanager
+    def staging(self, label: str) -> Iterator[Staging]:
+        """A locked staging folder, removed on any exit unless its content was published."""
+        validate_name(label, "staging")
+        with locked_dir(self.staging_dir, label) as staging:
+            yield staging
+
+    @contextmanager
+    def spill_dir(self) -> Iterator[Path]:
+        """A locked folder under ``tmp/`` for DuckDB to spill into; removed on exit."""
+        with locked_dir(self.tmp_dir, "duckdb") as d:
+            yield d.path
+
+    def publish(self, staging: Staging, name: str) -> Path:
+        """Make a staged version visible with one create-only rename."""
+        target = self.version_dir(name)
+        fsync_tree(staging.path)
+        checkpoint("publish:before-rename")
+        self.versions_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(staging.path, target)
+        except OSError as exc:
+            if target.exists():
+                raise VersionExistsError(name) from exc
+            raise
+        fsync_dir(self.versions_dir)
+        checkpoint("publish:after-rename")
+        return target
+
+    def gc(self, dry_run: bool = False) -> list[Path]:
+        """Remove leftovers of crashed runs: staging and spill folders whose writer is gone (its lock can
+        be taken). Returns what was (or would be) removed. ``versions/`` and ``blocklists/`` are never
+        touched."""
+        removed: list[Path] = []
+        for parent in (self.staging_dir, self.tmp_dir):
+            removed.extend(_sweep(parent, dry_run))
+        return removed
+
+
+@contextmanager
+def locked_dir(parent: Path, label: str) -> Iterator[Staging]:
+    parent.mkdir(parents=True, exist_ok=True)
+    path = parent / f"{label}.{secrets.token_hex(6)}"
+    lock = parent / (path.name + ".lock")
+    fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    path.mkdir()
+    try:
+        yield Staging(path, fd)
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+        lock.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def _sweep(parent: Path, dry_run: bool) -> list[Path]:
+    """Entries of ``parent`` not protected by a held lock."""
+    if not parent.is_dir():
+        return []
+    removed: list[Path] = []
+    entries = sorted(parent.iterdir())
+    for entry in entries:
+        if entry.name.endswith(".lock"):
+            continue
+        lock = parent / (entry.name + ".lock")
+        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644) if not dry_run or lock.exists() else -1
+        try:
+            if fd >= 0:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a living writer holds it
+            removed.append(entry)
+            if not dry_run:
+                _remove(entry)
+                lock.unlink(missing_ok=True)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+    for lock in sorted(parent.glob("*.lock")):
+        if (parent / lock.name[: -len(".lock")]).exists() or not lock.exists():
+            continue
+        fd = os.open(lock, os.O_RDWR)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            removed.append(lock)
+            if not dry_run:
+                lock.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def check_user_path(path: str) -> Path:
+    """A path given by a user, as given: no NUL, no glob characters (DuckDB would expand them)."""
+    if "\x00" in path:
+        raise InvalidPathError(f"path {path!r} contains a NUL byte")
+    if not path:
+        raise InvalidPathError("empty path")
+    return Path(path)
+
+
+def has_glob_chars(path: str) -> bool:
+    return any(c in GLOB_CHARS for c in path)

@@ -1,0 +1,114 @@
+"""The version manifest (``version.json``): frozen dataclasses, JSON in and out, file hashing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from relake.errors import InputError
+
+FORMAT = "relake.version/1"
+_CHUNK = 8 << 20
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+
+
+@dataclass(frozen=True)
+class Shard:
+    path: str  # relative to the version folder, or absolute when referenced in place
+    rows: int
+    bytes: int
+    sha256: str
+    schema: tuple[Column, ...] = ()
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """Order- and shard-invariant content fingerprint (see fingerprint.py for the definition)."""
+
+    algorithm: str
+    rows: int
+    value: str
+    buckets: dict[str, tuple[int, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Roles:
+    url: str | None
+    caption: str | None
+    id: str | None
+
+
+@dataclass(frozen=True)
+class Version:
+    name: str
+    kind: str  # "original" | "derived"
+    parent: str | None
+    roles: Roles
+    schema: tuple[Column, ...]
+    rows: int
+    bytes: int
+    shards: tuple[Shard, ...]
+    fingerprint: Fingerprint
+    tool: dict[str, str]
+    sources: tuple[str, ...] = ()
+    storage: str = "lake"  # "lake" (files inside the version folder) | "reference" (in place)
+    recipe: dict[str, Any] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        data = {"format": FORMAT, **asdict(self)}
+        return json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+
+    @staticmethod
+    def from_json(text: str, where: str) -> Version:
+        try:
+            data = json.loads(text)
+            if not isinstance(data, dict) or data.get("format") != FORMAT:
+                raise ValueError(f"not a {FORMAT} manifest")
+            data.pop("format")
+            data["roles"] = Roles(**data["roles"])
+            data["schema"] = _columns(data["schema"])
+            data["shards"] = tuple(
+                Shard(**{**s, "schema": _columns(s.get("schema", ()))}) for s in data["shards"]
+            )
+            fp = data["fingerprint"]
+            data["fingerprint"] = Fingerprint(
+                algorithm=fp["algorithm"],
+                rows=fp["rows"],
+                value=fp["value"],
+                buckets={k: (int(v[0]), str(v[1])) for k, v in fp.get("buckets", {}).items()},
+            )
+            data["sources"] = tuple(data.get("sources", ()))
+            return Version(**data)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"{where}: corrupt or unreadable version manifest ({exc}); "
+                             "restore it from a backup or re-create the version") from exc
+
+    def shard_path(self, version_dir: Path, shard: Shard) -> Path:
+        p = Path(shard.path)
+        return p if p.is_absolute() else version_dir / p
+
+
+def _columns(items: Iterable[Any]) -> tuple[Column, ...]:
+    return tuple(Column(**c) if isinstance(c, dict) else Column(*c) for c in items)

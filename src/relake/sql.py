@@ -1,0 +1,112 @@
+"""The SQL in ``queries/``: one statement per file, loaded through DuckDB's own parser.
+
+Every file opens with a comment block; its ``-- params:`` line declares the ``$name``
+parameters the statement uses (``-- params: none`` when it has none). At load time the
+declaration is checked against ``named_parameters`` from DuckDB's parser, and every call
+must pass exactly the declared names, so a typo fails in the test suite, not in production.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from relake.errors import QueryError
+
+_PARAMS_LINE = re.compile(r"^--\s*params:\s*(.*)$", re.IGNORECASE | re.MULTILINE)
+
+
+def queries_dir() -> Path:
+    """The folder holding ``queries/``: packaged inside a wheel, or at the top of a checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "queries", here.parent.parent / "queries"):
+        if candidate.is_dir():
+            return candidate
+    raise QueryError(f"cannot find the queries/ folder next to {here}; reinstall relake")
+
+
+@dataclass(frozen=True)
+class Query:
+    name: str  # e.g. "ingest/shard_stats"
+    text: str
+    params: frozenset[str]
+    sha256: str
+    doc: str
+
+    def run(self, con: duckdb.DuckDBPyConnection, **params: Any) -> duckdb.DuckDBPyConnection:
+        """Execute with exactly the declared parameters (values are bound, never formatted)."""
+        given = frozenset(params)
+        if given != self.params:
+            missing = sorted(self.params - given)
+            extra = sorted(given - self.params)
+            raise QueryError(f"query {self.name}: missing params {missing}, unexpected params {extra}")
+        return con.execute(self.text, params) if params else con.execute(self.text)
+
+    def rows(self, con: duckdb.DuckDBPyConnection, **params: Any) -> list[tuple[Any, ...]]:
+        return self.run(con, **params).fetchall()
+
+
+def parse_query(name: str, text: str) -> Query:
+    """Parse one file: exactly one statement, declared params equal to the parser's."""
+    con = duckdb.connect()
+    try:
+        statements = con.extract_statements(text)
+    except duckdb.Error as exc:
+        raise QueryError(f"query {name}: does not parse: {exc}") from exc
+    finally:
+        con.close()
+    if len(statements) != 1:
+        raise QueryError(f"query {name}: expected exactly one statement, found {len(statements)}")
+    doc_lines = []
+    for line in text.splitlines():
+        if not line.startswith("--"):
+            break
+        doc_lines.append(line[2:].strip())
+    match = _PARAMS_LINE.search("\n".join(f"-- {d}" for d in doc_lines))
+    if match is None:
+        raise QueryError(f"query {name}: the opening comment lacks a '-- params:' line")
+    declared_text = match.group(1).strip()
+    declared = (
+        frozenset()
+        if declared_text.lower() == "none"
+        else frozenset(p.strip().lstrip("$") for p in declared_text.split(",") if p.strip())
+    )
+    found = frozenset(statements[0].named_parameters)
+    if declared != found:
+        raise QueryError(
+            f"query {name}: declares params {sorted(declared)} but uses {sorted(found)}"
+        )
+    return Query(
+        name=name,
+        text=text,
+        params=declared,
+        sha256=hashlib.sha256(text.encode()).hexdigest(),
+        doc="\n".join(doc_lines),
+    )
+
+
+@cache
+def all_queries() -> dict[str, Query]:
+    root = queries_dir()
+    out: dict[str, Query] = {}
+    for path in sorted(root.rglob("*.sql")):
+        name = path.relative_to(root).with_suffix("").as_posix()
+        out[name] = parse_query(name, path.read_text(encoding="utf-8"))
+    return out
+
+
+def query(name: str) -> Query:
+    try:
+        return all_queries()[name]
+    except KeyError:
+        raise QueryError(f"no query named {name!r} in {queries_dir()}") from None
+
+
+def query_hashes(names: list[str]) -> dict[str, str]:
+    return {n: query(n).sha256 for n in sorted(set(names))}
