@@ -119,7 +119,7 @@ def detect_roles(
     *,
     url: str | None = None,
     caption: str | None = None,
-    id: str | None = None,  # noqa: A002 - mirrors the CLI flag
+    id: str | None = None,
     where: str = "input",
 ) -> Roles:
     """Map source columns to roles once, by name case-insensitively; explicit names must exist exactly."""

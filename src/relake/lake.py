@@ -15,7 +15,7 @@ import secrets
 import shutil
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,19 +156,7 @@ class Lake:
 
     def publish(self, staging: Staging, name: str) -> Path:
         """Make a staged version visible with one create-only rename."""
-        target = self.version_dir(name)
-        fsync_tree(staging.path)
-        checkpoint("publish:before-rename")
-        self.versions_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            os.rename(staging.path, target)
-        except OSError as exc:
-            if target.exists():
-                raise VersionExistsError(name) from exc
-            raise
-        fsync_dir(self.versions_dir)
-        checkpoint("publish:after-rename")
-        return target
+        return publish_dir(staging, self.version_dir(name), lambda: VersionExistsError(name))
 
     def gc(self, dry_run: bool = False) -> list[Path]:
         """Remove leftovers of crashed runs: staging and spill folders whose writer is gone (its lock can
@@ -178,6 +166,22 @@ class Lake:
         for parent in (self.staging_dir, self.tmp_dir):
             removed.extend(_sweep(parent, dry_run))
         return removed
+
+
+def publish_dir(staging: Staging, target: Path, exists_error: Callable[[], Exception]) -> Path:
+    """fsync a staged folder, then rename it to ``target``; fails (never overwrites) when target exists."""
+    fsync_tree(staging.path)
+    checkpoint("publish:before-rename")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.rename(staging.path, target)
+    except OSError as exc:
+        if target.exists():
+            raise exists_error() from exc
+        raise
+    fsync_dir(target.parent)
+    checkpoint("publish:after-rename")
+    return target
 
 
 @contextmanager
