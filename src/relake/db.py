@@ -68,7 +68,7 @@ def connect(
     with _spill(lake) as spill, tempfile.TemporaryDirectory(prefix="relake-links-") as links:
         if has_glob_chars(links):
             raise InputError(f"the temp folder {links} has glob characters; set TMPDIR to a plain path")
-        config: dict[str, str | int | bool] = {
+        config: dict[str, str | bool | int | float | list[str]] = {
             "memory_limit": memory_limit or default_memory_limit(),
             "preserve_insertion_order": True,
         }

@@ -1,0 +1,28 @@
+"""The command line: a typer app whose commands parse, call one library function and render.
+
+``relake.cli`` (this package) is the only place that imports typer; ``relake.console`` the only other
+rich importer.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from types import FrameType
+
+from relake.cli import core  # noqa: F401  (registers commands)
+from relake.cli.app import Terminated, app
+
+__all__ = ["app", "main"]
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise Terminated()
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

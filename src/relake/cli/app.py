@@ -1,0 +1,79 @@
+"""The typer app, global options and the error decorator shared by every command module."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from relake import __version__, console
+from relake.errors import RelakeError
+from relake.lake import Lake
+
+app = typer.Typer(
+    name="relake",
+    help="Version and clean web-scale image-text link datasets (LAION-class) with DuckDB.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _State:
+    lake: Lake | None = None
+    debug: bool = False
+
+
+STATE = _State()
+
+
+class Terminated(BaseException):
+    """SIGTERM, turned into an exception so staging folders are cleaned up on the way out."""
+
+
+def handled(fn: F) -> F:
+    """Turn RelakeError into ``Error: …`` on stderr and exit 1; ``--debug`` re-raises."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except RelakeError as exc:
+            if STATE.debug:
+                raise
+            console.error(str(exc))
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            console.error("interrupted; nothing was published")
+            raise typer.Exit(130) from None
+        except Terminated:
+            console.error("terminated; nothing was published")
+            raise typer.Exit(143) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def lake() -> Lake:
+    return STATE.lake or Lake.at()
+
+
+@app.callback()
+def main_options(
+    lake_path: Annotated[
+        str | None, typer.Option("--lake", help="Lake folder (default: $RELAKE_LAKE or ./lake).")
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    if version:
+        console.out.print(f"relake {__version__}")
+        raise typer.Exit(0)
+    STATE.debug = debug
+    STATE.lake = Lake.at(lake_path) if lake_path is not None else None
+
+

@@ -1,0 +1,182 @@
+"""Foundation commands: synth, ingest, versions, show, verify, gc, demo."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from relake import console
+from relake.cli.app import app, handled, lake
+from relake.errors import IntegrityError
+from relake.lake import check_user_path
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+MemOpt = Annotated[
+    str | None, typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 2GB (default: half of RAM).")
+]
+
+
+@app.command()
+@handled
+def synth(
+    out: Annotated[str, typer.Argument(help="Folder to write the shards into (must not hold shards yet).")],
+    rows: Annotated[int, typer.Option("--rows", min=0, help="Number of rows.")] = 100_000,
+    shards: Annotated[int, typer.Option("--shards", min=1, help="Number of parquet shards.")] = 4,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives identical bytes.")] = 0,
+) -> None:
+    """Write LAION-5B-like metadata shards (part-NNNNN-<uuid>-c000.snappy.parquet)."""
+    from relake.synth import synth_original
+
+    start = time.perf_counter()
+    with console.progress("synth", rows) as advance:
+        done = [0]
+
+        def tick(n: int) -> None:
+            advance(n - done[0])
+            done[0] = n
+
+        paths = synth_original(check_user_path(out), rows, shards, seed, progress=tick)
+    secs = time.perf_counter() - start
+    for p in paths:
+        console.out.print(console.literal(str(p)))
+    console.info(f"wrote {rows:,} rows in {len(paths)} shards in {secs:.2f} s ({rows / max(secs, 1e-9):,.0f} rows/s)")
+
+
+@app.command()
+@handled
+def ingest(
+    name: Annotated[str, typer.Argument(help="Name of the new version.")],
+    sources: Annotated[list[str], typer.Argument(help="Parquet files, folders or glob patterns.")],
+    url_col: Annotated[str | None, typer.Option("--url-col", help="Column holding the URL.")] = None,
+    caption_col: Annotated[str | None, typer.Option("--caption-col", help="Column holding the caption.")] = None,
+    id_col: Annotated[str | None, typer.Option("--id-col", help="Column holding the row id.")] = None,
+    copy: Annotated[bool, typer.Option("--copy", help="Copy shards into the lake.")] = False,
+    memory_limit: MemOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register parquet files as an immutable original version."""
+    from relake.ingest import ingest_version
+
+    start = time.perf_counter()
+    with console.progress("ingest", None) as advance:
+        v = ingest_version(lake(), name, sources, url_col=url_col, caption_col=caption_col, id_col=id_col,
+                           copy=copy, memory_limit=memory_limit, progress=advance)
+    secs = time.perf_counter() - start
+    if as_json:
+        console.print_json({"name": v.name, "rows": v.rows, "shards": len(v.shards), "bytes": v.bytes,
+                            "fingerprint": v.fingerprint.value, "seconds": round(secs, 3)})
+        return
+    console.out.print(f"ingested {v.name}: {v.rows:,} rows, {len(v.shards)} shards, {v.bytes / 1e6:,.1f} MB")
+    console.info(f"{secs:.2f} s ({v.rows / max(secs, 1e-9):,.0f} rows/s, {v.bytes / 1e6 / max(secs, 1e-9):,.0f} MB/s)")
+
+
+@app.command()
+@handled
+def versions(as_json: JsonOpt = False) -> None:
+    """List the lake's versions as a lineage."""
+    lk = lake()
+    vs = [lk.load_version(n) for n in lk.version_names()]
+    if as_json:
+        console.print_json([{"name": v.name, "parent": v.parent, "kind": v.kind, "rows": v.rows,
+                             "shards": len(v.shards), "fingerprint": v.fingerprint.value} for v in vs])
+        return
+    if not vs:
+        console.info(f"no versions in {lk.root} yet; try `relake demo` or `relake ingest NAME FILES`")
+        return
+    children: dict[str | None, list[str]] = {}
+    by_name = {v.name: v for v in vs}
+    for v in vs:
+        parent = v.parent if v.parent in by_name else None
+        children.setdefault(parent, []).append(v.name)
+    lines: list[tuple[str, str, str, str]] = []
+
+    def walk(name: str, depth: int) -> None:
+        v = by_name[name]
+        lines.append(("  " * depth + ("└─ " if depth else "") + name, v.kind, f"{v.rows:,}", str(len(v.shards))))
+        for c in sorted(children.get(name, [])):
+            walk(c, depth + 1)
+
+    for root in sorted(children.get(None, [])):
+        walk(root, 0)
+    console.table(f"versions in {lk.root}", ["version", "kind", "rows", "shards"], lines)
+
+
+@app.command()
+@handled
+def show(name: Annotated[str, typer.Argument(help="Version name.")], as_json: JsonOpt = False) -> None:
+    """Show one version's manifest and stats."""
+    v = lake().load_version(name)
+    if as_json:
+        data = asdict(v)
+        data["fingerprint"].pop("buckets", None)
+        console.print_json(data)
+        return
+    console.kv(f"version {v.name}", [
+        ("kind", v.kind), ("parent", v.parent or "-"), ("rows", f"{v.rows:,}"), ("shards", len(v.shards)),
+        ("bytes", f"{v.bytes:,}"), ("storage", v.storage),
+        ("roles", f"url={v.roles.url} caption={v.roles.caption} id={v.roles.id}"),
+        ("fingerprint", f"{v.fingerprint.value} ({v.fingerprint.rows:,} rows)"),
+        ("tool", ", ".join(f"{k} {val}" for k, val in v.tool.items())),
+        *[(k, val) for k, val in v.stats.items()],
+    ])
+    console.table("schema", ["column", "type"], [(c.name, c.type) for c in v.schema])
+    shown = v.shards[:10]
+    console.table("shards" + (f" (first 10 of {len(v.shards)})" if len(v.shards) > 10 else ""),
+                  ["path", "rows", "bytes", "sha256"],
+                  [(s.path, f"{s.rows:,}", f"{s.bytes:,}", s.sha256[:16] + "…") for s in shown])
+
+
+@app.command()
+@handled
+def verify(
+    target: Annotated[str | None, typer.Argument(help="Version name or folder (default: every version).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-hash shards, re-count rows, recompute fingerprints; exit 1 naming what differs."""
+    from relake.verify import verify_target
+
+    with console.progress("verify", None) as advance:
+        reports = verify_target(lake(), target, progress=advance)
+    if as_json:
+        console.print_json([asdict(r) | {"ok": r.ok} for r in reports])
+    else:
+        for r in reports:
+            if r.ok:
+                console.out.print(f"ok  {r.target}: {r.shards} shards, {r.rows:,} rows")
+            else:
+                console.out.print(f"BAD {r.target}:")
+                for p in r.problems:
+                    console.out.print(console.literal("    " + p))
+    bad = [r for r in reports if not r.ok]
+    if bad:
+        if not as_json:
+            raise IntegrityError(
+                f"{sum(len(r.problems) for r in bad)} problem(s) in {', '.join(r.target for r in bad)}")
+        raise typer.Exit(1)
+
+
+@app.command()
+@handled
+def gc(dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be removed.")] = False) -> None:
+    """Remove leftovers of crashed runs (staging and spill folders no living process holds)."""
+    removed = lake().gc(dry_run=dry_run)
+    for p in removed:
+        console.out.print(console.literal(("would remove " if dry_run else "removed ") + str(p)))
+    if not removed:
+        console.info("nothing to remove")
+
+
+@app.command()
+@handled
+def demo(
+    rows: Annotated[int, typer.Option("--rows", min=1000, help="Rows in the synthetic original.")] = 1_000_000,
+    out: Annotated[Path | None, typer.Option("--work", help="Folder for the synthetic inputs.")] = None,
+) -> None:
+    """From nothing: synthesise a LAION-like original, ingest, show, verify, and say what to try next."""
+    from relake.demo import run_demo
+
+    run_demo(lake(), rows=rows, work=out)

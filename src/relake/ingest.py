@@ -1,0 +1,185 @@
+"""Register parquet files as an immutable original version.
+
+Originals are referenced in place by default (absolute paths plus each file's size and sha256): a 1 TB
+release must not need a second TB, and ``verify`` detects any change to the referenced bytes. ``copy=True``
+copies the shards into the version folder instead, for a lake that must not depend on outside files.
+"""
+
+from __future__ import annotations
+
+import glob
+import shutil
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from relake import __version__
+from relake.db import Db, connect, detect_roles, first_line
+from relake.errors import InputError, NotFoundError
+from relake.fingerprint import fingerprint_src
+from relake.lake import Lake, check_user_path, checkpoint, has_glob_chars, validate_name
+from relake.manifest import Column, Shard, Version, sha256_file
+from relake.sql import query
+
+
+@dataclass(frozen=True)
+class ShardFacts:
+    path: Path
+    rows: int
+    bytes: int
+    sha256: str
+    schema: tuple[Column, ...]
+
+
+def resolve_sources(sources: Sequence[str]) -> list[Path]:
+    """Files, folders (every ``*.parquet`` below, sorted) or globs (expanded here, never by DuckDB)."""
+    out: list[Path] = []
+    seen: set[Path] = set()
+    for raw in sources:
+        p = check_user_path(raw)
+        if "://" in raw:
+            raise InputError(f"{raw}: remote sources are not supported yet; download the files first")
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*.parquet") if f.is_file() and not _hidden(f, p))
+            if not found:
+                raise NotFoundError(f"{raw}: folder holds no .parquet files")
+        elif p.is_file():
+            found = [p]
+        elif has_glob_chars(raw):
+            found = sorted(Path(f) for f in glob.glob(raw, recursive=True) if Path(f).is_file())
+            if not found:
+                raise NotFoundError(f"{raw}: pattern matches no files")
+        else:
+            raise NotFoundError(f"{raw}: no such file or folder")
+        for f in found:
+            key = f.resolve()
+            if key not in seen:
+                seen.add(key)
+                out.append(f.absolute())
+    if not out:
+        raise NotFoundError("no source files given")
+    return out
+
+
+def _hidden(f: Path, root: Path) -> bool:
+    return any(part.startswith((".", "_")) for part in f.relative_to(root).parts)
+
+
+def shard_facts(db: Db, path: Path, *, with_hash: bool = True) -> ShardFacts:
+    """Size, sha256, footer row count and schema of one parquet file; a clear error if it is unreadable."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from exc
+    if size == 0:
+        raise InputError(f"{path}: file is empty (0 bytes), not parquet; remove it or restore it")
+    plain = db.plain_path(path)
+    try:
+        rel = db.con.read_parquet(plain)
+        schema = tuple(Column(n, str(t)) for n, t in zip(rel.columns, rel.dtypes, strict=True))
+        rows = query("ingest/shard_rows").rows(db.con, files=[plain])
+    except duckdb.Error as exc:
+        raise InputError(f"{path}: not a readable parquet file ({first_line(exc)})") from exc
+    digest = sha256_file(path) if with_hash else ""
+    return ShardFacts(path, int(rows[0][1]) if rows else 0, size, digest, schema)
+
+
+def check_schemas(facts: Sequence[ShardFacts]) -> tuple[Column, ...]:
+    """All shards must have the first shard's schema exactly (names, case, order and types)."""
+    expected = facts[0].schema
+    for f in facts[1:]:
+        if f.schema == expected:
+            continue
+        exp = {c.name: c.type for c in expected}
+        act = {c.name: c.type for c in f.schema}
+        for c in expected:
+            if c.name not in act:
+                raise InputError(
+                    f"{f.path}: schema drift: column {c.name!r} ({c.type}) missing (expected as in {facts[0].path})"
+                )
+            if act[c.name] != c.type:
+                raise InputError(
+                    f"{f.path}: schema drift: column {c.name!r} is {act[c.name]}, expected {c.type} "
+                    f"(as in {facts[0].path})"
+                )
+        for c in f.schema:
+            if c.name not in exp:
+                raise InputError(f"{f.path}: schema drift: unexpected column {c.name!r} ({c.type})")
+        raise InputError(f"{f.path}: schema drift: columns in another order than in {facts[0].path}")
+    return expected
+
+
+def gather_facts(db: Db, paths: Sequence[Path], progress: Callable[[int], None] | None = None) -> list[ShardFacts]:
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        digests = pool.map(sha256_file, paths)
+        facts: list[ShardFacts] = []
+        for p, digest in zip(paths, digests, strict=True):
+            f = shard_facts(db, p, with_hash=False)
+            facts.append(ShardFacts(f.path, f.rows, f.bytes, digest, f.schema))
+            if progress:
+                progress(1)
+    return facts
+
+
+def ingest_version(
+    lake: Lake,
+    name: str,
+    sources: Sequence[str],
+    *,
+    url_col: str | None = None,
+    caption_col: str | None = None,
+    id_col: str | None = None,
+    copy: bool = False,
+    memory_limit: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Version:
+    validate_name(name)
+    lake.require_absent(name)
+    paths = resolve_sources(sources)
+    with connect(lake, memory_limit=memory_limit) as db, lake.staging(name) as staging:
+        facts = gather_facts(db, paths, progress)
+        schema = check_schemas(facts)
+        roles = detect_roles([c.name for c in schema], url=url_col, caption=caption_col, id=id_col,
+                             where=str(paths[0]))
+        checkpoint("ingest:after-hash")
+        shards: list[Shard] = []
+        if copy:
+            data = staging.path / "data"
+            data.mkdir()
+            for i, f in enumerate(facts):
+                rel = f"data/part-{i:05d}.parquet"
+                shutil.copyfile(f.path, staging.path / rel)
+                if sha256_file(staging.path / rel) != f.sha256:
+                    raise InputError(f"{f.path}: changed while it was being copied; try again")
+                shards.append(Shard(rel, f.rows, f.bytes, f.sha256, f.schema))
+        else:
+            shards = [Shard(str(f.path), f.rows, f.bytes, f.sha256, f.schema) for f in facts]
+        db.bind_parquet("src", paths)
+        try:
+            fp = fingerprint_src(db)
+        except duckdb.Error as exc:
+            raise InputError(f"cannot read the sources ({first_line(exc)})") from exc
+        total_rows = sum(f.rows for f in facts)
+        if fp.rows != total_rows:
+            raise InputError(f"row counts disagree: footers say {total_rows}, a scan found {fp.rows}")
+        version = Version(
+            name=name,
+            kind="original",
+            parent=None,
+            roles=roles,
+            schema=schema,
+            rows=total_rows,
+            bytes=sum(f.bytes for f in facts),
+            shards=tuple(shards),
+            fingerprint=fp,
+            tool={"relake": __version__, "duckdb": duckdb.__version__},
+            sources=tuple(str(p) for p in paths),
+            storage="lake" if copy else "reference",
+        )
+        (staging.path / "version.json").write_text(version.to_json(), encoding="utf-8")
+        checkpoint("ingest:before-publish")
+        lake.publish(staging, name)
+    return version
