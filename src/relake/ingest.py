@@ -97,8 +97,11 @@ def check_schemas(facts: Sequence[ShardFacts]) -> tuple[Column, ...]:
         act = {c.name: c.type for c in f.schema}
         for c in expected:
             if c.name not in act:
+                recased = [a for a in act if a.lower() == c.name.lower()]
+                found = f", found {recased[0]!r} (names differ in case)" if recased else ""
                 raise InputError(
-                    f"{f.path}: schema drift: column {c.name!r} ({c.type}) missing (expected as in {facts[0].path})"
+                    f"{f.path}: schema drift: column {c.name!r} ({c.type}) missing{found} "
+                    f"(expected as in {facts[0].path})"
                 )
             if act[c.name] != c.type:
                 raise InputError(

@@ -11,6 +11,7 @@ import sys
 from types import FrameType
 
 from relake.cli import core  # noqa: F401  (registers commands)
+from relake.cli import diff  # noqa: F401  (registers commands)
 from relake.cli.app import Terminated, app
 
 __all__ = ["app", "main"]

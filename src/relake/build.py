@@ -1,0 +1,409 @@
+"""base version + rules -> derived version with per-row provenance, audited, published atomically.
+
+Pipeline (every step is a file in ``queries/build`` or ``queries/audit``):
+1. match: each rule inserts (file, position, rule, how) into ``matches``; blocklists are semi/inner-joined,
+   predicates filter; nothing is positional but the output.
+2. removed: matches grouped per base row, with every rule and how it matched, key, canonical URL sha256.
+3. write: shard i of the result = shard i of the base without its removed positions, in the base's order
+   (a bitmask filter, no join, so order is kept); one single-threaded DuckDB per shard so the bytes are the
+   same on every run and thread count, shards written in parallel.
+4. audit (must return zero rows): every rule re-run over the written shards finds nothing; per shard
+   base rows = kept + removed; kept + removed fingerprints add up to the base's bucket by bucket.
+5. publish: one create-only rename of the staging folder.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from duckdb import ColumnExpression, ConstantExpression
+
+from relake import __version__
+from relake.blocklist import Blocklist, load_blocklist
+from relake.canonical import CANONICAL_VERSION, register_canonical
+from relake.db import Db, connect, first_line
+from relake.errors import AuditError, InputError, NotFoundError, SpecError
+from relake.fingerprint import combine, fingerprint_src
+from relake.ingest import resolve_sources, shard_facts
+from relake.lake import Lake, checkpoint, validate_name
+from relake.manifest import Roles, Shard, Version
+from relake.spec import Rule, Spec
+from relake.sql import all_queries, query
+
+URL_HASH_KINDS = {"url-md5": "md5", "url-sha1": "sha1", "url-sha256": "sha256"}
+IMAGE_KINDS = {"image-md5": "md5", "image-sha1": "sha1", "image-sha256": "sha256"}
+_VARCHAR = duckdb.sqltypes.VARCHAR
+_MOD = 1 << 128
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    version: Version
+    removed: int
+    by_rule: dict[str, int]
+    by_category: dict[str, int]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    rule: Rule
+    blocklist: Blocklist | None
+    side_paths: tuple[Path, ...] = ()
+
+
+def build_version(
+    lake: Lake,
+    spec: Spec,
+    *,
+    threads: int | None = None,
+    memory_limit: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> BuildResult:
+    validate_name(spec.name)
+    lake.require_absent(spec.name)
+    base = lake.load_version(spec.base)
+    base_dir = lake.version_dir(spec.base)
+    plans = [_plan(lake, r, base.roles) for r in spec.rules]
+    paths = [base.shard_path(base_dir, s) for s in base.shards]
+    for s, p in zip(base.shards, paths, strict=True):
+        if not p.is_file() or p.stat().st_size != s.bytes:
+            raise InputError(f"{p}: shard of {spec.base} is missing or changed size; run `relake verify {spec.base}`")
+    workers = max(1, threads or os.cpu_count() or 1)
+    with connect(lake, memory_limit=memory_limit, threads=threads) as db:
+        register_canonical(db.con)
+        query("build/url_host").run(db.con)
+        plain = _bind_base(db, paths, base.roles)
+        _run_rules(db, plans, spec, base.roles, [c.name for c in base.schema])
+        q = query
+        q("build/create_rule_info").run(db.con)
+        for pl in plans:
+            q("build/insert_rule_info").run(db.con, rule=pl.rule.id, category=pl.rule.category,
+                                            sensitive=pl.rule.sensitive)
+        _bind_base_images(db, plans, base.roles, [c.name for c in base.schema])
+        q("build/img_to_all").run(db.con)
+        q("build/removed").run(db.con)
+        checkpoint("build:after-match")
+        removed_total = int(q("build/removed_count").rows(db.con)[0][0])
+        by_rule = {str(r): int(n) for r, n in q("build/removed_by_rule").rows(db.con)}
+        by_category = {str(c): int(n) for c, n, _ in q("build/removed_stats").rows(db.con)}
+        codec = str(q("build/shard_codec").rows(db.con, file=plain[0])[0][0]).lower() if plain else "zstd"
+        codec = codec if codec in ("snappy", "zstd") else "zstd"
+
+        with lake.staging(spec.name) as staging:
+            data = staging.path / "data"
+            data.mkdir()
+            outs = [data / f"part-{i:05d}.parquet" for i in range(len(paths))]
+            masks = [_positions(db, i) for i in range(len(paths))]
+            per_worker_mem = memory_limit
+            jobs = [(plain[i], outs[i], base.shards[i].rows, masks[i], codec, per_worker_mem)
+                    for i in range(len(paths))]
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                for _ in pool.map(_write_shard, jobs):
+                    if progress:
+                        progress(1)
+            checkpoint("build:after-write")
+            removed_arrow = q("build/removed_rows").run(db.con).to_arrow_table()
+            _write_single_threaded(removed_arrow, staging.path / "removed.parquet")
+
+            kept = [shard_facts(db, o) for o in outs]
+            _audit(db, spec, plans, base, kept, outs)
+            fp_kept = _fingerprint(db, outs)
+            version = Version(
+                name=spec.name,
+                kind="derived",
+                parent=base.name,
+                roles=base.roles,
+                schema=kept[0].schema if kept else base.schema,
+                rows=sum(k.rows for k in kept),
+                bytes=sum(k.bytes for k in kept),
+                shards=tuple(Shard(f"data/{o.name}", k.rows, k.bytes, k.sha256, k.schema)
+                             for o, k in zip(outs, kept, strict=True)),
+                fingerprint=fp_kept,
+                tool={"relake": __version__, "duckdb": duckdb.__version__},
+                storage="lake",
+                recipe={
+                    "spec": spec.text,
+                    "spec_sha256": spec.sha256,
+                    "base": base.name,
+                    "base_fingerprint": base.fingerprint.value,
+                    "rules": [_rule_record(p) for p in plans],
+                    "params": spec.params,
+                    "min_crowd": spec.min_crowd,
+                    "canonical_url_version": CANONICAL_VERSION,
+                    "queries": {n: qq.sha256 for n, qq in sorted(all_queries().items())
+                                if n.startswith(("build/", "audit/", "canonical/", "fingerprint/"))},
+                    "output_compression": codec,
+                },
+                stats={"removed_rows": removed_total, "removed_by_rule": by_rule,
+                       "removed_by_category": by_category},
+            )
+            (staging.path / "version.json").write_text(version.to_json(), encoding="utf-8")
+            checkpoint("build:before-publish")
+            lake.publish(staging, spec.name)
+    return BuildResult(version, removed_total, by_rule, by_category)
+
+
+def _rule_record(p: _Plan) -> dict[str, Any]:
+    r = p.rule
+    rec: dict[str, Any] = {"id": r.id, "category": r.category, "sensitive": r.sensitive}
+    if p.blocklist is not None:
+        b = p.blocklist
+        rec["blocklist"] = {"name": b.name, "kind": b.kind, "hash_of": b.hash_of, "sha256": b.sha256,
+                            "entries": b.unique_entries}
+        for k in ("column", "side", "side_key", "side_hash", "side_join"):
+            if getattr(r, k) is not None:
+                rec[k] = getattr(r, k)
+    else:
+        rec["where"] = r.where
+    return rec
+
+
+def _plan(lake: Lake, rule: Rule, roles: Roles) -> _Plan:
+    if rule.blocklist is None:
+        return _Plan(rule, None)
+    try:
+        bl = load_blocklist(lake, rule.blocklist)
+    except NotFoundError:
+        raise SpecError(f"rule {rule.id!r} names blocklist {rule.blocklist!r}, which is not in the lake; "
+                        "import it with `relake blocklist add`") from None
+    needs = {"url": "url", "domain": "url", "key": "id"}.get(bl.kind) or ("url" if bl.kind in URL_HASH_KINDS else None)
+    if needs and getattr(roles, needs) is None:
+        raise SpecError(f"rule {rule.id!r}: a {bl.kind} blocklist needs a {needs} column, and the base has none")
+    if bl.kind not in IMAGE_KINDS and (rule.column or rule.side):
+        raise SpecError(f"rule {rule.id!r}: 'column'/'side' only apply to image-hash blocklists")
+    side: list[Path] = []
+    if rule.side:
+        if lake.has_version(rule.side):
+            v = lake.load_version(rule.side)
+            side = [v.shard_path(lake.version_dir(rule.side), s) for s in v.shards]
+        else:
+            side = resolve_sources([rule.side])
+    return _Plan(rule, bl, tuple(side))
+
+
+def _bind_base(db: Db, paths: Sequence[Path], roles: Roles) -> list[str]:
+    """Views base (all columns + filename, file_row_number) and rows (file, pos, url, caption, id)."""
+    plain = [db.plain_path(p) for p in paths]
+    rel = db.con.read_parquet(plain, filename=True, file_row_number=True)
+    rel.create_view("base", replace=True)
+
+    def role(col: str | None, alias: str) -> Any:
+        expr = ColumnExpression(col) if col else ConstantExpression(None)
+        return expr.cast(_VARCHAR).alias(alias)
+
+    rows = rel.select(
+        ColumnExpression("filename").alias("file"),
+        ColumnExpression("file_row_number").alias("pos"),
+        role(roles.url, "url"), role(roles.caption, "caption"), role(roles.id, "id"),
+    )
+    rows.create_view("rows", replace=True)
+    query("build/create_shard_files").run(db.con)
+    for i, p in enumerate(plain):
+        query("build/insert_shard_file").run(db.con, file=p, shard=i)
+    return plain
+
+
+def _image_column(rule: Rule, algo: str, columns: Sequence[str]) -> str | None:
+    if rule.column:
+        if rule.column not in columns:
+            raise SpecError(f"rule {rule.id!r}: column {rule.column!r} is not in the base "
+                            f"(columns: {', '.join(columns)})")
+        return rule.column
+    found = [c for c in columns if c.lower() == algo]
+    return found[0] if found else None
+
+
+def _bind_images(db: Db, plan: _Plan, algo: str, roles: Roles, columns: Sequence[str]) -> str:
+    """Define view img(file, pos, img) for an image-hash rule; returns how it matched."""
+    rule = plan.rule
+    if rule.side:
+        side = db.con.read_parquet([db.plain_path(p) for p in plan.side_paths])
+        key = rule.side_key or (roles.id if (rule.side_join or "id") == "id" else roles.url)
+        hcol = rule.side_hash or algo
+        for c in (key, hcol):
+            if c is None or c not in side.columns:
+                raise SpecError(f"rule {rule.id!r}: side table {rule.side!r} has no column {c!r} "
+                                f"(columns: {', '.join(side.columns)}); set side_key/side_hash")
+        assert key is not None
+        side.select(ColumnExpression(key).alias("k"), ColumnExpression(hcol).alias("img")).create_view(
+            "side", replace=True)
+        join = rule.side_join or "id"
+        if getattr(roles, join) is None:
+            raise SpecError(f"rule {rule.id!r}: the base has no {join} column to join the side table on")
+        query(f"build/img_side_by_{join}").run(db.con)
+        return f"image-{algo}:side"
+    col = _image_column(rule, algo, columns)
+    if col is None:
+        raise SpecError(f"rule {rule.id!r}: the base has no {algo} column; name one with 'column' or give a "
+                        "'side' table holding image hashes")
+    db.con.table("base").select(
+        ColumnExpression("filename").alias("file"), ColumnExpression("file_row_number").alias("pos"),
+        ColumnExpression(col).alias("img"),
+    ).create_view("img_src", replace=True)
+    query("build/img_column").run(db.con)
+    return f"image-{algo}:column"
+
+
+def _run_rules(db: Db, plans: Sequence[_Plan], spec: Spec, roles: Roles, columns: Sequence[str]) -> None:
+    query("build/create_matches").run(db.con)
+    for p in plans:
+        r = p.rule
+        try:
+            if p.blocklist is None:
+                _run_where(db, r, spec)
+                continue
+            bl = p.blocklist
+            db.con.read_parquet(db.plain_path(bl.path)).create_view("bl", replace=True)
+            if bl.kind == "url":
+                query("build/match_url").run(db.con, rule=r.id)
+            elif bl.kind in URL_HASH_KINDS:
+                raw = bl.hash_of == "raw"
+                query("build/match_url_hash").run(
+                    db.con, rule=r.id, algo=URL_HASH_KINDS[bl.kind], raw=raw,
+                    how=f"{bl.kind}:{'raw' if raw else 'canonical'}")
+            elif bl.kind == "domain":
+                query("build/match_domain").run(db.con, rule=r.id)
+            elif bl.kind == "key":
+                query("build/match_key").run(db.con, rule=r.id)
+            elif bl.kind in IMAGE_KINDS:
+                how = _bind_images(db, p, IMAGE_KINDS[bl.kind], roles, columns)
+                query("build/match_image").run(db.con, rule=r.id, how=how)
+            else:
+                raise SpecError(f"rule {r.id!r}: blocklist kind {bl.kind!r} is not supported")
+        except duckdb.Error as exc:
+            raise SpecError(f"rule {r.id!r} failed: {first_line(exc)}") from exc
+
+
+def _run_where(db: Db, rule: Rule, spec: Spec) -> None:
+    assert rule.where is not None
+    template = query("build/match_where")
+    marker = "/*PREDICATE*/ FALSE"
+    text = template.text.replace(marker, rule.where)
+    try:
+        statements = db.con.extract_statements(text)
+    except duckdb.Error as exc:
+        raise SpecError(f"rule {rule.id!r}: 'where' does not parse: {first_line(exc)}") from exc
+    if len(statements) != 1:
+        raise SpecError(f"rule {rule.id!r}: 'where' must be one SQL expression")
+    used = set(statements[0].named_parameters) - {"rule"}
+    missing = sorted(used - set(spec.params))
+    if missing:
+        raise SpecError(f"rule {rule.id!r}: 'where' uses ${', $'.join(missing)}, not given under [params]")
+    params: dict[str, Any] = {k: spec.params[k] for k in used}
+    params["rule"] = rule.id
+    try:
+        db.con.execute(text, params)
+    except duckdb.Error as exc:
+        raise SpecError(f"rule {rule.id!r}: 'where' failed: {_redact(first_line(exc))}") from exc
+
+
+def _redact(message: str) -> str:
+    """DuckDB puts row values into some conversion errors; keep only the part before any quoted value."""
+    cut = min((i for i in (message.find("'"), message.find('"')) if i >= 0), default=-1)
+    return message if cut < 0 else message[:cut].rstrip(" :") + " (value withheld)"
+
+
+def _bind_base_images(db: Db, plans: Sequence[_Plan], roles: Roles, columns: Sequence[str]) -> None:
+    """Point view img at the base's own image hashes (a hash column, or the first image rule's side table)
+    so removed rows keep them; partner lists never feed this."""
+    for c in columns:
+        if c.lower() in ("md5", "sha256", "sha1"):
+            db.con.table("base").select(
+                ColumnExpression("filename").alias("file"), ColumnExpression("file_row_number").alias("pos"),
+                ColumnExpression(c).alias("img"),
+            ).create_view("img_src", replace=True)
+            query("build/img_column").run(db.con)
+            return
+    for p in plans:
+        if p.blocklist is not None and p.blocklist.kind in IMAGE_KINDS:
+            _bind_images(db, p, IMAGE_KINDS[p.blocklist.kind], roles, columns)
+            return
+    query("build/img_none").run(db.con)
+
+
+def _positions(db: Db, shard: int) -> list[int]:
+    return [int(r[0]) for r in query("build/removed_positions").rows(db.con, shard=shard)]
+
+
+def _write_shard(job: tuple[str, Path, int, list[int], str, str | None]) -> None:
+    src, out, rows, positions, codec, memory_limit = job
+    config: dict[str, str | bool | int | float | list[str]] = {"threads": 1, "preserve_insertion_order": True}
+    if memory_limit:
+        config["memory_limit"] = memory_limit
+    con = duckdb.connect(":memory:", config=config)
+    try:
+        if positions and rows:
+            mask = bytearray(b"0") * rows
+            for p in positions:
+                mask[p] = 0x31
+            query(f"build/write_shard_{codec}").run(con, src=src, mask=mask.decode("ascii"), out=str(out))
+        else:
+            query(f"build/copy_shard_{codec}").run(con, src=src, out=str(out))
+    finally:
+        con.close()
+
+
+def _write_single_threaded(table: Any, out: Path) -> None:
+    con = duckdb.connect(":memory:", config={"threads": 1})
+    try:
+        con.from_arrow(table).create_view("removed")
+        query("build/write_removed").run(con, out=str(out))
+    finally:
+        con.close()
+
+
+def _fingerprint(db: Db, paths: Sequence[Path]) -> Any:
+    if not paths:
+        return combine([])
+    db.bind_parquet("src", paths)
+    return fingerprint_src(db)
+
+
+def _audit(db: Db, spec: Spec, plans: Sequence[_Plan], base: Version, kept: Sequence[Any],
+           outs: Sequence[Path]) -> None:
+    q = query
+    # 1. per shard: base rows = kept + removed
+    q("build/create_shard_counts").run(db.con)
+    for i, (s, k) in enumerate(zip(base.shards, kept, strict=True)):
+        q("build/insert_shard_count").run(db.con, shard=i, base_rows=s.rows, kept_rows=k.rows)
+    bad = q("audit/shard_counts").rows(db.con)
+    if bad:
+        raise AuditError(f"audit shard_counts failed: shard {bad[0][0]} has {bad[0][1]} base rows but "
+                         f"{bad[0][2]} kept + {bad[0][3]} removed; nothing was published")
+    # 2. subset: fingerprint(kept) + fingerprint(removed base rows) == fingerprint(base), bucket by bucket
+    q("build/removed_fp_source").run(db.con)
+    fp_removed = fingerprint_src(db)
+    fp_kept = _fingerprint(db, outs)
+    q("build/create_fp_check").run(db.con)
+    for b in sorted(set(base.fingerprint.buckets) | set(fp_kept.buckets) | set(fp_removed.buckets)):
+        bn, bv = base.fingerprint.buckets.get(b, (0, "0" * 32))
+        kn, kv = fp_kept.buckets.get(b, (0, "0" * 32))
+        rn, rv = fp_removed.buckets.get(b, (0, "0" * 32))
+        total = (int(kv, 16) + int(rv, 16)) % _MOD
+        q("build/insert_fp_check").run(db.con, bucket=int(b, 16), base_rows=bn, base_value=bv,
+                                       sum_rows=kn + rn, sum_value=f"{total:032x}")
+    bad = q("audit/subset").rows(db.con)
+    if bad:
+        raise AuditError(f"audit subset failed: {len(bad)} fingerprint bucket(s) of kept + removed rows do not "
+                         "add up to the base (a row was added or altered); nothing was published")
+    # 3. no surviving row matches any rule
+    _bind_base(db, outs, base.roles)
+    _run_rules(db, plans, spec, base.roles, [c.name for c in base.schema])
+    q("build/matches_to_after").run(db.con)
+    bad = q("audit/survivors_match").rows(db.con)
+    if bad:
+        raise AuditError(f"audit survivors_match failed: {len(bad)}+ kept row(s) still match rule "
+                         f"{bad[0][2]!r}; nothing was published")
+
+
+def rules_from_flags(blocklists: Sequence[str], wheres: Sequence[str], category: str, sensitive: bool) -> list[Rule]:
+    """One-off builds: ``--blocklist NAME`` and ``--where EXPR`` flags become rules of one category."""
+    rules = [Rule(id=f"blocklist-{b}", category=category, sensitive=sensitive, blocklist=b) for b in blocklists]
+    rules += [Rule(id=f"where-{i + 1}", category=category, sensitive=sensitive, where=w) for i, w in enumerate(wheres)]
+    return rules

@@ -1,0 +1,149 @@
+"""Commands comparing data: diff, fingerprint."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from relake import console
+from relake.cli.app import app, handled, lake
+from relake.errors import InputError
+
+if TYPE_CHECKING:
+    from relake.diff import DiffSummary
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+MemOpt = Annotated[
+    str | None, typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 2GB (default: half of RAM).")
+]
+
+
+@app.command()
+@handled
+def diff(
+    a: Annotated[str, typer.Argument(help="Version name, or parquet file/folder (anything with '/' or .parquet).")],
+    b: Annotated[str, typer.Argument(help="Version name, or parquet file/folder, to compare with A.")],
+    key: Annotated[
+        str | None,
+        typer.Option("--key", help="Key column(s), comma-separated, e.g. url,caption (default: the id column "
+                                   "if unique on both sides, else URL+caption, else keyless)."),
+    ] = None,
+    keyless: Annotated[
+        bool, typer.Option("--keyless", help="Compare rows as a multiset (duplicates count); no 'changed' rows.")
+    ] = False,
+    maps: Annotated[
+        list[str] | None,
+        typer.Option("--map", metavar="A_COL=B_COL", help="A's column A_COL is B's B_COL (repeatable), "
+                                                         "e.g. --map URL=url --map TEXT=caption."),
+    ] = None,
+    out: Annotated[
+        str | None, typer.Option("--out", help="Write every differing row, sorted by key, to FILE "
+                                               "(.parquet, .csv or .jsonl).")
+    ] = None,
+    exit_code: Annotated[
+        bool, typer.Option("--exit-code", help="Exit 1 when A and B differ (rows or schema), like git diff.")
+    ] = False,
+    top: Annotated[int, typer.Option("--top", min=1, help="How many domains and shards to list.")] = 10,
+    no_buckets: Annotated[
+        bool, typer.Option("--no-buckets", help="Do not trust manifest fingerprints to skip equal buckets.")
+    ] = False,
+    memory_limit: MemOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Row-level diff of two versions or parquet sets: summary on screen, full diff with --out.
+
+    Rows are matched by key and reported as added, removed or changed (with the columns that changed);
+    columns present on one side only are reported as schema changes.
+    """
+    from relake.diff import diff_versions
+
+    if key is not None and keyless:
+        raise typer.BadParameter("--key and --keyless exclude each other", param_hint="--key")
+    keys = None if key is None else [k.strip() for k in key.split(",")]
+    with console.progress("diff", None):
+        s = diff_versions(lake(), a, b, key=keys, keyless=keyless, maps=maps or [], out=out,
+                          memory_limit=memory_limit, use_buckets=not no_buckets, top=top)
+    if as_json:
+        console.print_json(s.to_dict())
+    else:
+        _render(s, top)
+    if exit_code and not s.identical:
+        raise typer.Exit(1)
+
+
+def _render(s: DiffSummary, top: int) -> None:
+    key = "+".join(s.key) if s.key else "none (keyless: rows as a multiset)"
+    items: list[tuple[str, object]] = [
+        ("A", f"{s.a['spec']} ({s.a['kind']}, {s.a['files']} files)"),
+        ("B", f"{s.b['spec']} ({s.b['kind']}, {s.b['files']} files)"),
+        ("key", key),
+        ("rows in A", f"{s.rows_a:,}"), ("rows in B", f"{s.rows_b:,}"),
+        ("added", f"{s.added:,}"), ("removed", f"{s.removed:,}"),
+        ("changed", f"{s.changed:,}"), ("unchanged", f"{s.unchanged:,}"),
+    ]
+    if s.buckets is not None:
+        items.append(("buckets", f"{s.buckets['skipped']} of 256 equal in both manifests"
+                                 + (", skipped" if s.buckets["filtered"] or not s.buckets["differing"] else "")))
+    if s.out is not None:
+        items.append(("written", f"{s.out_rows:,} rows to {s.out}"))
+    items.append(("time", f"{s.seconds:.2f} s"))
+    console.kv(f"diff {s.a['spec']} → {s.b['spec']}", items)
+    if s.key_note:
+        console.warn(s.key_note)
+    if s.column_changes:
+        console.table("changed columns", ["column", "rows"], [(c, f"{n:,}") for c, n in s.column_changes.items()])
+    schema_rows = [("added", c["name"], c["type"]) for c in s.schema["added"]]
+    schema_rows += [("removed", c["name"], c["type"]) for c in s.schema["removed"]]
+    schema_rows += [("retyped", c["name"], f"{c['a']} → {c['b']}") for c in s.schema["retyped"]]
+    if schema_rows:
+        console.table("schema changes", ["change", "column", "type"], schema_rows)
+    if s.removed_by_rule:
+        console.table("removed by rule", ["rule", "rows"], [(r, f"{n:,}") for r, n in s.removed_by_rule.items()])
+    if s.removed_by_category:
+        console.table("removed by category", ["category", "rows"],
+                      [(r, f"{n:,}") for r, n in s.removed_by_category.items()])
+    if s.provenance_note:
+        console.info(s.provenance_note)
+    if s.removed_by_domain:
+        console.table(f"removed by domain (top {top})", ["host", "rows"],
+                      [(h or "(no host)", f"{n:,}") for h, n in s.removed_by_domain])
+    if s.removed_by_shard:
+        shown = s.removed_by_shard[:top]
+        title = "removed by shard" + (f" (top {top} of {len(s.removed_by_shard)})" if len(s.removed_by_shard) > top
+                                      else "")
+        console.table(title, ["shard", "file", "rows"],
+                      [("?" if e["shard"] is None else e["shard"], e["file"] or "?", f"{e['rows']:,}") for e in shown])
+    for hint in s.hints:
+        console.info("hint: " + hint)
+
+
+@app.command()
+@handled
+def fingerprint(
+    target: Annotated[str, typer.Argument(help="Version name, or parquet file/folder.")],
+    from_manifest: Annotated[
+        bool, typer.Option("--from-manifest", help="Read the version's recorded fingerprint instead of rescanning.")
+    ] = False,
+    buckets: Annotated[bool, typer.Option("--buckets", help="Also print the 256 per-bucket values.")] = False,
+    memory_limit: MemOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Order- and shard-invariant content fingerprint of a version or of any parquet set."""
+    from relake.diff import fingerprint_target
+
+    if from_manifest and memory_limit is not None:
+        raise InputError("--memory-limit has no effect with --from-manifest")
+    with console.progress("fingerprint", None):
+        r = fingerprint_target(lake(), target, from_manifest=from_manifest, memory_limit=memory_limit)
+    if as_json:
+        console.print_json(r.to_dict(buckets=buckets))
+        return
+    console.out.print(console.literal(f"{r.fingerprint.value}  {r.fingerprint.rows} rows  {target}"))
+    if r.manifest_matches is not None:
+        console.info("matches the manifest" if r.manifest_matches else
+                     "DIFFERS from the manifest (run `relake verify` to see which shards changed)")
+    console.info(f"{r.source} in {r.seconds:.2f} s; {r.fingerprint.algorithm}")
+    if buckets:
+        console.table("buckets", ["bucket", "rows", "sum"],
+                      [(k, f"{n:,}", v) for k, (n, v) in r.fingerprint.buckets.items()])
