@@ -36,7 +36,8 @@ def test_query_file_is_one_statement_with_declared_params(path: Path) -> None:
             break
         opening.append(line)
     assert opening, f"{path}: no opening comment"
-    assert any(re.match(r"--\s*Returns:", ln) for ln in opening), f"{path}: opening comment lacks 'Returns:'"
+    # what it returns: "Returns: ..." (or, for an audit, "Audit (must return zero rows): ...")
+    assert re.match(r"--\s*(Returns:|Audit\b)", opening[0]), f"{path}: opening comment does not say what it returns"
     assert any(re.match(r"--\s*Reads:", ln) for ln in opening), f"{path}: opening comment lacks 'Reads:'"
     params_lines = [ln for ln in opening if re.match(r"--\s*params:", ln)]
     assert len(params_lines) == 1, f"{path}: needs exactly one '-- params:' line"
@@ -56,7 +57,7 @@ def test_query_file_is_one_statement_with_declared_params(path: Path) -> None:
     assert q.params == frozenset(declared)
     assert q.text == text
     assert re.fullmatch(r"[0-9a-f]{64}", q.sha256)
-    assert q.doc.splitlines()[0].startswith("Returns:")
+    assert q.doc.splitlines()[0] == opening[0][2:].strip()
 
 
 def test_no_sql_text_is_formatted_from_python() -> None:

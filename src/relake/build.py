@@ -108,7 +108,7 @@ def build_version(
                     if progress:
                         progress(1)
             checkpoint("build:after-write")
-            removed_arrow = q("build/removed_rows").run(db.con).to_arrow_table()
+            removed_arrow = db.con.sql(q("build/removed_rows").text).to_arrow_table()
             _write_single_threaded(removed_arrow, staging.path / "removed.parquet")
 
             kept = [shard_facts(db, o) for o in outs]

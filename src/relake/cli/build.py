@@ -1,0 +1,107 @@
+"""Maintainer commands: blocklist add/list, build."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from relake import console
+from relake.cli.app import app, handled, lake
+from relake.errors import SpecError
+from relake.lake import check_user_path
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+blocklist_app = typer.Typer(help="Import and list blocklists.", no_args_is_help=True)
+app.add_typer(blocklist_app, name="blocklist")
+
+
+@blocklist_app.command("add")
+@handled
+def blocklist_add(
+    name: Annotated[str, typer.Argument(help="Name for the blocklist in the lake.")],
+    file: Annotated[str, typer.Argument(help="A .txt (one entry a line), .csv/.tsv or .parquet file.")],
+    kind: Annotated[str, typer.Option("--kind", help="url, url-sha256, url-md5, url-sha1, domain, key, "
+                                                     "image-md5, image-sha256 or image-sha1.")],
+    hash_of: Annotated[str | None, typer.Option("--hash-of", help="url-* hashes: of the 'canonical' (default) "
+                                                                  "or 'raw' URL.")] = None,
+    column: Annotated[str | None, typer.Option("--column", help="Column to read (csv/tsv/parquet).")] = None,
+    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Skip malformed entries.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import a blocklist: strictly parsed, normalised, de-duplicated, content-hashed."""
+    from relake.blocklist import add_blocklist
+
+    b = add_blocklist(lake(), name, check_user_path(file), kind, hash_of=hash_of, column=column,
+                      skip_invalid=skip_invalid)
+    if as_json:
+        console.print_json({"name": b.name, "kind": b.kind, "hash_of": b.hash_of, "raw_entries": b.raw_entries,
+                            "unique_entries": b.unique_entries, "skipped": b.skipped, "empty": b.empty,
+                            "sha256": b.sha256})
+        return
+    console.out.print(f"added blocklist {b.name} ({b.kind}): {b.unique_entries:,} unique of {b.raw_entries:,} "
+                      f"entries, sha256 {b.sha256[:16]}…")
+    if b.skipped:
+        console.warn(f"skipped {b.skipped:,} malformed entries (--skip-invalid)")
+
+
+@blocklist_app.command("list")
+@handled
+def blocklist_list(as_json: JsonOpt = False) -> None:
+    """List the lake's blocklists."""
+    from relake.blocklist import list_blocklists
+
+    bls = list_blocklists(lake())
+    if as_json:
+        console.print_json([{"name": b.name, "kind": b.kind, "hash_of": b.hash_of, "unique_entries": b.unique_entries,
+                             "raw_entries": b.raw_entries, "skipped": b.skipped, "sha256": b.sha256} for b in bls])
+        return
+    console.table("blocklists", ["name", "kind", "entries", "raw", "skipped", "sha256"],
+                  [(b.name, b.kind + (f" ({b.hash_of})" if b.hash_of else ""), f"{b.unique_entries:,}",
+                    f"{b.raw_entries:,}", f"{b.skipped:,}", b.sha256[:16] + "…") for b in bls])
+
+
+@app.command()
+@handled
+def build(
+    name: Annotated[str, typer.Argument(help="Name of the new version.")],
+    spec_file: Annotated[str | None, typer.Option("--spec", help="Release spec (TOML).")] = None,
+    base: Annotated[str | None, typer.Option("--base", help="Base version (flag form, without --spec).")] = None,
+    blocklist: Annotated[list[str] | None, typer.Option("--blocklist", help="Flag form: a blocklist rule.")] = None,
+    where: Annotated[list[str] | None, typer.Option("--where", help="Flag form: an SQL predicate rule.")] = None,
+    category: Annotated[str, typer.Option("--category", help="Flag form: the rules' public category.")] = "removed",
+    sensitive: Annotated[bool, typer.Option("--sensitive", help="Flag form: mark the rules sensitive.")] = False,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help="Shards written in parallel.")] = None,
+    memory_limit: Annotated[str | None, typer.Option("--memory-limit", help="DuckDB memory limit.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build a derived version from a base plus rules, with a reason for every removed row."""
+    from relake.build import build_version, rules_from_flags
+    from relake.spec import Spec, load_spec
+
+    if spec_file is not None:
+        if base or blocklist or where:
+            raise SpecError("give either --spec or the flag form (--base, --blocklist, --where), not both")
+        spec = load_spec(Path(check_user_path(spec_file)))
+        if spec.name != name:
+            raise SpecError(f"{spec_file}: the spec builds {spec.name!r}, not {name!r}; make them agree")
+    else:
+        if base is None or not (blocklist or where):
+            raise SpecError("give --spec SPEC.toml, or --base with at least one --blocklist or --where")
+        spec = Spec(name=name, base=base, rules=tuple(rules_from_flags(blocklist or [], where or [], category,
+                                                                         sensitive)))
+    start = time.perf_counter()
+    with console.progress("build", None) as advance:
+        result = build_version(lake(), spec, threads=threads, memory_limit=memory_limit, progress=advance)
+    secs = time.perf_counter() - start
+    v = result.version
+    if as_json:
+        console.print_json({"name": v.name, "base": v.parent, "rows": v.rows, "removed": result.removed,
+                            "by_rule": result.by_rule, "by_category": result.by_category,
+                            "fingerprint": v.fingerprint.value, "seconds": round(secs, 3)})
+        return
+    console.out.print(f"built {v.name} from {v.parent}: {v.rows:,} rows kept, {result.removed:,} removed "
+                      f"in {len(v.shards)} shards ({secs:.1f} s)")
+    console.table("removed by rule", ["rule", "rows"], [(r, f"{n:,}") for r, n in result.by_rule.items()])
