@@ -6,6 +6,8 @@ import fcntl
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -329,3 +331,68 @@ def test_cli_on_an_empty_lake(cli: Cli, lake_root: Path) -> None:
     assert error_line(result) == (
         "Error: invalid version name '../x': '..' is not allowed"
     )
+
+
+def _relake_proc(lake: Lake, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", "from relake.cli import main; main()", "--lake", str(lake.root), *args],
+        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _wait_for(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def test_two_processes_racing_for_one_name_get_one_winner(lake: Lake, tmp_path: Path) -> None:
+    a = write_shards(tmp_path / "a", rows=30, shards=1)
+    b = write_shards(tmp_path / "b", rows=40, shards=1, start=100)
+    release = tmp_path / "release"
+    env = {"RELAKE_TEST_HOLD_AT": f"publish:before-rename:{release}"}
+    procs = [_relake_proc(lake, env, "ingest", "v", str(p[0])) for p in (a, b)]
+    try:
+        # both have staged a complete version and wait just before the rename
+        _wait_for(lambda: len([p for p in lake.staging_dir.glob("v.*") if (p / "version.json").exists()]) == 2,
+                  "two staged versions")
+        assert not lake.has_version("v")
+        release.touch()
+        results = [(p.wait(timeout=60), *p.communicate()) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+    codes = sorted(code for code, _, _ in results)
+    assert codes == [0, 1], results
+    loser_err = next(err for code, _, err in results if code == 1)
+    assert "Error: version 'v' already exists; versions are immutable, choose another name" in loser_err.splitlines()
+    winner_rows = lake.load_version("v").rows
+    winner_src = a if winner_rows == 30 else b
+    assert winner_rows in (30, 40)
+    assert lake.load_version("v").shards[0].path == str(winner_src[0])
+    assert list(lake.staging_dir.iterdir()) == [] and list(lake.tmp_dir.iterdir()) == []
+
+
+def test_gc_spares_a_running_ingest(lake: Lake, tmp_path: Path) -> None:
+    paths = write_shards(tmp_path / "src", rows=50, shards=2)
+    release = tmp_path / "release"
+    proc = _relake_proc(lake, {"RELAKE_TEST_HOLD_AT": f"ingest:after-hash:{release}"}, "ingest", "v", str(paths[0]))
+    try:
+        _wait_for(lambda: any(lake.staging_dir.glob("v.*.lock")) and any(lake.tmp_dir.glob("duckdb.*.lock")),
+                  "the ingest to stage")
+        before = snapshot(lake.root)
+        assert lake.gc() == []
+        assert lake.gc(dry_run=True) == []
+        assert snapshot_diff(before, snapshot(lake.root)) == {}
+        release.touch()
+        code, _out, err = proc.wait(timeout=60), *proc.communicate()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert code == 0, err
+    assert lake.load_version("v").rows == 25

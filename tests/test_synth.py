@@ -31,7 +31,8 @@ EXPECTED_SCHEMA = [
     ("pwatermark", pa.float32()),
     ("hash", pa.int64()),
 ]
-NAME = re.compile(r"part-(\d{5})-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}-c000\.snappy\.parquet")
+UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
+NAME = re.compile(rf"part-(\d{{5}})-{UUID}-c000\.snappy\.parquet")
 
 
 def sha256(path: Path) -> str:
@@ -46,7 +47,8 @@ def read(paths: list[Path]) -> pa.Table:
 def big(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Any]]:
     """50k rows in 2 shards, as Python columns."""
     paths = synth_original(tmp_path_factory.mktemp("big") / "out", 50_000, 2, 11)
-    return read(paths).to_pydict()
+    columns: dict[str, list[Any]] = read(paths).to_pydict()
+    return columns
 
 
 def test_same_seed_gives_identical_files(tmp_path: Path) -> None:
@@ -130,7 +132,7 @@ def test_odd_rows_present_at_sensible_rates(big: dict[str, list[Any]]) -> None:
     urls: list[str] = big["URL"]
     texts: list[str | None] = big["TEXT"]
     n = len(urls)
-    categories = {
+    categories: dict[str, list[Any]] = {
         "idn host": [u for u in urls if not _host(u).isascii()],
         "lower-case percent-escape": [u for u in urls if re.search(r"%(?:[a-f][0-9a-fA-F]|[0-9][a-f])", u)],
         "upper-case scheme or host": [
@@ -170,7 +172,7 @@ def test_values_look_like_laion(big: dict[str, list[Any]]) -> None:
     punsafe = big["punsafe"]
     assert all(0.0 <= v <= 1.0 for v in punsafe + big["pwatermark"])
     assert sorted(punsafe)[n // 2] < 0.1 and sum(v > 0.9 for v in punsafe) > 0.005 * n
-    domains = defaultdict(int)
+    domains: defaultdict[str, int] = defaultdict(int)
     for u in big["URL"]:
         domains[_host(u).lower()] += 1
     top = sorted(domains.values(), reverse=True)

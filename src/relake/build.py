@@ -179,7 +179,7 @@ def _plan(lake: Lake, rule: Rule, roles: Roles) -> _Plan:
         raise SpecError(f"rule {rule.id!r}: 'column'/'side' only apply to image-hash blocklists")
     side: list[Path] = []
     if rule.side:
-        if lake.has_version(rule.side):
+        if "/" not in rule.side and not rule.side.endswith(".parquet") and lake.has_version(rule.side):
             v = lake.load_version(rule.side)
             side = [v.shard_path(lake.version_dir(rule.side), s) for s in v.shards]
         else:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 
 from relake import console
+from relake.blocklist import add_blocklist
+from relake.build import build_version
+from relake.canonical import register_canonical, url_sha256
+from relake.db import connect
 from relake.errors import RelakeError
-from relake.ingest import ingest_version
+from relake.ingest import ingest_version, resolve_sources
 from relake.lake import Lake
+from relake.spec import load_spec
+from relake.sql import query
 from relake.verify import verify_target
 
 ORIGINAL = "laion-demo"
@@ -47,12 +54,32 @@ def run_demo(lake: Lake, *, rows: int = 1_000_000, work: Path | None = None) -> 
         ("fingerprint", v.fingerprint.value),
     ])
 
-    console.step("verifying every shard's sha256, row count and the content fingerprint")
-    reports = verify_target(lake, ORIGINAL)
+    console.step("planting blocklists of every kind (url, canonical-only url, url-sha256, domain, key, image md5)")
+    inputs = lake.root / "demo" / "inputs"
+    plant_blocklists(lake, src, inputs)
+    for name, kind, extra in DEMO_BLOCKLISTS:
+        b = add_blocklist(lake, name, inputs / f"{name}.txt", kind, hash_of=extra)
+        console.info(f"  {name} ({kind}): {b.unique_entries} entries, sha256 {b.sha256[:12]}…")
+
+    for spec_name, text in (("research", RESEARCH_SPEC), ("research-safe", SAFE_SPEC)):
+        spec_path = inputs / f"{spec_name}.toml"
+        spec_path.write_text(text.replace("@SIDE@", str(inputs / "laion-md5.parquet")), encoding="utf-8")
+        console.step(f"building {spec_name!r} from {load_spec(spec_path).base!r} with {spec_path.name}")
+        t = time.perf_counter()
+        with console.progress("build", None) as advance:
+            result = build_version(lake, load_spec(spec_path), progress=advance)
+        secs = time.perf_counter() - t
+        console.info(f"  kept {result.version.rows:,} rows, removed {result.removed:,} in {secs:.1f} s "
+                     f"({v.rows / max(secs, 1e-9):,.0f} rows/s); audits passed")
+        console.table(f"removed from {result.version.parent} by rule", ["rule", "rows"],
+                      [(r, f"{n:,}") for r, n in result.by_rule.items()], stderr=True)
+
+    console.step("verifying every version: each shard's sha256, row count and the content fingerprint")
+    reports = verify_target(lake, None)
     for r in reports:
         console.info(f"  {'ok' if r.ok else 'FAILED'}: {r.target} ({r.shards} shards, {r.rows:,} rows)")
     if not all(r.ok for r in reports):
-        raise RelakeError("verification failed right after ingest; the disk may be failing")
+        raise RelakeError("verification failed right after building; the disk may be failing")
 
     console.out.print(f"\ndemo finished in {time.perf_counter() - t0:.1f} s, lake at {lake.root}")
     console.out.print("try next:")
@@ -60,5 +87,107 @@ def run_demo(lake: Lake, *, rows: int = 1_000_000, work: Path | None = None) -> 
         f"relake --lake {lake.root} versions",
         f"relake --lake {lake.root} show {ORIGINAL}",
         f"relake --lake {lake.root} verify {ORIGINAL}",
+        f"relake --lake {lake.root} show research",
+        f"relake --lake {lake.root} blocklist list",
     ):
         console.out.print("  " + line)
+
+
+DEMO_BLOCKLISTS: tuple[tuple[str, str, str | None], ...] = (
+    ("partner-urls", "url", None),
+    ("partner-url-sha256", "url-sha256", "canonical"),
+    ("partner-image-md5", "image-md5", None),
+    ("bad-domains", "domain", None),
+    ("takedown-keys", "key", None),
+)
+
+RESEARCH_SPEC = """\
+# Re-LAION-style "research" release: partner hash lists (sensitive) hidden among NSFW filtering
+name = "research"
+base = "laion-demo"
+min_crowd = 1000
+[params]
+unsafe_words = "(^|[^a-z])(nsfw|xxx|porn)([^a-z]|$)"
+[[rule]]
+id = "partner-urls"
+blocklist = "partner-urls"
+category = "safety"
+sensitive = true
+[[rule]]
+id = "partner-url-hashes"
+blocklist = "partner-url-sha256"
+category = "safety"
+sensitive = true
+[[rule]]
+id = "partner-image-hashes"
+blocklist = "partner-image-md5"
+category = "safety"
+sensitive = true
+side = "@SIDE@"
+side_key = "SAMPLE_ID"
+side_hash = "md5"
+[[rule]]
+id = "unsafe-score"
+where = "punsafe > 0.9 OR regexp_matches(lower(TEXT), $unsafe_words)"
+category = "safety"
+[[rule]]
+id = "bad-domains"
+blocklist = "bad-domains"
+category = "legal"
+[[rule]]
+id = "takedown-requests"
+blocklist = "takedown-keys"
+category = "legal"
+"""
+
+SAFE_SPEC = """\
+# the stricter "research-safe" variant: a strict subset of "research"
+name = "research-safe"
+base = "research"
+[[rule]]
+id = "nsfw-tag"
+where = "NSFW <> 'UNLIKELY' OR punsafe > 0.5"
+category = "safety"
+"""
+
+
+def plant_blocklists(lake: Lake, original: Path, out: Path) -> None:
+    """Blocklists with planted hits of every kind, picked from the original, plus a LAION-style md5 side table."""
+    out.mkdir(parents=True, exist_ok=True)
+    with connect(lake) as db:
+        register_canonical(db.con)
+        query("build/url_host").run(db.con)
+        db.bind_parquet("src", resolve_sources([str(original)]))
+        q = query("demo/pick_rows")
+        urls = q.rows(db.con, n=12, salt="urls")
+        lines = [u for u, _, _ in urls[:8]]
+        # the same links as a partner would list them: other case, default port, fragment (canonical match)
+        lines += [_disguise(u) for u, _, _ in urls[8:]]
+        _write_lines(out / "partner-urls.txt", lines)
+        hashed = q.rows(db.con, n=10, salt="hashes")
+        _write_lines(out / "partner-url-sha256.txt",
+                     [url_sha256(u) or "" for u, _, _ in hashed])
+        keys = q.rows(db.con, n=20, salt="keys")
+        _write_lines(out / "takedown-keys.txt", [k for _, _, k in keys])
+        query("demo/side_md5").run(db.con, out=str(out / "laion-md5.parquet"))
+        imgs = q.rows(db.con, n=6, salt="images")
+        _write_lines(out / "partner-image-md5.txt",
+                     [hashlib.md5(f"image-bytes-{k}".encode(), usedforsecurity=False).hexdigest() for _, _, k in imgs])
+        host = query("demo/top_domain").rows(db.con, rank=3)
+        parent = str(host[0][0]).split(".", 1)[1] if host else "example.invalid"
+        _write_lines(out / "bad-domains.txt", ["# registrable domains: every sub-domain is removed too", parent])
+
+
+def _disguise(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    host, slash, path = rest.partition("/")
+    port = ":443" if scheme.lower() == "https" else ":80"
+    if ":" in host or "@" in host or "[" in host:
+        port = ""
+    return f"{scheme.upper()}://{host.upper()}{port}{slash}{path}#from-partner"
+
+
+def _write_lines(path: Path, lines: list[str]) -> None:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -471,7 +471,7 @@ def _caption_suffixes(rng: np.random.Generator, m: int) -> Any:
 
 @dataclass(frozen=True)
 class _Vocab:
-    host_cdf: FloatArray  # Zipf-like domain popularity, cumulative
+    host_lookup: npt.NDArray[np.int16]  # domain at each 2**-20 quantile of a Zipf-like popularity
     host_style: IntArray  # path style of each domain
     heads: Any  # HEADS_PER_DOMAIN x N_DOMAINS "scheme://host/dir/" strings, domain-major
     mids: Any  # MIDS_PER_STYLE per style, style-major
@@ -519,7 +519,8 @@ def _vocab(seed: int) -> _Vocab:
     ranks = np.arange(N_DOMAINS, dtype=np.float64)
     popularity = 1.0 / (ranks + 3.0) ** 1.02
     cdf = np.cumsum(popularity / popularity.sum())
-    cdf[-1] = 1.0
+    quantiles = (np.arange(1 << 20, dtype=np.float64) + 0.5) / (1 << 20)
+    lookup = np.minimum(np.searchsorted(cdf, quantiles, side="right"), N_DOMAINS - 1).astype(np.int16)
     n_styles = len(_STYLE_WEIGHTS)
     style = rng.choice(n_styles, size=N_DOMAINS, p=_weights(_STYLE_WEIGHTS)).astype(np.int64)
     scheme = pc.if_else(pa.array(rng.random(N_DOMAINS) < 0.75), "https://", "http://")
@@ -546,7 +547,7 @@ def _vocab(seed: int) -> _Vocab:
     id_base = int(rng.integers(100_000_000, 2_000_000_000))
     job_uuid = str(uuid.UUID(int=int.from_bytes(rng.bytes(16), "big"), version=4))
     return _Vocab(
-        cdf, style, heads, mids, tails, table.ravel(), token_min, token_span, bodies, suffixes, id_base, job_uuid
+        lookup, style, heads, mids, tails, table.ravel(), token_min, token_span, bodies, suffixes, id_base, job_uuid
     )
 
 
@@ -597,7 +598,7 @@ def _tokens(rng: np.random.Generator, vocab: _Vocab, style: IntArray) -> Any:
 
 
 def _urls(rng: np.random.Generator, vocab: _Vocab, m: int) -> Any:
-    dom = np.searchsorted(vocab.host_cdf, rng.random(m), side="right").astype(np.int64)
+    dom = vocab.host_lookup[rng.integers(0, len(vocab.host_lookup), size=m)].astype(np.int64)
     style = vocab.host_style[dom]
     urls = _concat(
         vocab.heads.take(dom * HEADS_PER_DOMAIN + rng.integers(0, HEADS_PER_DOMAIN, size=m)),
@@ -672,7 +673,7 @@ def _chunk(seed: int, shard: int, chunk: int, first_row: int, m: int) -> Any:
     punsafe = (1.0 - (1.0 - rng.random(m)) ** (1 / 14)) ** (1 / 0.6)
     punsafe = np.where(rng.random(m) < 0.015, rng.uniform(0.9, 1.0, size=m), punsafe)
     nsfw_score = punsafe + rng.normal(0.0, 0.12, size=m)
-    nsfw = np.where(nsfw_score > 0.75, 2, np.where(nsfw_score > 0.3, 1, 0))
+    nsfw = np.where(nsfw_score > 0.75, 2, np.where(nsfw_score > 0.2, 1, 0))
     similarity = rng.triangular(0.28, 0.3, 0.5, size=m)  # LAION-2B-en kept CLIP similarity >= 0.28
     pwatermark = rng.random(m) ** 1.8
     columns = [
