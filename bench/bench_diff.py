@@ -113,8 +113,9 @@ def _child(task: str, args: dict[str, Any]) -> dict[str, Any]:
         ).collect(engine="streaming").row(0, named=True)
         return dict(res)
     if task == "polars-keyless":
-        ha = a.select(h=pl.struct(pl.all()).hash(seed=0)).group_by("h").agg(na=pl.len())
-        hb = b.select(h=pl.struct(pl.all()).hash(seed=0)).group_by("h").agg(nb=pl.len())
+        # polars groups by a 64-bit row hash (collisions possible at LAION scale; relake groups by the row)
+        ha = a.select(h=pl.struct(pl.all()).hash(seed=0)).group_by("h").agg(na=pl.len().cast(pl.Int64))
+        hb = b.select(h=pl.struct(pl.all()).hash(seed=0)).group_by("h").agg(nb=pl.len().cast(pl.Int64))
         j = ha.join(hb, on="h", how="full", coalesce=True).with_columns(
             pl.col("na").fill_null(0), pl.col("nb").fill_null(0))
         res = j.select(
@@ -123,6 +124,18 @@ def _child(task: str, args: dict[str, Any]) -> dict[str, Any]:
         ).collect(engine="streaming").row(0, named=True)
         return dict(res)
     raise SystemExit(f"unknown task {task}")
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak RSS. VmHWM belongs to the address space, so unlike ru_maxrss it does not inherit
+    the parent's peak across fork + exec."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _run_child(task: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -153,7 +166,7 @@ def main() -> None:
         t0 = time.perf_counter()
         result = _child(ns.child[0], json.loads(ns.child[1]))
         result["seconds"] = time.perf_counter() - t0
-        result["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result["maxrss_mb"] = _peak_rss_mb()
         print(json.dumps(result))
         return
 

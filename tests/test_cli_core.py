@@ -58,8 +58,6 @@ def test_help_works_and_every_command_has_help_text(runner: CliRunner, path: lis
         assert (getattr(param, "help", None) or "").strip(), f"{' '.join(path)}: parameter {param.name!r} lacks help"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG in cli/app.py: --version is not an eager option, so click stops "
-                   "with 'Missing command' (exit 2) before the callback runs")
 def test_version_flag(runner: CliRunner) -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0

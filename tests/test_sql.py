@@ -60,13 +60,6 @@ def test_query_file_is_one_statement_with_declared_params(path: Path) -> None:
     assert q.doc.splitlines()[0] == opening[0][2:].strip()
 
 
-def test_no_sql_text_is_formatted_from_python() -> None:
-    """Identifiers are fixed in SQL and values are bound: no Python format placeholders in queries/."""
-    for path in SQL_FILES:
-        text = path.read_text(encoding="utf-8")
-        assert not re.search(r"\{[A-Za-z_]*\}|%s|%\(", text), path
-
-
 GOOD = "-- Returns: one row.\n-- Reads: nothing.\n-- params: $a, $b\nSELECT $a + $b AS s\n"
 
 

@@ -1,9 +1,12 @@
--- Returns: macro relake_authority(a, scheme): the authority (after '://', before the path) split
---   into userinfo (up to the last '@'), host (a bracketed IPv6 literal '[...]', or up to the first
---   ':') and port part (the rest), joined again in canonical form by relake_authority_parts.
+-- Returns: macro relake_authority(a, scheme): the authority a (after '://', before the path) in
+--   canonical form: the userinfo (up to and including the last '@') kept as is, then the host and
+--   port part through relake_hostport.
 -- Reads: nothing (a macro).
 -- params: none
-CREATE OR REPLACE TEMP MACRO relake_authority(a, scheme) AS relake_authority_parts(
-    regexp_extract(a, '^(.*@)?(\[[^\]]*\]|[^:]*)(.*)$', ['userinfo', 'host', 'port'], 's'),
-    scheme
-)
+CREATE OR REPLACE TEMP MACRO relake_authority(a, scheme) AS list_transform(
+    [a],
+    lambda relake_a: list_transform(
+        [regexp_extract(relake_a, '^.*@', 0, 's')],
+        lambda relake_ui: relake_ui || relake_hostport(substr(relake_a, length(relake_ui) + 1), scheme)
+    )[1]
+)[1]

@@ -1,5 +1,5 @@
 -- Returns: macro relake_host(h): the host lower-cased; a host with any non-ASCII character goes
---   through the Python UDF relake_idna (UTS #46 / IDNA2008 to punycode, lower-case on failure).
+--   through the Python UDF relake_idna instead (UTS #46 / IDNA2008 punycode, lower-cased on failure).
 -- Reads: nothing (a macro); needs relake_idna, registered by relake.canonical.register_canonical.
 -- params: none
 CREATE OR REPLACE TEMP MACRO relake_host(h) AS

@@ -145,12 +145,11 @@ def add_blocklist(
     if target.exists():
         raise _exists(name)
 
-    normalise = _normaliser(kind)
     with lake.staging("blocklist") as staging:
         raw_path = staging.path / "raw.parquet"
         with pq.ParquetWriter(raw_path, _SCHEMA, **_PARQUET_OPTIONS) as writer:
             collector = _Collector(kind, writer, keep_going=skip_invalid)
-            for chunk in _chunks(file, fmt, kind, column, normalise):
+            for chunk in _chunks(file, fmt, kind, column, collector.normalise):
                 collector.add(chunk)
         tally = collector.tally
         if tally.bad and not skip_invalid:
@@ -522,8 +521,7 @@ def _parquet_chunks(file: Path, kind: str, column: str | None) -> Iterator[_Chun
     if column is None:
         if len(names) != 1:
             raise InputError(
-                f"{file}: has {len(names)} columns; name the one to import with --column "
-                f"(columns: {_listing(names)})"
+                f"{file}: has {len(names)} columns; name the one to import with --column (columns: {_listing(names)})"
             )
         column = names[0]
     elif column not in names:
@@ -707,9 +705,10 @@ def _write_unique(lake: Lake, raw: Path, out: Path, kind: str, hash_of: str | No
     pending_rows = 0
     with connect(lake) as db, pq.ParquetWriter(out, _SCHEMA, **_PARQUET_OPTIONS) as writer:
         db.bind_parquet("raw_entries", [raw])
-        relation = db.con.sql(query("blocklist/unique_entries").text)
-        if relation is None:
-            raise RuntimeError("blocklist/unique_entries returned no relation")
+        unique_entries = query("blocklist/unique_entries")
+        relation = db.con.sql(unique_entries.text)  # no params (checked when queries/ loads); streams as Arrow
+        if relation is None or unique_entries.params:
+            raise RuntimeError("queries/blocklist/unique_entries.sql must be a SELECT without params")
         for batch in relation.to_arrow_reader(BATCH):
             arr = batch.column(0)
             if arr.type != pa.string():
@@ -763,7 +762,7 @@ def _malformed_message(file: Path, fmt: str, tally: _Tally) -> str:
 
 
 def _counts_text(tally: _Tally) -> str:
-    return f"{tally.raw} values, {tally.bad} skipped as malformed, {tally.empty} empty"
+    return f"values read: {tally.raw}, malformed: {tally.bad}, empty: {tally.empty}"
 
 
 def _to_json(b: Blocklist, entries: Path) -> str:

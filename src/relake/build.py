@@ -299,6 +299,9 @@ def _run_where(db: Db, rule: Rule, spec: Spec) -> None:
     params["rule"] = rule.id
     try:
         db.con.execute(text, params)
+    except (duckdb.BinderException, duckdb.CatalogException, duckdb.ParserException) as exc:
+        # planning errors quote the spec's own code (column and function names), never row values
+        raise SpecError(f"rule {rule.id!r}: 'where' is not valid over {spec.base}: {first_line(exc)}") from exc
     except duckdb.Error as exc:
         raise SpecError(f"rule {rule.id!r}: 'where' failed: {_redact(first_line(exc))}") from exc
 

@@ -6,11 +6,13 @@ How it works (everything out of core, under the connection's memory limit):
    says A's ``URL`` is B's ``url``; compared columns are those both sides have, under A's names, in A's order.
    A column whose type differs is compared by its text (``CAST(x AS VARCHAR)``) on both sides.
 2. Both sides are projected through DuckDB's relational API (no identifier ever enters SQL text) into a
-   fixed shape: keyed: ``k`` (the key: the column itself, or a STRUCT for several columns), ``r`` (STRUCT of the
-   other compared columns), ``f`` (A's file index); keyless: ``h`` (md5 of the row's JSON as a number), ``r``, ``f``.
-3. The fixed queries in ``queries/diff/`` do the rest: a key check (duplicates / NULLs refuse a keyed diff),
-   one FULL OUTER hash join (or two hash aggregates and a join, keyless) writing only the differing rows to a
-   TEMP TABLE ``d``, and small aggregates over ``d`` for the summary. The full diff goes to a file with COPY.
+   fixed shape: ``k`` (the key: the column itself, or a STRUCT of several columns; absent when keyless),
+   ``r`` (STRUCT of the other compared columns; the whole compared row when keyless), ``f`` (A's file index).
+3. The fixed queries in ``queries/diff/`` do the rest: a key check (duplicated or NULL keys refuse a keyed
+   diff), then one FULL OUTER hash join on ``k`` comparing ``r`` with IS DISTINCT FROM (keyed), or one hash
+   aggregate over both sides grouped by the whole row, counting copies (keyless: exact, no row hash), writing
+   only the differing rows to a TEMP TABLE ``d``; small aggregates over ``d`` make the summary, and COPY writes
+   the full diff. Joins and aggregates spill to the lake's tmp folder under the memory limit.
 4. When both sides are lake versions with the same schema and no mapping, their manifests' fingerprint buckets
    are compared first: a bucket equal on both sides holds the same multiset of rows (up to md5 collisions), so
    only rows hashing into differing buckets are joined; with every bucket equal no row is read at all.
@@ -369,7 +371,7 @@ def _run(
     if differing is not None and not differing:  # equal fingerprints: no row can differ, read none
         a_src = a_src.filter(ConstantExpression(False))
         b_src = b_src.filter(ConstantExpression(False))
-    elif differing is not None and filtered and key_cols:
+    elif differing is not None and filtered:
         keep = ConstantExpression(differing)
         a_src = a_src.filter(FunctionExpression("list_contains", keep, _bucket_expr(a.columns)))
         b_src = b_src.filter(FunctionExpression("list_contains", keep, _bucket_expr(b.columns)))
@@ -384,14 +386,8 @@ def _run(
         b_src.select(_key_expr(keys, "b").alias("k"), _struct(values, "b").alias("r")).create_view("b", replace=True)
         query("diff/keyed").run(db.con, columns=[x.name for x in values], pointers=[_pointer(x.name) for x in values])
     else:
-        a_rel = a_src.select(_row_hash(values, "a").alias("h"), _struct(values, "a").alias("r"), file_index.alias("f"))
-        b_rel = b_src.select(_row_hash(values, "b").alias("h"), _struct(values, "b").alias("r"))
-        if differing and filtered:  # the keyless row hash is the fingerprint's row hash here: filter on it
-            keep = ConstantExpression([int(x, 16) for x in differing])
-            a_rel = a_rel.filter(FunctionExpression("list_contains", keep, _hash_bucket()))
-            b_rel = b_rel.filter(FunctionExpression("list_contains", keep, _hash_bucket()))
-        a_rel.create_view("a", replace=True)
-        b_rel.create_view("b", replace=True)
+        a_src.select(_struct(values, "a").alias("r"), file_index.alias("f")).create_view("a", replace=True)
+        b_src.select(_struct(values, "b").alias("r")).create_view("b", replace=True)
         query("diff/keyless").run(db.con)
 
     for change, n in query("diff/counts").rows(db.con):
@@ -442,7 +438,7 @@ def _default_key(
         problems = _check_key(db, a_src, b_src, [by_name[c] for c in cand])
         if not problems:
             return cand, None
-        reasons.append(f"{'+'.join(cand)} is not a key: " + "; ".join(_problem_text(p) for p in problems))
+        reasons.append(f"{'+'.join(cand)} is not a key: " + ", ".join(_problem_text(p) for p in problems))
     if not candidates:
         reasons.append("no id, URL or caption column found")
     return [], "keyless (multiset of rows): " + "; ".join(reasons)
@@ -492,14 +488,15 @@ def _source(x: Compared, side: str) -> Expression:
 
 
 def _key_expr(keys: Sequence[Compared], side: str) -> Expression:
-    """A single key column as itself; several as a STRUCT (A's names), NULL when any part is NULL."""
+    """A single key column as itself; several as a STRUCT (A's names). Parts of a STRUCT key match NULL-safely
+    (NULL equals NULL, e.g. a NULL caption in url+caption); the key is NULL only when every part is."""
     if len(keys) == 1:
         return _source(keys[0], side)
-    any_null = _source(keys[0], side).isnull()
+    all_null = _source(keys[0], side).isnull()
     for x in keys[1:]:
-        any_null = any_null | _source(x, side).isnull()
+        all_null = all_null & _source(x, side).isnull()
     packed = FunctionExpression("struct_pack", *[_source(x, side).alias(x.name) for x in keys])
-    return CaseExpression(any_null, ConstantExpression(None)).otherwise(packed)
+    return CaseExpression(all_null, ConstantExpression(None)).otherwise(packed)
 
 
 def _struct(values: Sequence[Compared], side: str) -> Expression:
@@ -508,22 +505,11 @@ def _struct(values: Sequence[Compared], side: str) -> Expression:
     return FunctionExpression("struct_pack", *[_source(x, side).alias(x.name) for x in values])
 
 
-def _row_hash(values: Sequence[Compared], side: str) -> Expression:
-    """md5 of the JSON of the compared row as a 128-bit number (equals the fingerprint's row hash when the
-    compared row is the whole source row)."""
-    return FunctionExpression("md5_number", FunctionExpression("to_json", _struct(values, side)).cast(_VARCHAR))
-
-
 def _bucket_expr(columns: Sequence[Column]) -> Expression:
     """The fingerprint bucket of a whole source row: the first byte of md5(to_json(row)), as 2 hex digits."""
     row = FunctionExpression("struct_pack", *[ColumnExpression(c.name).alias(c.name) for c in columns])
     digest = FunctionExpression("md5", FunctionExpression("to_json", row).cast(_VARCHAR))
     return FunctionExpression("substr", digest, ConstantExpression(1), ConstantExpression(2))
-
-
-def _hash_bucket() -> Expression:
-    """The fingerprint bucket (first md5 byte) of the keyless row hash ``h``."""
-    return FunctionExpression("%", ColumnExpression("h"), ConstantExpression(256)).cast(duckdb.sqltype("INTEGER"))
 
 
 def _pointer(name: str) -> str:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from relake.errors import SpecError
+from relake.errors import InvalidNameError, SpecError
 from relake.lake import validate_name
 
 _PARAM = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -87,14 +87,16 @@ def parse_spec(raw: bytes, where: str = "spec") -> Spec:
     for key in ("name", "base"):
         if not isinstance(data.get(key), str):
             raise SpecError(f"{where}: '{key}' must be given as a string")
-    validate_name(data["name"])
-    validate_name(data["base"])
+    _check_name(data["name"], "version", f"{where}: 'name'")
+    _check_name(data["base"], "version", f"{where}: 'base'")
     params = data.get("params", {})
     if not isinstance(params, dict):
         raise SpecError(f"{where}: [params] must be a table")
     for k, v in params.items():
         if not _PARAM.fullmatch(k):
             raise SpecError(f"{where}: param name {k!r} must be a plain identifier")
+        if k == "rule":
+            raise SpecError(f"{where}: param name 'rule' is reserved (each rule's id is bound as $rule); rename it")
         if not isinstance(v, str | int | float | bool | list):
             raise SpecError(f"{where}: param {k!r} must be a string, number, boolean or list")
     rules_raw = data.get("rule", [])
@@ -113,6 +115,14 @@ def parse_spec(raw: bytes, where: str = "spec") -> Spec:
     )
 
 
+def _check_name(value: str, what: str, context: str) -> None:
+    """validate_name, as a SpecError that says where in the spec the bad name is."""
+    try:
+        validate_name(value, what)
+    except InvalidNameError as exc:
+        raise SpecError(f"{context}: {exc}") from None
+
+
 def _rule(r: Any, i: int, where: str, seen: set[str]) -> Rule:
     if not isinstance(r, dict):
         raise SpecError(f"{where}: rule #{i} must be a table")
@@ -122,14 +132,14 @@ def _rule(r: Any, i: int, where: str, seen: set[str]) -> Rule:
     rid = r.get("id")
     if not isinstance(rid, str):
         raise SpecError(f"{where}: rule #{i} needs an 'id'")
-    validate_name(rid, "rule id")
+    _check_name(rid, "rule id", f"{where}: rule #{i}")
     if rid in seen:
         raise SpecError(f"{where}: rule id {rid!r} is used twice")
     seen.add(rid)
     cat = r.get("category")
     if not isinstance(cat, str):
         raise SpecError(f"{where}: rule {rid!r} needs a 'category' (the label the public manifest shows)")
-    validate_name(cat, "category")
+    _check_name(cat, "category", f"{where}: rule {rid!r}")
     has_bl, has_where = "blocklist" in r, "where" in r
     if has_bl == has_where:
         raise SpecError(f"{where}: rule {rid!r} needs exactly one of 'blocklist' or 'where'")
@@ -137,9 +147,15 @@ def _rule(r: Any, i: int, where: str, seen: set[str]) -> Rule:
         if k in r and not isinstance(r[k], str):
             raise SpecError(f"{where}: rule {rid!r}: '{k}' must be a string")
     if has_bl:
-        validate_name(r["blocklist"], "blocklist")
+        _check_name(r["blocklist"], "blocklist", f"{where}: rule {rid!r}")
     if has_where and (not r["where"].strip() or ";" in r["where"]):
         raise SpecError(f"{where}: rule {rid!r}: 'where' must be one non-empty SQL expression (no ';')")
+    image_keys = sorted(k for k in ("column", "side", "side_key", "side_hash", "side_join") if k in r)
+    if has_where and image_keys:
+        raise SpecError(f"{where}: rule {rid!r}: {image_keys} apply to image-hash blocklist rules, not to 'where'")
+    side_only = [k for k in image_keys if k.startswith("side_")]
+    if side_only and "side" not in r:
+        raise SpecError(f"{where}: rule {rid!r}: {side_only} need a 'side' table")
     if "side" in r and "column" in r:
         raise SpecError(f"{where}: rule {rid!r}: give 'column' or 'side', not both")
     if r.get("side_join", "id") not in ("id", "url"):

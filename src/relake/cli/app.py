@@ -62,17 +62,22 @@ def lake() -> Lake:
     return STATE.lake or Lake.at()
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        console.out.print(f"relake {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def main_options(
     lake_path: Annotated[
         str | None, typer.Option("--lake", help="Lake folder (default: $RELAKE_LAKE or ./lake).")
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")] = False,
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=_print_version)
+    ] = False,
 ) -> None:
-    if version:
-        console.out.print(f"relake {__version__}")
-        raise typer.Exit(0)
     STATE.debug = debug
     STATE.lake = Lake.at(lake_path) if lake_path is not None else None
 
