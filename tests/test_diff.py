@@ -332,33 +332,42 @@ def test_mirror(lake: Lake, pair: tuple[list[Path], list[Path]]) -> None:
 
 def test_versions_report_removals_by_shard(lake: Lake, pair: tuple[list[Path], list[Path]], tmp_path: Path) -> None:
     a, b = pair
-    ingest_version(lake, "v1", [str(a[0].parent)])
-    ingest_version(lake, "v2", [str(b[0].parent)])
+    ingest_version(lake, "one", [str(a[0].parent)])
+    ingest_version(lake, "two", [str(b[0].parent)])
     rows = v1_rows()
     rows2 = [r for r in rows if r["SAMPLE_ID"] not in (1040, 1041, 1002)]  # from shards 1, 1 and 0
     write_split(pa.Table.from_pylist(rows2, schema=V1_SCHEMA), tmp_path / "v1b", 4)
-    ingest_version(lake, "v1b", [str(tmp_path / "v1b")])
-    s = diff_versions(lake, "v1", "v1b")
+    ingest_version(lake, "one-b", [str(tmp_path / "v1b")])
+    s = diff_versions(lake, "one", "one-b")
     assert s.removed_by_shard == [{"rows": 2, "shard": 1, "file": str(a[1])},
                                   {"rows": 1, "shard": 0, "file": str(a[0])}]
     assert s.a["kind"] == "version" and s.buckets is not None
-    s = diff_versions(lake, "v1", "v2", maps=["URL=url"])
+    s = diff_versions(lake, "one", "two", maps=["URL=url"])
     assert_summary_matches(s, model_diff(a, b, key=["SAMPLE_ID"], maps={"URL": "url"}))
     assert s.buckets is None  # mapped: bucket fingerprints are over other rows
 
 
+def test_a_name_that_is_also_a_folder_here_is_ambiguous(lake: Lake, pair: tuple[list[Path], list[Path]]) -> None:
+    a, _ = pair
+    ingest_version(lake, "v1", [str(a[0].parent)])
+    with pytest.raises(InputError, match="'v1' is both a version of the lake and a file or folder here; "
+                                         "write ./v1 for the path"):
+        diff_versions(lake, "v1", "v1/")
+    assert diff_versions(lake, "./v1", "v1/").identical
+
+
 def test_equal_bucket_fingerprints_skip_rows(lake: Lake, tmp_path: Path) -> None:
     rows = v1_rows(400)
-    a = write_split(pa.Table.from_pylist(rows, schema=V1_SCHEMA), tmp_path / "a", 2)
+    a = write_split(pa.Table.from_pylist(rows, schema=V1_SCHEMA), tmp_path / "src-a", 2)
     b_rows = [dict(r) for r in rows]
     b_rows[17]["TEXT"] = "edited"
     b_rows[200]["WIDTH"] = None
     del b_rows[300]
-    b = write_split(shuffled(pa.Table.from_pylist(b_rows, schema=V1_SCHEMA), 5), tmp_path / "b", 3)
+    b = write_split(shuffled(pa.Table.from_pylist(b_rows, schema=V1_SCHEMA), 5), tmp_path / "src-b", 3)
     for name, src in (("a", a), ("a-again", a), ("b", b)):
         ingest_version(lake, name, [str(src[0].parent)])
     same = diff_versions(lake, "a", "a-again")
-    assert same.buckets == {"compared": 256, "differing": 0, "skipped": 256, "filtered": False}
+    assert same.buckets == {"compared": 256, "differing": 0, "skipped": 256, "filtered": True}
     assert same.identical and same.unchanged == 400
     for kw in ({}, {"keyless": True}):
         s = diff_versions(lake, "a", "b", **kw)  # type: ignore[arg-type]
@@ -482,14 +491,14 @@ def test_cli_refuses_duplicate_keys(cli: Cli, tmp_path: Path) -> None:
 
 def test_cli_fingerprint(cli: Cli, lake: Lake, pair: tuple[list[Path], list[Path]]) -> None:
     a, _ = pair
-    ingest_version(lake, "v1", [str(a[0].parent)])
-    manifest = lake.load_version("v1").fingerprint
-    result = cli("fingerprint", "v1", "--json", "--buckets")
+    ingest_version(lake, "orig", [str(a[0].parent)])
+    manifest = lake.load_version("orig").fingerprint
+    result = cli("fingerprint", "orig", "--json", "--buckets")
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert (data["fingerprint"], data["rows"], data["manifest_matches"]) == (manifest.value, 60, True)
     assert {k: (v["rows"], v["value"]) for k, v in data["buckets"].items()} == manifest.buckets
-    result = cli("fingerprint", "v1", "--from-manifest")
+    result = cli("fingerprint", "orig", "--from-manifest")
     assert result.exit_code == 0 and result.stdout.split()[:3] == [manifest.value, "60", "rows"]
     # the same rows re-ordered into other shards: the same fingerprint
     rows = read_rows(a)

@@ -336,7 +336,8 @@ def _positions(db: Db, shard: int) -> list[int]:
 
 def _write_shard(job: tuple[str, Path, int, list[int], str, str | None]) -> None:
     src, out, rows, positions, codec, memory_limit = job
-    config: dict[str, str | bool | int | float | list[str]] = {"threads": 1, "preserve_insertion_order": True}
+    config: dict[str, str | bool | int | float | list[str]] = {"threads": 1, "preserve_insertion_order": True,
+                                                          "enable_progress_bar": False}
     if memory_limit:
         config["memory_limit"] = memory_limit
     con = duckdb.connect(":memory:", config=config)
@@ -353,7 +354,7 @@ def _write_shard(job: tuple[str, Path, int, list[int], str, str | None]) -> None
 
 
 def _write_single_threaded(table: Any, out: Path) -> None:
-    con = duckdb.connect(":memory:", config={"threads": 1})
+    con = duckdb.connect(":memory:", config={"threads": 1, "enable_progress_bar": False})
     try:
         con.from_arrow(table).create_view("removed")
         query("build/write_removed").run(con, out=str(out))

@@ -71,6 +71,7 @@ def connect(
         config: dict[str, str | bool | int | float | list[str]] = {
             "memory_limit": memory_limit or default_memory_limit(),
             "preserve_insertion_order": True,
+            "enable_progress_bar": False,
         }
         if threads:
             config["threads"] = threads

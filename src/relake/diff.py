@@ -88,6 +88,9 @@ def is_path_spec(spec: str) -> bool:
 
 
 def resolve_side(lake: Lake, db: Db, spec: str) -> Side:
+    if "/" not in spec and not spec.endswith(".parquet") and Path(spec).exists() and lake.has_version(spec):
+        raise InputError(f"{spec!r} is both a version of the lake and a file or folder here; "
+                         f"write ./{spec} for the path")
     if is_path_spec(spec):
         p = check_user_path(spec)
         if (p / VERSION_FILE).is_file():  # a version (or release) folder: its shards, never removed.parquet

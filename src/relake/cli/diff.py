@@ -84,7 +84,7 @@ def _render(s: DiffSummary, top: int) -> None:
     ]
     if s.buckets is not None:
         items.append(("buckets", f"{s.buckets['skipped']} of 256 equal in both manifests"
-                                 + (", skipped" if s.buckets["filtered"] or not s.buckets["differing"] else "")))
+                                 + (", their rows skipped" if s.buckets["filtered"] else "")))
     if s.out is not None:
         items.append(("written", f"{s.out_rows:,} rows to {s.out}"))
     items.append(("time", f"{s.seconds:.2f} s"))
