@@ -167,6 +167,8 @@ def main() -> None:
         result = _child(ns.child[0], json.loads(ns.child[1]))
         result["seconds"] = time.perf_counter() - t0
         result["maxrss_mb"] = _peak_rss_mb()
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        result["cpu_s"] = ru.ru_utime + ru.ru_stime
         print(json.dumps(result))
         return
 
@@ -191,23 +193,25 @@ def main() -> None:
         t0 = time.perf_counter()
         _ingest(work, v1)
         print(f"# ingest (sha256 + fingerprint of v1, twice if new): {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-    rows_total = None
-    print(f"\n{ns.rows:,} rows in v1, {ns.edits:,} edits, memory limit {ns.memory_limit} for relake, "
-          f"{os.cpu_count()} CPUs\n")
-    print("| contender | wall s | rows/s | peak RSS MB | added | removed | changed |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    con = duckdb.connect()
+    rows_a, rows_b = (int(con.execute("SELECT sum(num_rows) FROM parquet_file_metadata($f)",
+                                      {"f": str(p / "*.parquet")}).fetchone()[0]) for p in (v1, v2))
+    con.close()
+    rows_total = rows_a + rows_b
+    print(f"\n{rows_a:,} rows in v1, {rows_b:,} in v2 ({ns.edits:,} edits), memory limit {ns.memory_limit} "
+          f"for relake, {os.cpu_count()} CPUs; rows/s = (rows of v1 + v2) / wall\n")
+    print("| contender | wall s | CPU s | rows/s | peak RSS MB | added | removed | changed |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for task, label, args in tasks:
         if only and task not in only:
             continue
         r = _run_child(task, args)
         if "error" in r:
-            print(f"| {label} | {r['wall']:.1f} | error: {r['error'][0][:80]} | | | | |", flush=True)
+            print(f"| {label} | {r['wall']:.1f} | | error: {r['error'][0][:80]} | | | | |", flush=True)
             continue
-        if task == "relake-keyed":
-            rows_total = r["rows"]
-        n = r.get("rows") or rows_total or ns.rows * 2
-        print(f"| {label} | {r['wall']:.1f} | {n / r['wall']:,.0f} | {r['maxrss_mb']:,.0f} | "
-              f"{r.get('added', '')} | {r.get('removed', '')} | {r.get('changed', '')} |", flush=True)
+        print(f"| {label} | {r['wall']:.1f} | {r['cpu_s']:.1f} | {rows_total / r['wall']:,.0f} | "
+              f"{r['maxrss_mb']:,.0f} | {r.get('added', '')} | {r.get('removed', '')} | {r.get('changed', '')} |",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import collections
 import dataclasses
 import json
 import random
+import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -252,10 +253,10 @@ def test_keyless_diff_counts_duplicates(lake: Lake, tmp_path: Path) -> None:
 def test_default_key_falls_back_when_the_id_repeats(lake: Lake, tmp_path: Path) -> None:
     rows = v1_rows(20)
     rows[3]["SAMPLE_ID"] = rows[2]["SAMPLE_ID"]
-    a = write_split(pa.Table.from_pylist(rows, schema=V1_SCHEMA), tmp_path / "a", 1)
+    write_split(pa.Table.from_pylist(rows, schema=V1_SCHEMA), tmp_path / "a", 1)
     b_rows = [dict(r) for r in rows]
     b_rows[9]["TEXT"] = "changed"
-    b = write_split(pa.Table.from_pylist(b_rows, schema=V1_SCHEMA), tmp_path / "b", 1)
+    write_split(pa.Table.from_pylist(b_rows, schema=V1_SCHEMA), tmp_path / "b", 1)
     s = diff_versions(lake, "a/", "b/")
     assert s.key == ["URL", "TEXT"] and s.mode == "keyed"
     assert s.key_note is None
@@ -293,7 +294,9 @@ def test_explicit_key_refuses_duplicates_and_nulls(lake: Lake, tmp_path: Path) -
                                      "(examples withheld: the key holds URLs or captions)")
 
 
-def test_struct_key_matches_nulls_and_the_model(lake: Lake, pair: tuple[list[Path], list[Path]], tmp_path: Path) -> None:
+def test_struct_key_matches_nulls_and_the_model(
+    lake: Lake, pair: tuple[list[Path], list[Path]], tmp_path: Path
+) -> None:
     a, b = pair
     out = tmp_path / "d.parquet"
     s = diff_versions(lake, "v1/", "v2/", key=["url", "TEXT"], maps=["URL=url"], out=str(out))
@@ -308,7 +311,6 @@ def test_struct_key_matches_nulls_and_the_model(lake: Lake, pair: tuple[list[Pat
 
 
 def test_diff_of_a_set_with_itself_is_empty(lake: Lake, pair: tuple[list[Path], list[Path]], cli: Cli) -> None:
-    a, _ = pair
     for kw in ({}, {"keyless": True}, {"key": ["URL", "TEXT"]}):
         s = diff_versions(lake, "v1/", "v1/", **kw)  # type: ignore[arg-type]
         assert (s.added, s.removed, s.changed, s.unchanged) == (0, 0, 0, 60)
@@ -350,8 +352,8 @@ def test_versions_report_removals_by_shard(lake: Lake, pair: tuple[list[Path], l
 def test_a_name_that_is_also_a_folder_here_is_ambiguous(lake: Lake, pair: tuple[list[Path], list[Path]]) -> None:
     a, _ = pair
     ingest_version(lake, "v1", [str(a[0].parent)])
-    with pytest.raises(InputError, match="'v1' is both a version of the lake and a file or folder here; "
-                                         "write ./v1 for the path"):
+    with pytest.raises(InputError, match=re.escape("'v1' is both a version of the lake and a file or folder "
+                                                   "here; write ./v1 for the path")):
         diff_versions(lake, "v1", "v1/")
     assert diff_versions(lake, "./v1", "v1/").identical
 
@@ -584,3 +586,47 @@ def test_property_keyless_matches_model_and_mirrors(
         assert_summary_matches(ab, m)
         assert_out_matches(d / "ab.parquet", m)
     assert (ab.added, ab.removed, ab.unchanged + ab.added) == (ba.removed, ba.added, ba.unchanged + ba.removed)
+
+
+def test_awkward_column_names_and_a_key_of_every_column(lake: Lake, tmp_path: Path) -> None:
+    odd = 'a/b~c "x"'
+    write_table(pa.table({"id": [1, 2, 3], odd: ["p", "q", "r"], "Select": [1, 2, 3]}), tmp_path / "w1.parquet")
+    write_table(pa.table({"id": [1, 2, 4], odd: ["p", "Q", "s"], "Select": [1, 2, 3]}), tmp_path / "w2.parquet")
+    s = diff_versions(lake, "w1.parquet", "w2.parquet", key=["id"], out="w.csv")
+    assert (s.added, s.removed, s.changed, s.column_changes) == (1, 1, 1, {odd: 1})
+    assert (tmp_path / "w.csv").read_text().splitlines() == [
+        'id,change,changed_columns,"before_a/b~c ""x""",before_Select,"after_a/b~c ""x""",after_Select',
+        '2,changed,"a/b~c ""x""",q,2,Q,2',
+        '3,removed,"",r,3,,',
+        '4,added,"",,,s,3',
+    ]
+    s = diff_versions(lake, "w1.parquet", "w2.parquet", key=["id", odd, "Select"], out="w.jsonl")
+    assert (s.added, s.removed, s.changed) == (2, 2, 0)
+    assert [json.loads(x) for x in (tmp_path / "w.jsonl").read_text().splitlines()] == [
+        {"id": 2, odd: "Q", "Select": 2, "change": "added", "changed_columns": []},
+        {"id": 2, odd: "q", "Select": 2, "change": "removed", "changed_columns": []},
+        {"id": 3, odd: "r", "Select": 3, "change": "removed", "changed_columns": []},
+        {"id": 4, odd: "s", "Select": 3, "change": "added", "changed_columns": []},
+    ]
+
+
+def test_provenance_of_a_real_build(lake: Lake, tmp_path: Path) -> None:
+    """End to end with build.py: removals by rule and category equal what the rules select."""
+    from relake.build import build_version
+    from relake.spec import Rule, Spec
+
+    rows = v1_rows(60)
+    write_split(pa.Table.from_pylist(rows, schema=V1_SCHEMA), tmp_path / "o", 2)
+    ingest_version(lake, "orig", [str(tmp_path / "o")])
+    spec = Spec(name="clean", base="orig", rules=(
+        Rule(id="wide", category="quality", where="WIDTH >= 150"),
+        Rule(id="no-caption", category="safety", where="TEXT IS NULL"),
+    ), min_crowd=1)
+    build_version(lake, spec)
+    s = diff_versions(lake, "orig", "clean")
+    wide = {r["SAMPLE_ID"] for r in rows if r["WIDTH"] >= 150}
+    null = {r["SAMPLE_ID"] for r in rows if r["TEXT"] is None}
+    assert (s.removed, s.added, s.changed) == (len(wide | null), 0, 0)
+    assert s.removed_by_rule == {"wide": len(wide), "no-caption": len(null)}
+    assert s.removed_by_category == {"quality": len(wide), "safety": len(null)}
+    assert s.provenance_note is None

@@ -1,11 +1,15 @@
--- Returns: macro relake_head(h, k): h is 'scheme://authority' with '://' at position k; returns it
---   in canonical form. An ASCII head with no '@' and no ':' after '://' is just lower-cased;
---   otherwise the scheme is lower-cased and the authority goes to relake_authority.
+-- Returns: macro relake_head(t): for a trimmed URL t starting with 'scheme://', its head
+--   'scheme://authority' (authority = up to the first '/', '?' or '#') in canonical form. A head
+--   with an ASCII authority without '@' or ':' is just lower-cased; otherwise the scheme is
+--   lower-cased and the authority goes to relake_authority.
 -- Reads: nothing (a macro).
 -- params: none
-CREATE OR REPLACE TEMP MACRO relake_head(h, k) AS
+CREATE OR REPLACE TEMP MACRO relake_head(t) AS
 CASE
-    WHEN strlen(h) = length(h) AND NOT contains(h, '@') AND NOT contains(substr(h, k + 3), ':')
-        THEN lower(h)
-    ELSE lower(left(h, k - 1)) || '://' || relake_authority(substr(h, k + 3), lower(left(h, k - 1)))
+    WHEN regexp_matches(t, '^[A-Za-z][A-Za-z0-9+.\-]*://[^/?#@:\x80-\x{10FFFF}]*(?:[/?#]|$)')
+        THEN lower(regexp_extract(t, '^[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*'))
+    ELSE lower(regexp_extract(t, '^([A-Za-z][A-Za-z0-9+.\-]*)://', 1)) || '://' || relake_authority(
+        regexp_extract(t, '^[A-Za-z][A-Za-z0-9+.\-]*://([^/?#]*)', 1),
+        lower(regexp_extract(t, '^([A-Za-z][A-Za-z0-9+.\-]*)://', 1))
+    )
 END

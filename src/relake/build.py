@@ -336,11 +336,11 @@ def _positions(db: Db, shard: int) -> list[int]:
 
 def _write_shard(job: tuple[str, Path, int, list[int], str, str | None]) -> None:
     src, out, rows, positions, codec, memory_limit = job
-    config: dict[str, str | bool | int | float | list[str]] = {"threads": 1, "preserve_insertion_order": True,
-                                                          "enable_progress_bar": False}
+    config: dict[str, str | bool | int | float | list[str]] = {"threads": 1, "preserve_insertion_order": True}
     if memory_limit:
         config["memory_limit"] = memory_limit
     con = duckdb.connect(":memory:", config=config)
+    query("db/quiet").run(con)
     try:
         if positions and rows:
             mask = bytearray(b"0") * rows
@@ -354,7 +354,8 @@ def _write_shard(job: tuple[str, Path, int, list[int], str, str | None]) -> None
 
 
 def _write_single_threaded(table: Any, out: Path) -> None:
-    con = duckdb.connect(":memory:", config={"threads": 1, "enable_progress_bar": False})
+    con = duckdb.connect(":memory:", config={"threads": 1})
+    query("db/quiet").run(con)
     try:
         con.from_arrow(table).create_view("removed")
         query("build/write_removed").run(con, out=str(out))

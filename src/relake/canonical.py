@@ -86,13 +86,14 @@ url_sha256 = lower-case hex sha256 of the canonical URL's UTF-8 bytes.
 
 # The macro files, in the order they are created (helpers first).
 MACRO_QUERIES = (
-    "canonical/pct_escape",
+    "canonical/hex_prefix_len",
+    "canonical/pct_code",
+    "canonical/pct_part",
     "canonical/pct_normalize",
-    "canonical/path",
-    "canonical/cut_fragment",
+    "canonical/rest",
+    "canonical/path_query",
     "canonical/host",
     "canonical/port",
-    "canonical/hostport",
     "canonical/authority",
     "canonical/head",
     "canonical/canonical_trimmed",

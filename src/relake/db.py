@@ -71,7 +71,6 @@ def connect(
         config: dict[str, str | bool | int | float | list[str]] = {
             "memory_limit": memory_limit or default_memory_limit(),
             "preserve_insertion_order": True,
-            "enable_progress_bar": False,
         }
         if threads:
             config["threads"] = threads
@@ -81,6 +80,9 @@ def connect(
             con = duckdb.connect(":memory:", config=config)
         except duckdb.Error as exc:
             raise InputError(f"cannot start DuckDB: {exc}") from exc
+        from relake.sql import query
+
+        query("db/quiet").run(con)
         db = Db(con, Path(links) / "l")
         try:
             yield db
