@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import lru_cache
 
 import duckdb
 import idna
@@ -86,10 +87,9 @@ url_sha256 = lower-case hex sha256 of the canonical URL's UTF-8 bytes.
 
 # The macro files, in the order they are created (helpers first).
 MACRO_QUERIES = (
-    "canonical/hex_prefix_len",
-    "canonical/pct_code",
-    "canonical/pct_part",
-    "canonical/pct_normalize",
+    "canonical/pct_upper_hex",
+    "canonical/pct_decode",
+    "canonical/pct_normalize_guarded",
     "canonical/rest",
     "canonical/path_query",
     "canonical/host",
@@ -155,8 +155,14 @@ def register_canonical(con: duckdb.DuckDBPyConnection) -> None:
         query(name).run(con)
 
 
+@lru_cache(maxsize=1 << 16)
 def idna_host(host: str) -> str:
-    """A host with non-ASCII characters as punycode (UTS #46), or lower-cased when that fails."""
+    """A host with non-ASCII characters as punycode (UTS #46), or lower-cased when that fails.
+
+    Cached: the ``idna`` package is pure Python (tens of microseconds a host) and hosts repeat.
+    """
+    if host.isascii():
+        return host.lower()
     try:
         return str(idna.encode(host, uts46=True).decode("ascii"))
     except (UnicodeError, ValueError):

@@ -75,6 +75,8 @@ def build(
     sensitive: Annotated[bool, typer.Option("--sensitive", help="Flag form: mark the rules sensitive.")] = False,
     threads: Annotated[int | None, typer.Option("--threads", min=1, help="Shards written in parallel.")] = None,
     memory_limit: Annotated[str | None, typer.Option("--memory-limit", help="DuckDB memory limit.")] = None,
+    fast_audit: Annotated[bool, typer.Option("--fast-audit", help="Skip re-running every rule over the written "
+                                                                   "shards (still audits counts and fingerprints).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Build a derived version from a base plus rules, with a reason for every removed row."""
@@ -94,7 +96,8 @@ def build(
                                                                          sensitive)))
     start = time.perf_counter()
     with console.progress("build", None) as advance:
-        result = build_version(lake(), spec, threads=threads, memory_limit=memory_limit, progress=advance)
+        result = build_version(lake(), spec, threads=threads, memory_limit=memory_limit, progress=advance,
+                               full_audit=not fast_audit)
     secs = time.perf_counter() - start
     v = result.version
     if as_json:
