@@ -63,6 +63,7 @@ def _generate(work: Path, rows: int, edits: int, shards: int, seed: int) -> tupl
     # each of the three edit kinds hits ~edits/3 rows (ids are unique, hash() spreads them evenly)
     period = max(1, rows * 3 // max(edits, 1))
     con = duckdb.connect(config={"memory_limit": "4GB"})
+    con.execute("SET enable_progress_bar = false")
     # DuckDB hash() differs between versions; only the edit counts matter, and they are measured, not assumed.
     con.execute(V2_SQL, {"v1": str(v1 / "*.parquet"), "period": period, "out": str(v2)})
     con.close()

@@ -75,8 +75,9 @@ def build(
     sensitive: Annotated[bool, typer.Option("--sensitive", help="Flag form: mark the rules sensitive.")] = False,
     threads: Annotated[int | None, typer.Option("--threads", min=1, help="Shards written in parallel.")] = None,
     memory_limit: Annotated[str | None, typer.Option("--memory-limit", help="DuckDB memory limit.")] = None,
-    fast_audit: Annotated[bool, typer.Option("--fast-audit", help="Skip re-running every rule over the written "
-                                                                   "shards (still audits counts and fingerprints).")] = False,
+    fast_audit: Annotated[bool, typer.Option(
+        "--fast-audit", help="Skip re-running every rule over the written shards (counts and fingerprints are "
+        "still audited).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Build a derived version from a base plus rules, with a reason for every removed row."""
