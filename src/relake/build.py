@@ -86,7 +86,7 @@ def build_version(
         for pl in plans:
             q("build/insert_rule_info").run(db.con, rule=pl.rule.id, category=pl.rule.category,
                                             sensitive=pl.rule.sensitive)
-        _bind_base_images(db, plans, base.roles, [c.name for c in base.schema])
+        image_algo = _bind_base_images(db, plans, base.roles, [c.name for c in base.schema])
         q("build/img_to_all").run(db.con)
         q("build/removed").run(db.con)
         checkpoint("build:after-match")
@@ -141,7 +141,7 @@ def build_version(
                     "output_compression": codec,
                 },
                 stats={"removed_rows": removed_total, "removed_by_rule": by_rule,
-                       "removed_by_category": by_category},
+                       "removed_by_category": by_category, "removed_image_hash": image_algo},
             )
             (staging.path / "version.json").write_text(version.to_json(), encoding="utf-8")
             checkpoint("build:before-publish")
@@ -312,9 +312,9 @@ def _redact(message: str) -> str:
     return message if cut < 0 else message[:cut].rstrip(" :") + " (value withheld)"
 
 
-def _bind_base_images(db: Db, plans: Sequence[_Plan], roles: Roles, columns: Sequence[str]) -> None:
+def _bind_base_images(db: Db, plans: Sequence[_Plan], roles: Roles, columns: Sequence[str]) -> str | None:
     """Point view img at the base's own image hashes (a hash column, or the first image rule's side table)
-    so removed rows keep them; partner lists never feed this."""
+    so removed rows keep them; partner lists never feed this. Returns the hash algorithm, if any."""
     for c in columns:
         if c.lower() in ("md5", "sha256", "sha1"):
             db.con.table("base").select(
@@ -322,12 +322,13 @@ def _bind_base_images(db: Db, plans: Sequence[_Plan], roles: Roles, columns: Seq
                 ColumnExpression(c).alias("img"),
             ).create_view("img_src", replace=True)
             query("build/img_column").run(db.con)
-            return
+            return c.lower()
     for p in plans:
         if p.blocklist is not None and p.blocklist.kind in IMAGE_KINDS:
             _bind_images(db, p, IMAGE_KINDS[p.blocklist.kind], roles, columns)
-            return
+            return IMAGE_KINDS[p.blocklist.kind]
     query("build/img_none").run(db.con)
+    return None
 
 
 def _positions(db: Db, shard: int) -> list[int]:

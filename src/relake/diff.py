@@ -339,15 +339,17 @@ def _run(
     compared: list[Compared], changes: SchemaChanges, key: Sequence[str] | None, keyless: bool,
     pairs: list[tuple[str, str]], use_buckets: bool, top: int,
 ) -> DiffSummary:
+    if not compared:
+        raise InputError(f"{a.spec} and {b.spec} have no column in common; map them with --map A_COL=B_COL")
     by_name = {x.name: x for x in compared}
     key_cols: list[str] = []
     note: str | None = None
     if not keyless:
         if key is not None:
-            key_cols = _explicit_key(key, by_name, pairs, a, b, changes)
+            key_cols = _explicit_key(key, by_name, pairs, a, b)
             problems = _check_key(db, a_src, b_src, [by_name[k] for k in key_cols])
             if problems:
-                raise InputError(_key_refusal(key_cols, problems, a, b, _sensitive_key(key_cols, a)))
+                raise InputError(_key_refusal(key_cols, problems, _sensitive_key(key_cols, a)))
         else:
             key_cols, note = _default_key(db, a, a_src, b_src, by_name)
     summary = DiffSummary(
@@ -361,8 +363,6 @@ def _run(
         },
         hints=_role_hints(a, b, compared),
     )
-    if not compared:
-        raise InputError(f"{a.spec} and {b.spec} have no column in common; map them with --map A_COL=B_COL")
     rows = query("diff/side_rows").rows(db.con)[0]
     summary.rows_a, summary.rows_b = int(rows[0]), int(rows[1])
 
@@ -393,8 +393,8 @@ def _run(
         b_src.select(_struct(values, "b").alias("r")).create_view("b", replace=True)
         query("diff/keyless").run(db.con)
 
-    for change, n in query("diff/counts").rows(db.con):
-        setattr(summary, str(change), int(n))
+    counts = {str(change): int(n) for change, n in query("diff/counts").rows(db.con)}
+    summary.added, summary.removed, summary.changed = (counts.get(c, 0) for c in ("added", "removed", "changed"))
     summary.unchanged = summary.rows_a - summary.removed - summary.changed
     if key_cols:
         summary.column_changes = {str(c): int(n) for c, n in query("diff/column_changes").rows(db.con)}
@@ -405,8 +405,7 @@ def _run(
 
 
 def _explicit_key(
-    key: Sequence[str], by_name: dict[str, Compared], pairs: list[tuple[str, str]], a: Side, b: Side,
-    changes: SchemaChanges,
+    key: Sequence[str], by_name: dict[str, Compared], pairs: list[tuple[str, str]], a: Side, b: Side
 ) -> list[str]:
     b_to_a = {y: x for x, y in pairs}
     out: list[str] = []
@@ -473,7 +472,7 @@ def _sensitive_key(key_cols: Sequence[str], a: Side) -> bool:
     return any(c in (a.roles.url, a.roles.caption) for c in key_cols)
 
 
-def _key_refusal(key_cols: list[str], problems: list[KeyProblem], a: Side, b: Side, sensitive: bool) -> str:
+def _key_refusal(key_cols: list[str], problems: list[KeyProblem], sensitive: bool) -> str:
     parts = []
     for p in problems:
         text = _problem_text(p)

@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 
 from relake.db import Db, connect, first_line
-from relake.errors import InputError
+from relake.errors import InputError, NotFoundError
 from relake.fingerprint import fingerprint_src
 from relake.ingest import shard_facts
 from relake.lake import VERSION_FILE, Lake
@@ -36,14 +36,23 @@ def verify_target(lake: Lake, target: str | None, progress: Callable[[int], None
         return [verify_version(lake, lake.load_version(n), lake.version_dir(n), progress)
                 for n in lake.version_names()]
     folder = Path(target)
-    if (folder / VERSION_FILE).is_file() and ("/" in target or target in (".", "..")):
-        text = (folder / VERSION_FILE).read_text(encoding="utf-8")
-        return [verify_version(lake, Version.from_json(text, str(folder / VERSION_FILE)), folder, progress)]
+    if "/" in target or target in (".", "..") or (folder / VERSION_FILE).is_file():
+        if not (folder / VERSION_FILE).is_file():
+            raise NotFoundError(f"{folder}: no {VERSION_FILE} here; give a version name or a release folder")
+        try:
+            text = (folder / VERSION_FILE).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"{folder / VERSION_FILE}: unreadable ({exc})") from exc
+        report = verify_version(None, Version.from_json(text, str(folder / VERSION_FILE)), folder, progress)
+        from relake.publish import check_sums
+
+        report.problems.extend(check_sums(folder))
+        return [report]
     return [verify_version(lake, lake.load_version(target), lake.version_dir(target), progress)]
 
 
 def verify_version(
-    lake: Lake, version: Version, folder: Path, progress: Callable[[int], None] | None = None
+    lake: Lake | None, version: Version, folder: Path, progress: Callable[[int], None] | None = None
 ) -> VerifyReport:
     report = VerifyReport(version.name, len(version.shards), version.rows)
     good: list[Path] = []

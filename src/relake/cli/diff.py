@@ -8,7 +8,6 @@ import typer
 
 from relake import console
 from relake.cli.app import app, handled, lake
-from relake.errors import InputError
 
 if TYPE_CHECKING:
     from relake.diff import DiffSummary
@@ -132,8 +131,6 @@ def fingerprint(
     """Order- and shard-invariant content fingerprint of a version or of any parquet set."""
     from relake.diff import fingerprint_target
 
-    if from_manifest and memory_limit is not None:
-        raise InputError("--memory-limit has no effect with --from-manifest")
     with console.progress("fingerprint", None):
         r = fingerprint_target(lake(), target, from_manifest=from_manifest, memory_limit=memory_limit)
     if as_json:

@@ -1,0 +1,80 @@
+"""Release commands: manifest, publish, lookup."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from relake import console
+from relake.cli.app import app, handled, lake
+from relake.lake import check_user_path
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+CrowdOpt = Annotated[int | None, typer.Option("--min-crowd", min=0, help="K: non-sensitive hashes a category "
+                                                                          "needs to hide sensitive ones.")]
+
+
+@app.command()
+@handled
+def manifest(
+    a: Annotated[str, typer.Argument(help="The earlier version.")],
+    b: Annotated[str, typer.Argument(help="A version built from it (any number of generations).")],
+    out: Annotated[str, typer.Option("--out", help="New folder to write the manifest into.")],
+    private: Annotated[bool, typer.Option("--private", help="The audit copy: URLs, keys, shards, rules.")] = False,
+    image_hashes: Annotated[bool, typer.Option("--image-hashes", help="Add image hashes that came from the base "
+                                                                      "data (never a partner's list).")] = False,
+    min_crowd: CrowdOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Removal manifest from A to B: public (hashed, categorised) by default, --private for the audit copy."""
+    from relake.publish import write_manifest
+
+    if private:
+        console.warn("--private writes removed URLs and captions: keep it to the audit team (owner-only files)")
+    m = write_manifest(lake(), a, b, Path(check_user_path(out)), private=private, image_hashes=image_hashes,
+                       min_crowd=min_crowd)
+    if as_json:
+        console.print_json({"out": str(m.out), "rows": m.rows, "counts": m.counts, "private": m.private,
+                            "image_hash": m.image_hash})
+        return
+    console.out.print(f"wrote {'private' if m.private else 'public'} manifest {a} → {b} to {m.out}: {m.rows:,} rows")
+    console.table("removed URL hashes by public category", ["category", "hashes"],
+                  [(c, f"{n:,}") for c, n in m.counts.items()])
+
+
+@app.command()
+@handled
+def publish(
+    name: Annotated[str, typer.Argument(help="Version to release.")],
+    out: Annotated[str, typer.Argument(help="New release folder.")],
+    min_crowd: CrowdOpt = None,
+) -> None:
+    """A release folder: data shards, version.json, SHA256SUMS, public manifest vs parent, CHANGELOG.md."""
+    from relake.publish import publish_release
+
+    path = publish_release(lake(), name, Path(check_user_path(out)), min_crowd=min_crowd)
+    console.out.print(f"published {name} to {path}")
+    console.info(f"check it with: cd {path} && sha256sum -c SHA256SUMS   (or: relake verify {path})")
+
+
+@app.command()
+@handled
+def lookup(
+    urls: Annotated[list[str], typer.Argument(help="URLs to look up.")],
+    manifest_dir: Annotated[str, typer.Option("--manifest", help="A public removal manifest folder.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Whether URLs (canonicalised the same way) are listed in a removal manifest; exit 1 if any is."""
+    from relake.publish import lookup_urls
+
+    found = lookup_urls(urls, Path(check_user_path(manifest_dir)))
+    if as_json:
+        console.print_json([{"url": u, "url_sha256": h, "listed": c is not None, "category": c}
+                            for u, h, c in found])
+    else:
+        for u, _h, c in found:
+            console.out.print(console.literal(f"{'LISTED ' + c if c else 'not listed':<20} {u}"))
+    if any(c is not None for _, _, c in found):
+        raise typer.Exit(1)

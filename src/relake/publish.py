@@ -1,0 +1,314 @@
+"""Removal manifests (public and private), release folders, and lookups against a manifest.
+
+A **public** manifest lists what was removed between two versions without listing anything harmful:
+``removed.parquet`` holds the sha256 of each removed row's canonical URL and a coarse public category, sorted
+by hash (nothing positional: no shard, row, key, URL, caption or rule id), and ``manifest.json`` says how
+the hashes were made. Hashing alone does not hide a removal from someone holding the original, and a category
+like "csam" would single rows out, so the **crowd rule** is enforced: rows matched by a ``sensitive`` rule must
+share their public category with at least K hashes matched only by non-sensitive rules, or nothing is written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from duckdb import ColumnExpression, ConstantExpression
+
+from relake import __version__
+from relake.canonical import CANONICAL_RULE, CANONICAL_VERSION, register_canonical
+from relake.db import Db, connect
+from relake.errors import CrowdError, InputError, InvalidPathError, NotFoundError
+from relake.lake import Lake, checkpoint, fsync_dir, fsync_tree
+from relake.manifest import Shard, Version, sha256_file
+from relake.sql import query
+
+MANIFEST_FORMAT = "relake.manifest/1"
+DEFAULT_MIN_CROWD = 1000
+
+
+@dataclass(frozen=True)
+class ManifestSummary:
+    out: Path
+    rows: int
+    counts: dict[str, int]
+    private: bool
+    image_hash: str | None
+
+
+def lineage(lake: Lake, ancestor: str, descendant: str) -> list[Version]:
+    """The derived versions from ``descendant`` back to (excluding) ``ancestor``, newest first."""
+    chain: list[Version] = []
+    v = lake.load_version(descendant)
+    lake.load_version(ancestor)
+    seen: set[str] = set()
+    while v.name != ancestor:
+        if v.parent is None or v.name in seen:
+            raise NotFoundError(f"{ancestor!r} is not an ancestor of {descendant!r}; a removal manifest goes from a "
+                                "version to one built from it (`relake versions` shows the lineage)")
+        seen.add(v.name)
+        chain.append(v)
+        v = lake.load_version(v.parent)
+    if not chain:
+        raise InputError(f"{ancestor!r} and {descendant!r} are the same version; nothing was removed")
+    return chain
+
+
+def _bind_removed(db: Db, lake: Lake, chain: Sequence[Version]) -> None:
+    rels = []
+    for v in chain:
+        path = lake.version_dir(v.name) / "removed.parquet"
+        if not path.is_file():
+            raise NotFoundError(f"{path}: the version's provenance is missing; it cannot be manifested")
+        rel = db.con.read_parquet(db.plain_path(path))
+        rels.append(rel.select(ConstantExpression(v.name).alias("generation"), *[ColumnExpression(c)
+                                                                               for c in rel.columns]))
+    union = rels[0]
+    for r in rels[1:]:
+        union = union.union(r)
+    union.create_view("removed_all", replace=True)
+
+
+def _min_crowd(chain: Sequence[Version], override: int | None) -> int:
+    if override is not None:
+        return override
+    ks = [int(v.recipe.get("min_crowd", DEFAULT_MIN_CROWD)) for v in chain]
+    return max(ks) if ks else DEFAULT_MIN_CROWD
+
+
+def _check_crowd(db: Db, k: int) -> None:
+    small = query("manifest/crowd").rows(db.con, k=k)
+    if small:
+        cat, _sens, benign = small[0]
+        others = f" (and {len(small) - 1} more)" if len(small) > 1 else ""
+        raise CrowdError(
+            f"category {cat!r}{others} holds removals by a sensitive rule but only {benign} removal(s) by "
+            f"non-sensitive rules, fewer than the crowd of {k} needed to hide them; nothing was written. Merge the "
+            "sensitive rule into a larger public category, add the benign filter to its category, or lower the "
+            "crowd with --min-crowd / min_crowd only if the exposure is acceptable"
+        )
+
+
+def write_manifest(
+    lake: Lake,
+    ancestor: str,
+    descendant: str,
+    out: Path,
+    *,
+    private: bool = False,
+    image_hashes: bool = False,
+    min_crowd: int | None = None,
+) -> ManifestSummary:
+    """Write the removal manifest from ``ancestor`` to ``descendant`` into the new folder ``out``."""
+    chain = lineage(lake, ancestor, descendant)
+    first, last = lake.load_version(ancestor), chain[0]
+    k = _min_crowd(chain, min_crowd)
+    with connect(lake) as db:
+        _bind_removed(db, lake, chain)
+        algos = {v.stats.get("removed_image_hash") for v in chain} - {None}
+        image_algo = str(algos.pop()) if image_hashes and len(algos) == 1 else None
+        if image_hashes and image_algo is None:
+            raise InputError("--image-hashes: the removed rows carry no image hashes from the base data "
+                             "(or several algorithms); build from a base with an md5/sha256 column or side table")
+        if not private:
+            _check_crowd(db, k)
+        counts = {str(c): int(n) for c, n in query("manifest/category_counts").rows(db.con)}
+        no_url = int(query("manifest/no_url_rows").rows(db.con)[0][0])
+        staging = _staging_sibling(out)
+        try:
+            if private:
+                os.chmod(staging, 0o700)
+                rows_q = query("manifest/private_rows")
+                fname = "removed-private.parquet"
+            else:
+                rows_q = query("manifest/public_rows_images" if image_algo else "manifest/public_rows")
+                fname = "removed.parquet"
+            table = db.con.sql(rows_q.text).to_arrow_table()
+            if image_algo:
+                table = table.rename_columns(["url_sha256", "category", f"image_{image_algo}"])
+            write_parquet_stable(table, staging / fname)
+            if private:
+                os.chmod(staging / fname, 0o600)
+            sidecar = {
+                "format": MANIFEST_FORMAT,
+                "kind": "private" if private else "public",
+                "hash": "sha256",
+                "hash_of": "canonical URL (UTF-8)",
+                "canonical_url_version": CANONICAL_VERSION,
+                "canonical_url_rule": CANONICAL_RULE,
+                "from": {"name": first.name, "fingerprint": first.fingerprint.value, "rows": first.rows},
+                "to": {"name": last.name, "fingerprint": last.fingerprint.value, "rows": last.rows},
+                "rows": table.num_rows,
+                "counts": counts,
+                "removed_rows_without_url": no_url,
+                "image_hash": image_algo,
+                "min_crowd": k,
+                "files": {fname: sha256_file(staging / fname)},
+                "tool": {"relake": __version__, "duckdb": duckdb.__version__},
+            }
+            (staging / "manifest.json").write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n",
+                                                   encoding="utf-8")
+            if private:
+                os.chmod(staging / "manifest.json", 0o600)
+            _publish_sibling(staging, out)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    return ManifestSummary(out, table.num_rows, counts, private, image_algo)
+
+
+def write_parquet_stable(table: Any, out: Path) -> None:
+    """Write an arrow table with one single-threaded DuckDB, so the bytes are the same on every run."""
+    con = duckdb.connect(":memory:", config={"threads": 1})
+    try:
+        query("db/quiet").run(con)
+        con.from_arrow(table).create_view("out_rows")
+        query("manifest/write_parquet").run(con, out=str(out))
+    finally:
+        con.close()
+
+
+def _staging_sibling(out: Path) -> Path:
+    if out.exists():
+        raise InvalidPathError(f"{out}: already exists; give a new folder (nothing is ever overwritten)")
+    parent = out.absolute().parent
+    if not parent.is_dir():
+        raise NotFoundError(f"{parent}: no such folder")
+    staging = parent / f".{out.name}.partial-{secrets.token_hex(6)}"
+    staging.mkdir()
+    return staging
+
+
+def _publish_sibling(staging: Path, out: Path) -> None:
+    fsync_tree(staging)
+    checkpoint("publish:before-rename")
+    try:
+        os.rename(staging, out)
+    except OSError as exc:
+        raise InvalidPathError(f"{out}: appeared while writing; nothing was overwritten") from exc
+    fsync_dir(out.absolute().parent)
+    checkpoint("publish:after-rename")
+
+
+def publish_release(lake: Lake, name: str, out: Path, *, min_crowd: int | None = None) -> Path:
+    """A release folder: data shards, version.json, public manifest vs the parent, CHANGELOG.md, SHA256SUMS."""
+    v = lake.load_version(name)
+    vdir = lake.version_dir(name)
+    staging = _staging_sibling(out)
+    try:
+        (staging / "data").mkdir()
+        shards = []
+        for i, s in enumerate(v.shards):
+            rel = f"data/part-{i:05d}.parquet"
+            src = v.shard_path(vdir, s)
+            if not src.is_file() or src.stat().st_size != s.bytes:
+                raise InputError(f"{src}: shard is missing or changed size; run `relake verify {name}`")
+            shutil.copyfile(src, staging / rel)
+            if sha256_file(staging / rel) != s.sha256:
+                raise InputError(f"{src}: sha256 differs from the manifest; run `relake verify {name}`")
+            shards.append(replace(s, path=rel))
+        released = replace(v, shards=tuple(shards), storage="lake", sources=())
+        (staging / "version.json").write_text(released.to_json(), encoding="utf-8")
+        manifest: ManifestSummary | None = None
+        if v.parent is not None:
+            manifest = write_manifest(lake, v.parent, name, staging / "manifest", min_crowd=min_crowd)
+        (staging / "CHANGELOG.md").write_text(_changelog(lake, released, manifest), encoding="utf-8")
+        _write_sums(staging)
+        _publish_sibling(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out
+
+
+def _write_sums(folder: Path) -> None:
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "SHA256SUMS")
+    lines = [f"{sha256_file(p)}  {p.relative_to(folder).as_posix()}\n" for p in files]
+    (folder / "SHA256SUMS").write_text("".join(lines), encoding="utf-8")
+
+
+def check_sums(folder: Path) -> list[str]:
+    """Problems with ``SHA256SUMS`` in a release folder (empty when all files match)."""
+    sums = folder / "SHA256SUMS"
+    if not sums.is_file():
+        return []
+    problems = []
+    for n, line in enumerate(sums.read_text(encoding="utf-8").splitlines(), 1):
+        digest, sep, rel = line.partition("  ")
+        path = folder / rel
+        if not sep or ".." in Path(rel).parts or Path(rel).is_absolute():
+            problems.append(f"{sums}:{n}: malformed line")
+        elif not path.is_file():
+            problems.append(f"{path}: listed in SHA256SUMS but missing")
+        elif sha256_file(path) != digest:
+            problems.append(f"{path}: sha256 differs from SHA256SUMS (bytes changed)")
+    return problems
+
+
+def _changelog(lake: Lake, v: Version, manifest: ManifestSummary | None) -> str:
+    lines = [f"# {v.name}", ""]
+    if v.parent:
+        lines += [f"Derived from `{v.parent}` by relake {__version__}: {v.rows:,} rows in {len(v.shards)} shards "
+                  f"(shard *i* holds the surviving rows of shard *i* of `{v.parent}`, in order).", ""]
+    else:
+        lines += [f"Original release: {v.rows:,} rows in {len(v.shards)} shards.", ""]
+    lines += [f"Content fingerprint: `{v.fingerprint.value}` ({v.fingerprint.algorithm}).", ""]
+    if manifest is not None:
+        lines += ["## Removed", "", "| public category | URL hashes |", "|---|---|"]
+        lines += [f"| {c} | {n:,} |" for c, n in sorted(manifest.counts.items())]
+        removed = v.stats.get("removed_rows")
+        lines += ["", f"Rows removed from `{v.parent}`: {removed:,}." if isinstance(removed, int) else "", ""]
+        with connect(lake) as db:
+            _bind_removed(db, lake, lineage(lake, v.parent or "", v.name))
+            by_shard = query("manifest/removed_by_shard").rows(db.con)
+        lines += ["| shard | rows removed |", "|---|---|"] + [f"| {s} | {n:,} |" for s, n in by_shard] + [""]
+        lines += ["The public manifest (`manifest/removed.parquet`) lists the sha256 of each removed row's canonical "
+                  "URL and a coarse category only; see `manifest/manifest.json` for the canonicalisation rule.", ""]
+    lines += [
+        "## Check and clean your copy", "",
+        "```bash",
+        "sha256sum -c SHA256SUMS              # or: relake verify .",
+        "relake lookup URL --manifest manifest",
+        "relake check YOUR_COPY --manifest manifest",
+        "relake clean YOUR_COPY --manifest manifest --out CLEANED_COPY",
+        "```", "",
+    ]
+    return "\n".join(lines)
+
+
+def lookup_urls(urls: Sequence[str], manifest_dir: Path) -> list[tuple[str, str, str | None]]:
+    """(url, canonical sha256, category or None) for each URL, in order."""
+    rows_file = manifest_dir / "removed.parquet"
+    meta = read_manifest_meta(manifest_dir)
+    if meta.get("canonical_url_version") != CANONICAL_VERSION:
+        raise InputError(f"{manifest_dir}: made with canonical URL rule version {meta.get('canonical_url_version')}, "
+                         f"this relake uses {CANONICAL_VERSION}; use a matching relake")
+    with connect(None) as db:
+        register_canonical(db.con)
+        db.bind_parquet("manifest_rows", [rows_file])
+        return [(str(u), str(h), None if c is None else str(c))
+                for u, h, c in query("manifest/lookup").rows(db.con, urls=list(urls))]
+
+
+def read_manifest_meta(manifest_dir: Path) -> dict[str, Any]:
+    meta_path = manifest_dir / "manifest.json"
+    rows_file = manifest_dir / "removed.parquet"
+    if not meta_path.is_file() or not rows_file.is_file():
+        raise NotFoundError(f"{manifest_dir}: not a public removal manifest (needs manifest.json and removed.parquet)")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{meta_path}: unreadable manifest sidecar ({exc})") from exc
+    if not isinstance(meta, dict) or meta.get("format") != MANIFEST_FORMAT:
+        raise InputError(f"{meta_path}: not a {MANIFEST_FORMAT} sidecar")
+    return meta
+
+
+__all__ = ["ManifestSummary", "Shard", "check_sums", "lookup_urls", "publish_release", "write_manifest"]
