@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from relake.db import connect
 from relake.errors import RelakeError
 from relake.ingest import ingest_version, resolve_sources
 from relake.lake import Lake
+from relake.publish import check_sums, lookup_urls, publish_release, read_manifest_meta
 from relake.spec import load_spec
 from relake.sql import query
 from relake.verify import verify_target
@@ -81,14 +83,33 @@ def run_demo(lake: Lake, *, rows: int = 1_000_000, work: Path | None = None) -> 
     if not all(r.ok for r in reports):
         raise RelakeError("verification failed right after building; the disk may be failing")
 
+    release = lake.root / "demo" / "release-research"
+    console.step(f"publishing 'research' to {release}: shards, version.json, SHA256SUMS, CHANGELOG.md and the "
+                 "public removal manifest (hashes + categories only; crowd rule enforced)")
+    if release.exists():
+        shutil.rmtree(release)
+    publish_release(lake, "research", release)
+    meta = read_manifest_meta(release / "manifest")
+    console.table("public manifest: removed URL hashes by category", ["category", "hashes"],
+                  [(c, f"{n:,}") for c, n in sorted(meta["counts"].items())], stderr=True)
+    console.info(f"  min crowd {meta['min_crowd']}: the sensitive partner matches are hidden among the "
+                 "non-sensitive removals of their category")
+    problems = check_sums(release)
+    console.info(f"  SHA256SUMS: {'ok' if not problems else problems[0]}")
+    planted = (inputs / "partner-urls.txt").read_text(encoding="utf-8").splitlines()[-1]
+    listed = lookup_urls([planted], release / "manifest")
+    console.info(f"  lookup of a partner-listed URL (as the partner spelled it): "
+                 f"{'listed as ' + str(listed[0][2]) if listed[0][2] else 'NOT listed'}")
+
     console.out.print(f"\ndemo finished in {time.perf_counter() - t0:.1f} s, lake at {lake.root}")
     console.out.print("try next:")
     for line in (
         f"relake --lake {lake.root} versions",
-        f"relake --lake {lake.root} show {ORIGINAL}",
-        f"relake --lake {lake.root} verify {ORIGINAL}",
         f"relake --lake {lake.root} show research",
+        f"relake --lake {lake.root} diff {ORIGINAL} research",
         f"relake --lake {lake.root} blocklist list",
+        f"relake verify {release}",
+        f"relake lookup 'http://example.com/x.jpg' --manifest {release / 'manifest'}",
     ):
         console.out.print("  " + line)
 
