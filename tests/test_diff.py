@@ -358,7 +358,7 @@ def test_a_name_that_is_also_a_folder_here_is_ambiguous(lake: Lake, pair: tuple[
     assert diff_versions(lake, "./v1", "v1/").identical
 
 
-def test_equal_bucket_fingerprints_skip_rows(lake: Lake, tmp_path: Path) -> None:
+def test_equal_bucket_fingerprints_skip_the_scan(lake: Lake, tmp_path: Path) -> None:
     rows = v1_rows(400)
     a = write_split(pa.Table.from_pylist(rows, schema=V1_SCHEMA), tmp_path / "src-a", 2)
     b_rows = [dict(r) for r in rows]
@@ -369,13 +369,13 @@ def test_equal_bucket_fingerprints_skip_rows(lake: Lake, tmp_path: Path) -> None
     for name, src in (("a", a), ("a-again", a), ("b", b)):
         ingest_version(lake, name, [str(src[0].parent)])
     same = diff_versions(lake, "a", "a-again")
-    assert same.buckets == {"compared": 256, "differing": 0, "skipped": 256, "filtered": True}
+    assert same.buckets == {"compared": 256, "differing": 0, "equal": 256, "scan_skipped": True}
     assert same.identical and same.unchanged == 400
     for kw in ({}, {"keyless": True}):
         s = diff_versions(lake, "a", "b", **kw)  # type: ignore[arg-type]
         full = diff_versions(lake, "a", "b", use_buckets=False, **kw)  # type: ignore[arg-type]
         assert full.buckets is None
-        assert s.buckets is not None and s.buckets["filtered"] and 0 < s.buckets["differing"] <= 6
+        assert s.buckets is not None and not s.buckets["scan_skipped"] and 0 < s.buckets["differing"] <= 6
         assert s.to_dict()["rows"] == full.to_dict()["rows"] == model_counts(
             model_diff(a, b, key=["SAMPLE_ID"] if not kw else []))
         assert s.column_changes == full.column_changes

@@ -21,12 +21,14 @@ MemOpt = Annotated[
 @app.command()
 @handled
 def diff(
-    a: Annotated[str, typer.Argument(help="Version name, or parquet file/folder (anything with '/' or .parquet).")],
-    b: Annotated[str, typer.Argument(help="Version name, or parquet file/folder, to compare with A.")],
+    a: Annotated[str, typer.Argument(
+        metavar="A", help="Version name, or parquet file/folder (anything with '/' or .parquet).")],
+    b: Annotated[str, typer.Argument(metavar="B", help="Version name, or parquet file/folder, to compare with A.")],
     key: Annotated[
         str | None,
-        typer.Option("--key", help="Key column(s), comma-separated, e.g. url,caption (default: the id column "
-                                   "if unique on both sides, else URL+caption, else keyless)."),
+        typer.Option("--key", metavar="COL[,COL]",
+                     help="Key column(s), comma-separated, e.g. url,caption (default: the id column if unique "
+                          "on both sides, else URL+caption, else keyless)."),
     ] = None,
     keyless: Annotated[
         bool, typer.Option("--keyless", help="Compare rows as a multiset (duplicates count); no 'changed' rows.")
@@ -37,13 +39,13 @@ def diff(
                                                          "e.g. --map URL=url --map TEXT=caption."),
     ] = None,
     out: Annotated[
-        str | None, typer.Option("--out", help="Write every differing row, sorted by key, to FILE "
+        str | None, typer.Option("--out", metavar="FILE", help="Write every differing row, sorted by key, to FILE "
                                                "(.parquet, .csv or .jsonl).")
     ] = None,
     exit_code: Annotated[
         bool, typer.Option("--exit-code", help="Exit 1 when A and B differ (rows or schema), like git diff.")
     ] = False,
-    top: Annotated[int, typer.Option("--top", min=1, help="How many domains and shards to list.")] = 10,
+    top: Annotated[int, typer.Option("--top", min=1, metavar="N", help="How many domains and shards to list.")] = 10,
     no_buckets: Annotated[
         bool, typer.Option("--no-buckets", help="Do not trust manifest fingerprints to skip equal buckets.")
     ] = False,
@@ -81,9 +83,11 @@ def _render(s: DiffSummary, top: int) -> None:
         ("added", f"{s.added:,}"), ("removed", f"{s.removed:,}"),
         ("changed", f"{s.changed:,}"), ("unchanged", f"{s.unchanged:,}"),
     ]
+    if s.withheld_sensitive:
+        items.append(("withheld", f"{s.withheld_sensitive:,} removed by sensitive rules: counted, never listed"))
     if s.buckets is not None:
-        items.append(("buckets", f"{s.buckets['skipped']} of 256 equal in both manifests"
-                                 + (", their rows skipped" if s.buckets["filtered"] else "")))
+        items.append(("buckets", f"{s.buckets['equal']} of 256 equal in both manifests"
+                                 + ("; no row read" if s.buckets["scan_skipped"] else "")))
     if s.out is not None:
         items.append(("written", f"{s.out_rows:,} rows to {s.out}"))
     items.append(("time", f"{s.seconds:.2f} s"))
@@ -120,7 +124,7 @@ def _render(s: DiffSummary, top: int) -> None:
 @app.command()
 @handled
 def fingerprint(
-    target: Annotated[str, typer.Argument(help="Version name, or parquet file/folder.")],
+    target: Annotated[str, typer.Argument(metavar="TARGET", help="Version name, or parquet file/folder.")],
     from_manifest: Annotated[
         bool, typer.Option("--from-manifest", help="Read the version's recorded fingerprint instead of rescanning.")
     ] = False,
