@@ -224,7 +224,7 @@ def test_rule_is_documented() -> None:
 HEX = "0123456789abcdefABCDEF"
 _escape = st.builds(lambda a, b: f"%{a}{b}", st.sampled_from(HEX), st.sampled_from(HEX))
 _bad_escape = st.sampled_from(["%", "%z", "%4", "%4g", "%%", "%Ä"])
-_path_char = st.sampled_from(list("abzAZ09/.-_~?&=+ é€ü!$'()*,;:@[]\\") + ["\n", "\t"])
+_path_char = st.sampled_from([*"abzAZ09/.-_~?&=+ é€ü!$'()*,;:@[]\\", "\n", "\t"])
 _path = st.lists(st.one_of(_path_char, _path_char, _escape, _bad_escape), max_size=12).map("".join)
 _label = st.text(alphabet="abxXYZ09-_üÜßпРé", min_size=1, max_size=8)
 _host = st.one_of(
@@ -232,9 +232,7 @@ _host = st.one_of(
     st.sampled_from(["[::1]", "[2001:DB8::A]", "[::1", "", "EXAMPLE.com", "example.com"]),
 )
 _url = st.builds(
-    lambda ws1, scheme, userinfo, host, port, path, frag, ws2: (
-        f"{ws1}{scheme}{userinfo}{host}{port}{path}{frag}{ws2}"
-    ),
+    lambda ws1, scheme, userinfo, host, port, path, frag, ws2: f"{ws1}{scheme}{userinfo}{host}{port}{path}{frag}{ws2}",
     st.sampled_from(["", " ", "\t", "\r\n"]),
     st.sampled_from(["http://", "HTTP://", "https://", "HtTpS://", "ftp://", "ws://", "", "//", "x:"]),
     st.sampled_from(["", "", "user@", "User:Pa%7eSS@", "a@b@", "@"]),
@@ -245,21 +243,15 @@ _url = st.builds(
     st.sampled_from(["", " ", "\n", " \t"]),
 )
 _noise = st.text(alphabet="hHtTpPsS:/?#@[]%.aA09fF~é \t", max_size=30)
-_urls = st.lists(st.one_of(_url, _url, _url, _noise), min_size=1, max_size=25)
+_urls = st.lists(st.one_of(_url, _url, _url, _noise), min_size=1, max_size=40)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(urls=_urls)
 def test_sql_equals_python_and_is_idempotent(con: duckdb.DuckDBPyConnection, urls: list[str]) -> None:
-    rows = con.execute(
-        """
-        SELECT canonical_url(u), canonical_url(canonical_url(u))
-        FROM unnest($urls) WITH ORDINALITY AS t(u, i) ORDER BY i
-        """,
-        {"urls": urls},
-    ).fetchall()
-    for url, (sql_once, sql_twice) in zip(urls, rows, strict=True):
-        py = canonical_url(url)
-        assert sql_once == py, url
-        assert canonical_url(py) == py, url
-        assert sql_twice == sql_once, url
+    py = [canonical_url(u) for u in urls]
+    assert [canonical_url(c) for c in py] == py
+    # one query an example (binding the big macro is what costs): the URLs, then their canonical forms
+    sql = sql_canonical(con, [*urls, *py])
+    assert sql[: len(urls)] == py
+    assert sql[len(urls) :] == py

@@ -7,6 +7,8 @@
 --   returned as is after one full match. Other URLs are trimmed of ASCII whitespace (space, tab, LF,
 --   VT, FF, CR; trim() only runs when the first character is <= ' ' or the last is whitespace) and
 --   go to relake_canonical_trimmed.
+--   Pass a column or a cheap expression: u is named many times (only a few are evaluated per row),
+--   so canonical_url(canonical_url(x)) inlines the inner call dozens of times; use a CTE instead.
 --   Performance note: the macros use no lambdas. DuckDB builds a lambda's expression state anew
 --   for every vector, so a lambda used as a let-binding costs microseconds per vector even for one row.
 -- Reads: nothing (a macro); needs the other queries/canonical macros and the relake_idna UDF,

@@ -18,12 +18,13 @@ since every stored hash depends on it):
    on (also a ``#`` inside the query), is dropped, then trailing whitespace is trimmed again.
 4. The scheme is lower-cased.
 5. Authority: userinfo (everything up to the last ``@``) is kept as is, case and escapes included.
-   The host is a bracketed IPv6 literal ``[...]`` or runs up to the first ``:``; what follows is the
-   port part. The host is lower-cased; a host with any non-ASCII character is instead converted label
-   by label to punycode with ``idna.encode(host, uts46=True)`` (UTS #46 mapping, IDNA2008, which
-   lower-cases too), or just lower-cased when that conversion fails. An empty port (``host:``) and
-   the default port (``:80`` for http, ``:443`` for https; compared as text, so ``:080`` is kept) are
-   dropped; any other port part is kept as is. No trailing-dot or IP-address normalisation.
+   The host is a bracketed IPv6 literal (from a leading ``[`` to the first ``]``) or runs up to the
+   first ``:``; what follows is the port part. The host is lower-cased; a host with any non-ASCII
+   character is instead converted label by label to punycode with ``idna.encode(host, uts46=True)``
+   (UTS #46 mapping, IDNA2008, which lower-cases too), or just lower-cased when that conversion fails.
+   An empty port (``host:``) and the default port (``:80`` for http, ``:443`` for https; compared as
+   text, so ``:080`` is kept) are dropped; any other port part is kept as is. No trailing-dot or
+   IP-address normalisation.
 6. An empty path becomes ``/`` (``http://a.com`` and ``http://a.com?q`` become ``http://a.com/`` and
    ``http://a.com/?q``), for every scheme.
 7. Percent-escapes in the path and query (not in userinfo or host): a ``%`` followed by two hex
@@ -38,6 +39,22 @@ since every stored hash depends on it):
    spaces or backslashes.
 
 ``url_sha256`` is the lower-case hex sha256 of the canonical form's UTF-8 bytes.
+
+How the SQL runs fast (each macro file says more):
+
+- One RE2 full match recognises a URL that is already canonical (lower-case http-like head, plain
+  host, non-empty path, no ``#``, only upper-case escapes of reserved or non-ASCII bytes) and returns
+  it untouched; that is most of a LAION-like column.
+- Everything else is taken apart with short anchored regexes and plain string functions, each
+  evaluated about once per row. No lambdas on that path: DuckDB rebuilds a lambda's expression state
+  for every vector, which costs microseconds per vector even when a single row needs it.
+- Escapes are only touched when some escape would change. When every ``%`` starts a valid escape,
+  the non-unreserved escapes are protected as ``%25XY`` and one ``url_decode`` does the rest; only
+  strings that also hold an invalid ``%`` take the slower split-on-``%`` lambda with the guard.
+- ``relake_idna`` (Python, cached per host) is called only for hosts with non-ASCII characters.
+
+The macros name their argument many times (a few are evaluated per row): pass a column or a cheap
+expression, and use a CTE rather than nesting ``canonical_url(canonical_url(x))``.
 """
 
 from __future__ import annotations
@@ -49,6 +66,7 @@ from functools import lru_cache
 import duckdb
 import idna
 import pyarrow as pa
+from duckdb.func import FunctionNullHandling, PythonUDFType
 from duckdb.sqltypes import VARCHAR
 
 from relake.sql import query
@@ -136,19 +154,18 @@ def register_canonical(con: duckdb.DuckDBPyConnection) -> None:
     """Make ``canonical_url(x)`` and ``url_sha256(x)`` usable in SQL on ``con`` (idempotent).
 
     Registers the ``relake_idna`` UDF (vectorised over Arrow) and creates the temporary macros of
-    ``queries/canonical/``.
+    ``queries/canonical/``. The macros are TEMP: they live with the connection, never in a database
+    file that could be opened later without the UDF.
     """
-    registered = con.execute(
-        "SELECT 1 FROM duckdb_functions() WHERE function_name = 'relake_idna'"
-    ).fetchall()
+    registered = con.execute("SELECT 1 FROM duckdb_functions() WHERE function_name = 'relake_idna'").fetchall()
     if not registered:
         con.create_function(
             "relake_idna",
             _idna_arrow,
             [VARCHAR],
             VARCHAR,
-            type="arrow",
-            null_handling="special",
+            type=PythonUDFType.ARROW,
+            null_handling=FunctionNullHandling.SPECIAL,
             side_effects=False,
         )
     for name in MACRO_QUERIES:
@@ -156,10 +173,11 @@ def register_canonical(con: duckdb.DuckDBPyConnection) -> None:
 
 
 @lru_cache(maxsize=1 << 16)
-def idna_host(host: str) -> str:
+def _idna_host(host: str) -> str:
     """A host with non-ASCII characters as punycode (UTS #46), or lower-cased when that fails.
 
     Cached: the ``idna`` package is pure Python (tens of microseconds a host) and hosts repeat.
+    The SQL calls it (as the ``relake_idna`` UDF) only for hosts with non-ASCII characters.
     """
     if host.isascii():
         return host.lower()
@@ -171,7 +189,7 @@ def idna_host(host: str) -> str:
 
 def _idna_arrow(hosts: pa.Array) -> pa.Array:
     return pa.array(
-        [None if h is None else idna_host(h) for h in hosts.to_pylist()],
+        [None if h is None else _idna_host(h) for h in hosts.to_pylist()],
         type=pa.string(),
     )
 
@@ -180,14 +198,14 @@ def _canonical_authority(authority: str, scheme: str) -> str:
     match = _AUTHORITY.fullmatch(authority)
     assert match is not None  # every string matches: all three groups may be empty
     userinfo, host, port = match.groups()
-    host = host.lower() if host.isascii() else idna_host(host)
+    host = host.lower() if host.isascii() else _idna_host(host)
     if port in ("", ":") or port == _DEFAULT_PORTS.get(scheme):
         port = ""
     return f"{userinfo or ''}{host}{port}"
 
 
 def _normalize_escapes(text: str) -> str:
-    """Rule 7, scanning left to right (the SQL splits on '%'; the tests hold the two together)."""
+    """Rule 7, scanning left to right (the SQL works differently; the tests hold the two together)."""
     if "%" not in text:
         return text
     out: list[str] = []
