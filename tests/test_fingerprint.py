@@ -50,8 +50,13 @@ def expected_from_strings(rendered: Sequence[str]) -> Fingerprint:
 
 
 def py_json(row: dict[str, Any]) -> str:
-    """DuckDB's to_json rendering of a flat row, for ordinary values (no exponent floats)."""
-    return json.dumps(row, separators=(",", ":"), ensure_ascii=False)
+    """DuckDB's json_array rendering of a flat row's values, for ordinary values (no exponent floats)."""
+    return json.dumps(list(row.values()), separators=(",", ":"), ensure_ascii=False) + tag(row)
+
+
+def tag(row: dict[str, Any]) -> str:
+    """The column-name suffix each row string gets before md5 (written out here, not taken from the code)."""
+    return "\x1f" + json.dumps(list(row), separators=(",", ":"), ensure_ascii=False)
 
 
 def fp_of(paths: Sequence[Path], threads: int | None = None) -> Fingerprint:
@@ -81,20 +86,22 @@ def test_tiny_table_matches_pure_python(tmp_path: Path) -> None:
     assert got.rows == 6
     assert got.value == expected.value
     assert got.buckets == expected.buckets
-    assert got.algorithm.startswith("relake-fp/1")
+    assert got.algorithm.startswith("relake-fp/2")
 
 
 def test_matches_python_over_duckdb_json(tmp_path: Path) -> None:
-    """1,000 rows: the row strings come from DuckDB's to_json, md5 and the sums from Python."""
+    """1,000 rows: the row strings come from DuckDB's json_array, md5 and the sums from Python."""
     paths = write_split(laion_table(0, 1000), tmp_path / "s", 3)
     con = duckdb.connect()
     try:
-        rendered = [r[0] for r in con.sql("SELECT CAST(to_json(t) AS VARCHAR) FROM read_parquet($p) t",
+        rendered = [r[0] for r in con.sql("SELECT CAST(json_array(*COLUMNS(*)) AS VARCHAR) FROM read_parquet($p) t",
                                           params={"p": [str(p) for p in paths]}).fetchall()]
     finally:
         con.close()
     assert len(rendered) == 1000
-    assert rendered[0] == '{"SAMPLE_ID":0,"URL":"https://img0.example.com/a/0.jpg","TEXT":null,"punsafe":0.0}'
+    assert rendered[0] == '[0,"https://img0.example.com/a/0.jpg",null,0.0]'
+    suffix = '\x1f["SAMPLE_ID","URL","TEXT","punsafe"]'
+    rendered = [r + suffix for r in rendered]
     expected = expected_from_strings(rendered)
     got = fp_of(paths)
     assert (got.rows, got.value, got.buckets) == (expected.rows, expected.value, expected.buckets)
@@ -187,7 +194,8 @@ def test_combine_of_per_shard_partial_sums_equals_the_whole(tmp_path: Path) -> N
     with connect() as db:
         for p in paths:
             db.bind_parquet("src", [p])
-            for b, n, lo, hi in query("fingerprint/buckets").rows(db.con):
+            names = '\x1f["SAMPLE_ID","URL","TEXT","punsafe"]'
+            for b, n, lo, hi in query("fingerprint/buckets").rows(db.con, names=names):
                 partial.append((int(b), int(n), int(lo), int(hi)))
     assert same(combine(partial), fp_of(paths))
 

@@ -102,7 +102,7 @@ def test_run_rejects_missing_and_extra_params() -> None:
             q.run(con)
     finally:
         con.close()
-        with pytest.raises(QueryError, match=r"missing params \[\], unexpected params \['files'\]"):
+        with pytest.raises(QueryError, match=r"missing params \['names'\], unexpected params \['files'\]"):
             query("fingerprint/buckets").run(con, files=["x"])
 
 

@@ -1,10 +1,11 @@
 -- Returns: one row per non-empty bucket: bucket (0..255), rows, and the sums (HUGEINT) of the low and
---   high 64-bit halves of each row's hash H = md5(DuckDB JSON of the whole row) read as a little-endian
---   128-bit integer; bucket = first md5 digest byte. Python adds them up mod 2^128.
+--   high 64-bit halves of each row's hash H = md5(DuckDB's JSON array of the row's values, in column
+--   order, followed by $names: a unit separator and the JSON array of the column names) read as a
+--   little-endian 128-bit integer; bucket = first md5 digest byte. Python adds them up mod 2^128.
 -- Reads: view src (any columns).
--- params: none
+-- params: $names
 WITH h AS (
-    SELECT md5_number(CAST(to_json(src) AS VARCHAR)) AS m
+    SELECT md5_number(CAST(json_array(*COLUMNS(*)) AS VARCHAR) || $names) AS m
     FROM src
 )
 SELECT

@@ -1,28 +1,36 @@
 """Order- and shard-invariant content fingerprints.
 
-Each row is rendered as DuckDB's JSON of the whole row (``to_json``: column names, values, NULLs) and hashed
-with md5; the digest read as a little-endian 128-bit integer is the row hash H. The fingerprint of a set of
-rows is ``(count, sum(H) mod 2^128)``, overall and per bucket (bucket = the digest's first byte, 256 buckets),
+Each row is rendered as DuckDB's JSON array of its values in column order (``json_array(*COLUMNS(*))``:
+values and NULLs), followed by a unit separator and the JSON array of the column names (so a renamed column
+changes every row hash), and hashed with md5; the digest read as a little-endian 128-bit integer is the row
+hash H. The fingerprint of a set of rows is ``(count, sum(H) mod 2^128)``, overall and per bucket (bucket =
+the digest's first byte, 256 buckets),
 so re-ordering or re-sharding leaves it unchanged, any edit changes it, and differing buckets can be located.
 md5 is a standard hash, never DuckDB's ``hash()``, so the value is reproducible outside DuckDB.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 from relake.db import Db
 from relake.manifest import Fingerprint
 from relake.sql import query
 
-ALGORITHM = "relake-fp/1: sum mod 2^128 of md5(to_json(row)) as little-endian int; 256 buckets by digest[0]"
+ALGORITHM = "relake-fp/2: sum mod 2^128 of md5(json_array(row values)) as little-endian int; 256 buckets by digest[0]"
 _MOD = 1 << 128
 
 
 def fingerprint_src(db: Db) -> Fingerprint:
     """Fingerprint of the rows of the view ``src`` (bind it first with ``db.bind_parquet("src", ...)``)."""
-    rows = query("fingerprint/buckets").rows(db.con)
+    rows = query("fingerprint/buckets").rows(db.con, names=names_tag(db.con.table("src").columns))
     return combine((int(b), int(n), int(lo), int(hi)) for b, n, lo, hi in rows)
+
+
+def names_tag(columns: Iterable[str]) -> str:
+    """What each row's JSON is followed by before hashing: a unit separator and the column names."""
+    return "\x1f" + json.dumps(list(columns), separators=(",", ":"), ensure_ascii=False)
 
 
 def combine(buckets: Iterable[tuple[int, int, int, int]]) -> Fingerprint:

@@ -232,7 +232,7 @@ def _write_shard(
     written = 0
     if fmt == "webdataset":
         with _create(out / f"{name}.tar") as fh:
-            written += _write_tar(fh, shard, data_cols, images, part.column_names, extra, hash_algo)
+            written += _write_tar(fh, shard, data_cols, images, extra, hash_algo)
     with _create(out / f"{name}.parquet") as fh:
         pq.write_table(table, fh, compression="snappy")
         written += fh.tell()
@@ -256,8 +256,8 @@ def _write_shard(
 
 
 def _write_tar(
-    fh: IO[bytes], shard: int, cols: dict[str, list[Any]], images: Sequence[bytes | None],
-    source_cols: Sequence[str], extra: Sequence[str], hash_algo: str,
+    fh: IO[bytes], shard: int, cols: dict[str, list[Any]], images: Sequence[bytes | None], extra: Sequence[str],
+    hash_algo: str,
 ) -> int:
     start = fh.tell()
     meta_names = ["url", "caption", *extra, "key", "status", "error_message", "width", "height",
@@ -278,7 +278,7 @@ def _write_tar(
                 data = members[ext]
                 info = tarfile.TarInfo(f"{key}.{ext}")
                 info.size = len(data)
-                info.mtime = _MTIME + shard  # type: ignore[assignment]  # a float, as webdataset writes
+                info.mtime = _MTIME + shard  # a float, as webdataset writes
                 info.mode = 0o444
                 info.uid = info.gid = 0
                 info.uname = info.gname = _USER

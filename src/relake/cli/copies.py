@@ -1,0 +1,212 @@
+"""Downstream-copy commands: synth-copy, check, clean.
+
+``check`` and ``clean`` never print a URL or caption of an affected row: only shards, keys, positions, counts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from relake import console
+from relake.cli.app import app, handled, lake
+from relake.errors import InputError
+from relake.lake import check_user_path
+
+if TYPE_CHECKING:
+    from relake.copies import CheckReport, CleanReport
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+MemOpt = Annotated[
+    str | None, typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 2GB (default: half of RAM).")
+]
+ManifestOpt = Annotated[
+    str | None,
+    typer.Option("--manifest", help="Removal manifest folder (removed.parquet + manifest.json)."),
+]
+KeepOnlyOpt = Annotated[
+    str | None,
+    typer.Option("--keep-only", help="Allowlist mode: rows whose (canonical URL, caption) is not in this release "
+                                     "(version name, version folder or parquet files) are affected."),
+]
+UrlColOpt = Annotated[str | None, typer.Option("--url-col", help="The copy's URL column (default: url, any case).")]
+ImageColOpt = Annotated[
+    str | None, typer.Option("--image-col", help="The copy's image hash column (default: md5, sha256 or sha1).")
+]
+_KEYS_SHOWN = 5
+_SHARDS_SHOWN = 50
+
+
+@app.command("synth-copy")
+@handled
+def synth_copy(
+    source: Annotated[str, typer.Argument(help="Version name, version folder or parquet files to download.")],
+    out: Annotated[str, typer.Argument(help="Folder for the copy (must hold no shards yet).")],
+    shard_size: Annotated[int, typer.Option("--shard-size", min=1, help="Samples per shard.")] = 10_000,
+    hash_algo: Annotated[str, typer.Option("--hash", help="Image hash column: md5 (older img2dataset) or "
+                                                          "sha256 (newer).")] = "md5",
+    failure_rate: Annotated[float, typer.Option("--failure-rate", min=0.0, max=1.0,
+                                                help="Share of samples that fail to download or resize.")] = 0.1,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed; the same seed gives identical bytes.")] = 0,
+    fmt: Annotated[str, typer.Option("--format", help="webdataset (tars + parquet) or parquet (image bytes "
+                                                      "in a jpg column).")] = "webdataset",
+    as_json: JsonOpt = False,
+) -> None:
+    """Write an img2dataset-like download of a release: shuffled, re-sharded, small real images, failures."""
+    from relake.synthcopy import synth_copy as make_copy
+
+    with console.progress("synth-copy", None) as advance:
+        r = make_copy(lake(), source, check_user_path(out), shard_size=shard_size, hash_algo=hash_algo,
+                      failure_rate=failure_rate, seed=seed, fmt=fmt, progress=advance)
+    if as_json:
+        console.print_json({"out": str(r.out), "format": r.format, "hash": r.hash, "rows": r.rows,
+                            "shards": r.shards, "successes": r.successes, "failures": r.failures, "bytes": r.bytes})
+        return
+    console.out.print(console.literal(
+        f"wrote {r.out}: {r.rows:,} samples in {r.shards} {r.format} shards, {r.successes:,} downloaded, "
+        f"{r.failures:,} failed, {r.bytes / 1e6:,.1f} MB"))
+
+
+@app.command()
+@handled
+def check(
+    copy: Annotated[str, typer.Argument(help="The copy's folder (img2dataset output: webdataset or parquet).")],
+    manifest: ManifestOpt = None,
+    keep_only: KeepOnlyOpt = None,
+    url_col: UrlColOpt = None,
+    image_col: ImageColOpt = None,
+    memory_limit: MemOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Which rows of a downstream copy are affected: by canonical-URL hash and image hash, or not in a release.
+
+    Exit 1 when any row is affected. Reports shards, keys and counts, never URLs or captions.
+    """
+    from relake.copies import check_copy, resolve_manifest
+
+    lk = lake()
+    _need_one(manifest, keep_only)
+    mdir = resolve_manifest(lk, manifest) if manifest is not None else None
+    with console.progress("check", None):
+        report = check_copy(lk, check_user_path(copy), mdir, keep_only=keep_only, url_col=url_col,
+                            image_col=image_col, memory_limit=memory_limit)
+    if as_json:
+        console.print_json(report.to_dict())
+    else:
+        _render_check(report)
+    if report.affected:
+        raise typer.Exit(1)
+
+
+@app.command()
+@handled
+def clean(
+    copy: Annotated[str, typer.Argument(help="The copy's folder (left untouched).")],
+    out: Annotated[str, typer.Option("--out", help="Folder for the cleaned copy (new, empty, or an "
+                                                   "interrupted clean's to resume).")],
+    manifest: ManifestOpt = None,
+    keep_only: KeepOnlyOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report what would be removed; write "
+                                                            "nothing.")] = False,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Shards rewritten at once.")] = 2,
+    url_col: UrlColOpt = None,
+    image_col: ImageColOpt = None,
+    memory_limit: MemOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the copy without its affected samples, same layout: parquet rows and tar members dropped.
+
+    Untouched members keep their exact bytes; _stats.json counts are reduced; resumable after interruption.
+    """
+    from relake.copies import dry_run_report, prepare_clean, resolve_manifest, run_clean
+
+    lk = lake()
+    _need_one(manifest, keep_only)
+    mdir = resolve_manifest(lk, manifest) if manifest is not None else None
+    with console.progress("check", None):
+        plan = prepare_clean(lk, check_user_path(copy), mdir, check_user_path(out), keep_only=keep_only,
+                             url_col=url_col, image_col=image_col, memory_limit=memory_limit, workers=workers)
+    if dry_run:
+        report = dry_run_report(plan)
+    else:
+        with console.progress("clean", len(plan.units)) as advance:
+            report = run_clean(plan, progress=advance)
+    if as_json:
+        console.print_json(report.to_dict())
+        return
+    _render_clean(report)
+
+
+def _need_one(manifest: str | None, keep_only: str | None) -> None:
+    if manifest is None and keep_only is None:
+        raise InputError("give --manifest M (a removal manifest folder) or --keep-only RELEASE, or both")
+
+
+def _render_check(r: CheckReport) -> None:
+    against = ", ".join(x for x in (r.manifest and f"manifest {r.manifest}",
+                                    r.keep_only and f"release {r.keep_only}") if x)
+    items: list[tuple[str, object]] = [
+        ("copy", f"{r.copy} ({r.layout}, {len(r.shards)} shards, {r.rows:,} rows)"),
+        ("against", against),
+        ("image hashes", r.image_matching or "not compared"),
+        ("affected rows", f"{r.affected:,} in {sum(1 for s in r.shards if s.affected)} shards"),
+    ]
+    if r.manifest is not None:
+        items += [("  by URL only", f"{r.count('url'):,}"), ("  by image only", f"{r.count('image'):,}"),
+                  ("  by both", f"{r.count('both'):,}")]
+    if r.keep_only is not None:
+        items.append(("  not in release", f"{r.count('not_in_release'):,}"))
+    items += [("  failed downloads", f"{r.count('failed'):,} (parquet rows only, no image)"),
+              ("time", f"{r.seconds:.2f} s")]
+    console.kv("check", items)
+    for note in r.notes:
+        console.warn(note)
+    hit = [(i, s) for i, s in enumerate(r.shards) if s.affected]
+    if not hit:
+        console.info("nothing affected")
+        return
+    keys: dict[int, list[str]] = {}
+    for affected in r.affected_rows:
+        keys.setdefault(affected.shard, []).append(affected.key if affected.key is not None else f"#{affected.pos}")
+    shown = sorted(hit, key=lambda p: -p[1].affected)[:_SHARDS_SHOWN]
+    title = "affected shards" + (f" (top {_SHARDS_SHOWN} of {len(hit)})" if len(hit) > _SHARDS_SHOWN else "")
+    columns = ["shard", "rows", "affected"]
+    columns += ["url", "image", "both"] if r.manifest is not None else []
+    columns += ["not in release"] if r.keep_only is not None else []
+    columns += ["failed", f"keys (first {_KEYS_SHOWN})"]
+    rows = []
+    for i, s in shown:
+        row: list[object] = [s.shard, f"{s.rows:,}", f"{s.affected:,}"]
+        row += [s.url, s.image, s.both] if r.manifest is not None else []
+        row += [s.not_in_release] if r.keep_only is not None else []
+        row += [s.failed, " ".join(keys[i][:_KEYS_SHOWN]) + (" …" if len(keys[i]) > _KEYS_SHOWN else "")]
+        rows.append(row)
+    console.table(title, columns, rows)
+    console.info("every affected key: --json; remove them: relake clean COPY --out OUT with the same options")
+
+
+def _render_clean(r: CleanReport) -> None:
+    verb = "would " if r.dry_run else ""
+    items: list[tuple[str, object]] = [
+        ("copy", f"{r.copy} ({r.layout}, {r.shards} shards)"),
+        ("out", r.out + (" (nothing written: --dry-run)" if r.dry_run else "")),
+        (f"{verb}remove", f"{r.removed_rows:,} rows ({r.failed_removed:,} failed downloads)"
+                          + ("" if r.dry_run or r.layout != "webdataset" else f", {r.removed_members:,} tar members")),
+        (f"shards {verb}rewrite", f"{r.rewritten:,}"),
+        (f"shards {verb}copy unchanged", f"{r.copied:,}"),
+        (f"other files {verb}copy", f"{r.files:,}"),
+    ]
+    if not r.dry_run:
+        items.append(("resumed", f"{r.resumed:,} units already done and verified"))
+        if r.tar_bytes_in:
+            mb = r.tar_bytes_in / 1e6
+            items.append(("tars", f"{mb:,.1f} MB in, {r.tar_bytes_out / 1e6:,.1f} MB out"))
+    items.append(("time", f"{r.seconds:.2f} s"))
+    console.kv("clean" + (" (dry run)" if r.dry_run else ""), items)
+    if r.stale:
+        console.warn(f"{'would drop' if r.dry_run else 'dropped'} {len(r.stale)} side file(s) of rewritten shards "
+                     f"(e.g. {r.stale[0]}); regenerate them (e.g. DALI indexes with wds2idx)")
+    if not r.dry_run:
+        console.info(f"verify: relake check {Path(r.out)} with the same options finds nothing")
