@@ -1,8 +1,7 @@
--- Audit (must return zero rows): fingerprint buckets where the kept rows plus the removed rows do not add up
---   to the base (row counts, and the 128-bit hash sums added in Python) — i.e. a row was added or altered.
--- Reads: table fp_check(bucket, base_rows, base_value, sum_rows, sum_value).
+-- Audit (must return zero rows): the written shards are not exactly the base rows minus the removed rows
+--   (as multisets: row count and the sum of whole-row hashes), i.e. a row was added, lost or altered.
+-- Reads: table subset_check.
 -- params: none
-SELECT bucket, base_rows, sum_rows
-FROM fp_check
-WHERE base_rows <> sum_rows OR base_value <> sum_value
-ORDER BY bucket
+SELECT base_rows, removed_rows, kept_rows
+FROM subset_check
+WHERE base_rows - removed_rows <> kept_rows OR base_hash - removed_hash <> kept_hash

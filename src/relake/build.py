@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +27,9 @@ from relake import __version__
 from relake.blocklist import Blocklist, load_blocklist
 from relake.canonical import CANONICAL_VERSION, register_canonical
 from relake.db import Db, connect, first_line
-from relake.errors import AuditError, InputError, NotFoundError, SpecError
-from relake.fingerprint import combine, fingerprint_src
+from relake.engine import Engine, LocalEngine, plain_file
+from relake.errors import AuditError, InputError, NotFoundError, RelakeError, SpecError
+from relake.fingerprint import ALGORITHM, combine, fingerprint_src, subtract
 from relake.ingest import resolve_sources, shard_facts
 from relake.lake import Lake, checkpoint, validate_name
 from relake.manifest import Fingerprint, Roles, Shard, Version
@@ -65,7 +65,9 @@ def build_version(
     memory_limit: str | None = None,
     progress: Callable[[int], None] | None = None,
     full_audit: bool = True,
+    engine: Engine | None = None,
 ) -> BuildResult:
+    """``engine`` runs the per-shard writes (default: a local pool of ``threads`` workers); same bytes either way."""
     validate_name(spec.name)
     lake.require_absent(spec.name)
     base = lake.load_version(spec.base)
@@ -75,11 +77,14 @@ def build_version(
     for s, p in zip(base.shards, paths, strict=True):
         if not p.is_file() or p.stat().st_size != s.bytes:
             raise InputError(f"{p}: shard of {spec.base} is missing or changed size; run `relake verify {spec.base}`")
-    workers = max(1, threads or os.cpu_count() or 1)
+    engine = engine or LocalEngine(max(1, threads or os.cpu_count() or 1))
     with connect(lake, memory_limit=memory_limit, threads=threads) as db:
         register_canonical(db.con)
         query("build/url_host").run(db.con)
         plain = _bind_base(db, paths, base.roles)
+        if base.fingerprint.algorithm != ALGORITHM:  # made by an older relake: recompute to audit against
+            db.bind_parquet("src", paths)
+            base = replace(base, fingerprint=fingerprint_src(db))
         _run_rules(db, plans, spec, base.roles, [c.name for c in base.schema])
         q = query
         q("build/create_rule_info").run(db.con)
@@ -102,18 +107,19 @@ def build_version(
             outs = [data / f"part-{i:05d}.parquet" for i in range(len(paths))]
             masks = [_positions(db, i) for i in range(len(paths))]
             per_worker_mem = memory_limit
-            jobs = [(plain[i], outs[i], base.shards[i].rows, masks[i], codec, per_worker_mem)
-                    for i in range(len(paths))]
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                for _ in pool.map(_write_shard, jobs):
-                    if progress:
-                        progress(1)
+            jobs = [(str(paths[i].absolute()), outs[i].absolute(), base.shards[i].rows, masks[i], codec,
+                     per_worker_mem) for i in range(len(paths))]
+            engine.map(_write_shard, jobs, label=_shard_label, on_done=(lambda: progress(1)) if progress else None)
+            missing = [o for o in outs if not o.is_file()]
+            if missing:
+                raise RelakeError(f"{missing[0]} was written by the {engine.name} engine but is not visible here; "
+                                  "the lake must be on a file system every worker shares; nothing was published")
             checkpoint("build:after-write")
             removed_arrow = db.con.sql(q("build/removed_rows").text).to_arrow_table()
             _write_single_threaded(removed_arrow, staging.path / "removed.parquet")
 
             kept = [shard_facts(db, o) for o in outs]
-            fp_kept = _audit(db, spec, plans, base, kept, outs, rerun_rules=full_audit)
+            fp_kept = _audit(db, spec, plans, base, paths, kept, outs, rerun_rules=full_audit)
             version = Version(
                 name=spec.name,
                 kind="derived",
@@ -335,7 +341,12 @@ def _positions(db: Db, shard: int) -> list[int]:
     return [int(r[0]) for r in query("build/removed_positions").rows(db.con, shard=shard)]
 
 
+def _shard_label(job: tuple[str, Path, int, list[int], str, str | None]) -> str:
+    return f"{job[1].name} (from {job[0]})"
+
+
 def _write_shard(job: tuple[str, Path, int, list[int], str, str | None]) -> None:
+    """One output shard in its own single-threaded DuckDB: an engine job (top-level, picklable, absolute paths)."""
     src, out, rows, positions, codec, memory_limit = job
     config: dict[str, str | bool | int | float | list[str]] = {"threads": 1, "preserve_insertion_order": True}
     if memory_limit:
@@ -343,13 +354,14 @@ def _write_shard(job: tuple[str, Path, int, list[int], str, str | None]) -> None
     con = duckdb.connect(":memory:", config=config)
     query("db/quiet").run(con)
     try:
-        if positions and rows:
-            mask = bytearray(b"0") * rows
-            for p in positions:
-                mask[p] = 0x31
-            query(f"build/write_shard_{codec}").run(con, src=src, mask=mask.decode("ascii"), out=str(out))
-        else:
-            query(f"build/copy_shard_{codec}").run(con, src=src, out=str(out))
+        with plain_file(src) as plain:
+            if positions and rows:
+                mask = bytearray(b"0") * rows
+                for p in positions:
+                    mask[p] = 0x31
+                query(f"build/write_shard_{codec}").run(con, src=plain, mask=mask.decode("ascii"), out=str(out))
+            else:
+                query(f"build/copy_shard_{codec}").run(con, src=plain, out=str(out))
     finally:
         con.close()
 
@@ -371,9 +383,9 @@ def _fingerprint(db: Db, paths: Sequence[Path]) -> Fingerprint:
     return fingerprint_src(db)
 
 
-def _audit(db: Db, spec: Spec, plans: Sequence[_Plan], base: Version, kept: Sequence[Any],
-           outs: Sequence[Path], *, rerun_rules: bool = True) -> Fingerprint:
-    """Run the audits; returns the new version's fingerprint (read from the written shards)."""
+def _audit(db: Db, spec: Spec, plans: Sequence[_Plan], base: Version, base_paths: Sequence[Path],
+           kept: Sequence[Any], outs: Sequence[Path], *, rerun_rules: bool = True) -> Fingerprint:
+    """Run the audits; returns the new version's fingerprint."""
     q = query
     # 1. per shard: base rows = kept + removed
     q("build/create_shard_counts").run(db.con)
@@ -383,22 +395,27 @@ def _audit(db: Db, spec: Spec, plans: Sequence[_Plan], base: Version, kept: Sequ
     if bad:
         raise AuditError(f"audit shard_counts failed: shard {bad[0][0]} has {bad[0][1]} base rows but "
                          f"{bad[0][2]} kept + {bad[0][3]} removed; nothing was published")
-    # 2. subset: fingerprint(kept) + fingerprint(removed base rows) == fingerprint(base), bucket by bucket
+    # 2. subset: the written rows are exactly the base rows minus the removed ones (count and sum of
+    #    whole-row hashes, all computed here); then the new fingerprint follows from the base's by
+    #    subtracting the removed rows' md5 fingerprint, bucket by bucket, with no md5 pass over the output.
     q("build/removed_fp_source").run(db.con)
     fp_removed = fingerprint_src(db)
-    fp_kept = _fingerprint(db, outs)
-    q("build/create_fp_check").run(db.con)
-    for b in sorted(set(base.fingerprint.buckets) | set(fp_kept.buckets) | set(fp_removed.buckets)):
-        bn, bv = base.fingerprint.buckets.get(b, (0, "0" * 32))
-        kn, kv = fp_kept.buckets.get(b, (0, "0" * 32))
-        rn, rv = fp_removed.buckets.get(b, (0, "0" * 32))
-        total = (int(kv, 16) + int(rv, 16)) % _MOD
-        q("build/insert_fp_check").run(db.con, bucket=int(b, 16), base_rows=bn, base_value=bv,
-                                       sum_rows=kn + rn, sum_value=f"{total:032x}")
+    removed_rows, removed_hash = q("audit/hash_sum").rows(db.con)[0]
+    db.bind_parquet("src", base_paths)
+    base_rows, base_hash = q("audit/hash_sum").rows(db.con)[0]
+    kept_rows, kept_hash = (0, 0)
+    if outs:
+        db.bind_parquet("src", outs)
+        kept_rows, kept_hash = q("audit/hash_sum").rows(db.con)[0]
+    q("build/create_subset_check").run(db.con)
+    q("build/insert_subset_check").run(db.con, base_rows=base_rows, base_hash=base_hash, removed_rows=removed_rows,
+                                       removed_hash=removed_hash, kept_rows=kept_rows, kept_hash=kept_hash)
     bad = q("audit/subset").rows(db.con)
     if bad:
-        raise AuditError(f"audit subset failed: {len(bad)} fingerprint bucket(s) of kept + removed rows do not "
-                         "add up to the base (a row was added or altered); nothing was published")
+        raise AuditError(f"audit subset failed: the written shards hold {bad[0][2]:,} rows that are not exactly the "
+                         f"{bad[0][0]:,} base rows minus the {bad[0][1]:,} removed (a row was added, lost or "
+                         "altered); nothing was published")
+    fp_kept = subtract(base.fingerprint, fp_removed)
     # 3. no surviving row matches any rule (re-run over the written shards; implied by 1 and 2 when the
     #    matching was right, so `full_audit=False` skips it to save one pass)
     if not rerun_rules:

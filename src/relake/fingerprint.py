@@ -44,3 +44,15 @@ def combine(buckets: Iterable[tuple[int, int, int, int]]) -> Fingerprint:
     total = sum(v for _, v in per.values()) % _MOD
     rows = sum(n for n, _ in per.values())
     return Fingerprint(algorithm=ALGORITHM, rows=rows, value=f"{total:032x}", buckets=out)
+
+
+def subtract(whole: Fingerprint, part: Fingerprint) -> Fingerprint:
+    """The fingerprint of ``whole`` without the rows of ``part`` (a sub-multiset of it), bucket by bucket."""
+    per: list[tuple[int, int, int, int]] = []
+    for b in sorted(set(whole.buckets) | set(part.buckets)):
+        wn, wv = whole.buckets.get(b, (0, "0" * 32))
+        pn, pv = part.buckets.get(b, (0, "0" * 32))
+        if wn - pn:
+            value = (int(wv, 16) - int(pv, 16)) % _MOD
+            per.append((int(b, 16), wn - pn, value & ((1 << 64) - 1), value >> 64))
+    return combine(per)

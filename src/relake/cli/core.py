@@ -145,6 +145,8 @@ def verify(
         console.print_json([asdict(r) | {"ok": r.ok} for r in reports])
     else:
         for r in reports:
+            for n in r.notes:
+                console.warn(f"{r.target}: {n}")
             if r.ok:
                 console.out.print(f"ok  {r.target}: {r.shards} shards, {r.rows:,} rows")
             else:

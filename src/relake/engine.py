@@ -1,0 +1,166 @@
+"""Where per-shard jobs run: threads of this process (``local``) or tasks on a Ray cluster (``ray``).
+
+The work is the same either way: a top-level function applied to one picklable job per shard, each running
+the same ``queries/`` SQL in its own single-threaded DuckDB, so the output bytes do not depend on the engine.
+The driver keeps everything else (matching, audits, the manifest, the atomic publish); a failed job raises
+before anything is published.
+
+On Ray, every node must have the same relake (and DuckDB) installed, and see the lake and the base shards at
+the same absolute paths (a shared file system); job paths are absolute for that reason. ``address=None`` joins
+the cluster named by ``$RAY_ADDRESS``, else starts a local one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from relake.errors import RelakeError
+from relake.lake import has_glob_chars
+
+J = TypeVar("J")
+R = TypeVar("R")
+
+RAY_MISSING = "the Ray engine needs Ray: pip install 'relake[ray]'"
+
+
+class EngineKind(StrEnum):
+    local = "local"
+    ray = "ray"
+
+
+class Engine(Protocol):
+    name: str
+    distributed: bool  # jobs may run on other machines (paths must be absolute and shared)
+
+    def map(
+        self,
+        fn: Callable[[J], R],
+        jobs: Sequence[J],
+        *,
+        label: Callable[[J], str] | None = None,
+        on_done: Callable[[], None] | None = None,
+    ) -> list[R]:
+        """``[fn(j) for j in jobs]``, in job order; ``on_done`` is called once per finished job."""
+        ...
+
+
+class LocalEngine:
+    """A thread pool in this process (DuckDB releases the GIL while it works)."""
+
+    name = "local"
+    distributed = False
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = max(1, workers or os.cpu_count() or 1)
+
+    def map(
+        self,
+        fn: Callable[[J], R],
+        jobs: Sequence[J],
+        *,
+        label: Callable[[J], str] | None = None,
+        on_done: Callable[[], None] | None = None,
+    ) -> list[R]:
+        out: list[R] = []
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            for r in pool.map(fn, jobs):
+                out.append(r)
+                if on_done:
+                    on_done()
+        return out
+
+
+class RayEngine:
+    """One Ray task per job (one CPU each, retried up to 3 times if its worker dies)."""
+
+    name = "ray"
+    distributed = True
+
+    def __init__(self, address: str | None = None) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise RelakeError(RAY_MISSING) from None
+        self._ray: Any = ray
+        self.address = address
+        self._remote: dict[Callable[..., Any], Any] = {}
+        if not ray.is_initialized():
+            try:
+                ray.init(address=address, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
+            except Exception as exc:
+                where = address or os.environ.get("RAY_ADDRESS") or "a new local cluster"
+                raise RelakeError(f"cannot start or join Ray ({where}): {_first_line(exc)}") from exc
+
+    def map(
+        self,
+        fn: Callable[[J], R],
+        jobs: Sequence[J],
+        *,
+        label: Callable[[J], str] | None = None,
+        on_done: Callable[[], None] | None = None,
+    ) -> list[R]:
+        ray = self._ray
+        remote = self._remote.get(fn)
+        if remote is None:
+            remote = self._remote[fn] = ray.remote(num_cpus=1, max_retries=3, retry_exceptions=False)(fn)
+        refs = [remote.remote(j) for j in jobs]
+        index = {ref: i for i, ref in enumerate(refs)}
+        results: list[Any] = [None] * len(refs)
+        pending = list(refs)
+        try:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                for ref in done:
+                    i = index[ref]
+                    try:
+                        results[i] = ray.get(ref)
+                    except ray.exceptions.RayError as exc:
+                        what = label(jobs[i]) if label else f"job {i + 1} of {len(jobs)}"
+                        cause = getattr(exc, "cause", None) or exc
+                        raise RelakeError(f"Ray task {getattr(fn, '__name__', 'job')} for {what} failed: "
+                                          f"{type(cause).__name__}: {_first_line(cause)}; nothing was published"
+                                          ) from exc
+                    if on_done:
+                        on_done()
+        finally:
+            for ref in pending:  # on failure or interrupt: stop what is still queued or running
+                ray.cancel(ref)
+        return results
+
+
+def get_engine(name: str, address: str | None = None, workers: int | None = None) -> Engine:
+    if name == EngineKind.local:
+        if address is not None:
+            raise RelakeError("--ray-address only applies with --engine ray")
+        return LocalEngine(workers)
+    if name == EngineKind.ray:
+        return RayEngine(address)
+    raise RelakeError(f"unknown engine {name!r}; use local or ray")
+
+
+@contextmanager
+def plain_file(path: str) -> Iterator[str]:
+    """A path DuckDB reads as exactly this one file: itself, or (glob characters) a private symlink to it.
+
+    For job functions, which run without the driver's ``Db`` and perhaps on another machine."""
+    if not has_glob_chars(path):
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="relake-job-") as d:
+        if has_glob_chars(d):
+            raise RelakeError(f"the temp folder {d} has glob characters; set TMPDIR to a plain path")
+        link = Path(d) / "f.parquet"
+        os.symlink(os.path.abspath(path), link)
+        yield str(link)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
