@@ -15,7 +15,9 @@ Pipeline (every step is a file in ``queries/build`` or ``queries/audit``):
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,7 @@ from relake.errors import AuditError, InputError, NotFoundError, RelakeError, Sp
 from relake.fingerprint import ALGORITHM, combine, fingerprint_src, subtract
 from relake.ingest import resolve_sources, shard_facts
 from relake.lake import Lake, checkpoint, validate_name
-from relake.manifest import Fingerprint, Roles, Shard, Version
+from relake.manifest import Fingerprint, Roles, Shard, Version, sha256_file
 from relake.spec import Rule, Spec
 from relake.sql import all_queries, query
 
@@ -78,7 +80,8 @@ def build_version(
         if not p.is_file() or p.stat().st_size != s.bytes:
             raise InputError(f"{p}: shard of {spec.base} is missing or changed size; run `relake verify {spec.base}`")
     engine = engine or LocalEngine(max(1, threads or os.cpu_count() or 1))
-    with connect(lake, memory_limit=memory_limit, threads=threads) as db:
+    with (_hash_base(paths, threads) as digests, _duckdb_errors(spec.base, base, paths, digests),
+          connect(lake, memory_limit=memory_limit, threads=threads) as db):
         register_canonical(db.con)
         query("build/url_host").run(db.con)
         plain = _bind_base(db, paths, base.roles)
@@ -149,10 +152,45 @@ def build_version(
                 stats={"removed_rows": removed_total, "removed_by_rule": by_rule,
                        "removed_by_category": by_category, "removed_image_hash": image_algo},
             )
+            _check_base_digests(spec.base, base, paths, digests)
             (staging.path / "version.json").write_text(version.to_json(), encoding="utf-8")
             checkpoint("build:before-publish")
             lake.publish(staging, spec.name)
     return BuildResult(version, removed_total, by_rule, by_category)
+
+
+@contextmanager
+def _hash_base(paths: Sequence[Path], threads: int | None) -> Iterator[list[Future[str]]]:
+    """sha256 of every base shard, computed beside the build: a shard whose bytes changed since its version
+    was recorded (same size, other values: DuckDB reads it without complaint) must not become a new version."""
+    pool = ThreadPoolExecutor(max_workers=max(1, min(len(paths), threads or os.cpu_count() or 1)))
+    try:
+        yield [pool.submit(sha256_file, p) for p in paths]
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+@contextmanager
+def _duckdb_errors(name: str, base: Version, paths: Sequence[Path], digests: Sequence[Future[str]]) -> Iterator[None]:
+    """A DuckDB error no step handled (say, an undecodable page of a base shard) becomes a one-line error; a
+    base shard whose bytes changed is named as the cause when it is one."""
+    try:
+        yield
+    except duckdb.Error as exc:
+        _check_base_digests(name, base, paths, digests)
+        raise InputError(f"building from {name} failed: {first_line(exc)}; nothing was published") from exc
+
+
+def _check_base_digests(name: str, base: Version, paths: Sequence[Path], digests: Sequence[Future[str]]) -> None:
+    for shard, path, digest in zip(base.shards, paths, digests, strict=True):
+        try:
+            actual = digest.result()
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read a shard of {name} ({exc.strerror})") from exc
+        if actual != shard.sha256:
+            raise InputError(f"{path}: shard of {name} changed since it was recorded (sha256 {actual[:16]}… differs "
+                             f"from the manifest's {shard.sha256[:16]}…); run `relake verify {name}`; "
+                             "nothing was published")
 
 
 def _rule_record(p: _Plan) -> dict[str, Any]:

@@ -30,7 +30,6 @@ whose outputs still match and redoes the rest.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 import re
@@ -108,21 +107,16 @@ class Manifest:
 
 
 def resolve_manifest(lake: Lake, spec: str) -> Path:
-    """A ``--manifest`` operand as a folder: a manifest folder as is, or a version pair ``A..B`` through
-    ``relake.publish.manifest_for_pair`` once that exists."""
+    """A ``--manifest`` operand as a folder: a manifest folder as is, or a version pair ``A..B`` (a manifest
+    made and cached in the lake by ``relake.publish.manifest_for_pair``)."""
     path = check_user_path(spec)
     if path.is_dir():
         return path
     if ".." in spec and "/" not in spec:
         a, _, b = spec.partition("..")
-        try:
-            publish = importlib.import_module("relake.publish")
-            for_pair = publish.manifest_for_pair
-        except (ImportError, AttributeError):
-            raise InputError(f"--manifest {spec}: version pairs are not supported yet; "
-                             "pass a manifest folder (see `relake manifest A B --out DIR`)") from None
-        result: Path = for_pair(lake, a, b)
-        return result
+        from relake.publish import manifest_for_pair
+
+        return manifest_for_pair(lake, a, b)
     if path.exists():
         raise InputError(f"--manifest {spec}: not a folder; pass the manifest folder (removed.parquet + manifest.json)")
     raise NotFoundError(f"--manifest {spec}: no such folder")

@@ -110,6 +110,9 @@ def _version_side(spec: str, version: Version, folder: Path) -> Side:
     paths = tuple(version.shard_path(folder, s) for s in version.shards)
     if not paths:
         raise InputError(f"{spec}: version {version.name!r} has no shards")
+    for s, p in zip(version.shards, paths, strict=True):  # the cheap check; `relake verify` re-hashes every byte
+        if not p.is_file() or p.stat().st_size != s.bytes:
+            raise InputError(f"{p}: shard of {version.name} is missing or changed size; run `relake verify {spec}`")
     return Side(spec, paths, version.schema, version.roles, version, folder)
 
 

@@ -12,11 +12,22 @@ md5 is a standard hash, never DuckDB's ``hash()``, so the value is reproducible 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from relake.db import Db
+import duckdb
+
+from relake.db import Db, connect, first_line
+from relake.engine import Engine, plain_file
+from relake.errors import InputError
 from relake.manifest import Fingerprint
 from relake.sql import query
+
+if TYPE_CHECKING:
+    from relake.diff import FingerprintReport
+    from relake.lake import Lake
 
 ALGORITHM = "relake-fp/2: sum mod 2^128 of md5(json_array(row values)) as little-endian int; 256 buckets by digest[0]"
 _MOD = 1 << 128
@@ -56,3 +67,70 @@ def subtract(whole: Fingerprint, part: Fingerprint) -> Fingerprint:
             value = (int(wv, 16) - int(pv, 16)) % _MOD
             per.append((int(b, 16), wn - pn, value & ((1 << 64) - 1), value >> 64))
     return combine(per)
+
+
+# --- one job per file: for an engine (local threads or Ray tasks), folded with combine --------------------
+
+FileSchema = tuple[tuple[str, str], ...]  # (column name, DuckDB type) in file order
+
+
+def fingerprint_file(path: str, names: str, schema: FileSchema | None = None) -> list[tuple[int, int, int, int]]:
+    """Per-bucket ``(bucket, rows, sum_lo, sum_hi)`` of one parquet file (queries/fingerprint/buckets.sql in its
+    own single-threaded DuckDB). ``names`` is the set's :func:`names_tag`; when ``schema`` is given the file must
+    have exactly those columns and types, so the parts fold to what one scan of the whole set gives."""
+    con = duckdb.connect(":memory:", config={"threads": 1})
+    query("db/quiet").run(con)
+    try:
+        with plain_file(path) as plain:
+            rel = con.read_parquet(plain)
+            if schema is not None and _schema(rel) != schema:
+                raise InputError(f"{path}: its columns or types differ from the first file's; a per-file "
+                                 "fingerprint needs one schema (use --engine local)")
+            rel.create_view("src")
+            rows = query("fingerprint/buckets").rows(con, names=names)
+    except duckdb.Error as exc:
+        raise InputError(f"{path}: cannot scan ({first_line(exc)})") from exc
+    finally:
+        con.close()
+    return [(int(b), int(n), int(lo), int(hi)) for b, n, lo, hi in rows]
+
+
+def _fingerprint_job(job: tuple[str, str, FileSchema]) -> list[tuple[int, int, int, int]]:
+    return fingerprint_file(*job)
+
+
+def _schema(rel: duckdb.DuckDBPyRelation) -> FileSchema:
+    return tuple((n, str(t)) for n, t in zip(rel.columns, rel.dtypes, strict=True))
+
+
+def fingerprint_files(paths: Sequence[Path], engine: Engine) -> Fingerprint:
+    """The fingerprint of these files (one schema) as one engine job per file; equal to a single scan's."""
+    if not paths:
+        return combine([])
+    files = [str(Path(p).absolute()) for p in paths]
+    con = duckdb.connect(":memory:", config={"threads": 1})
+    try:
+        with plain_file(files[0]) as plain:
+            schema = _schema(con.read_parquet(plain))
+    except duckdb.Error as exc:
+        raise InputError(f"{files[0]}: not readable as parquet ({first_line(exc)})") from exc
+    finally:
+        con.close()
+    names = names_tag(n for n, _ in schema)
+    parts = engine.map(_fingerprint_job, [(f, names, schema) for f in files], label=lambda j: j[0])
+    return combine(x for part in parts for x in part)
+
+
+def fingerprint_target_on(engine: Engine, lake: Lake, target: str) -> FingerprintReport:
+    """``relake fingerprint TARGET --engine ...``: a version's shards or a parquet set, one job per file."""
+    from relake.diff import FingerprintReport, resolve_side
+
+    start = time.perf_counter()
+    with connect(lake, memory_limit="1GB", threads=1) as db:
+        side = resolve_side(lake, db, target)
+    fp = fingerprint_files(side.paths, engine)
+    matches = None
+    if side.version is not None:
+        mf = side.version.fingerprint
+        matches = (mf.rows, mf.value) == (fp.rows, fp.value)
+    return FingerprintReport(target, side.kind, "computed", fp, matches, time.perf_counter() - start)

@@ -8,6 +8,7 @@ so two writers racing for one name get exactly one winner and nothing is ever ov
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import re
@@ -46,12 +47,15 @@ def validate_name(name: str, what: str = "version") -> str:
 
 def checkpoint(point: str) -> None:
     """Test-only fault hooks: ``RELAKE_TEST_KILL_AT=point`` SIGKILLs this process here;
-    ``RELAKE_TEST_HOLD_AT=point:FILE`` waits here until FILE exists (to force interleavings)."""
+    ``RELAKE_TEST_HOLD_AT=point:FILE`` touches ``FILE.<pid>.waiting``, then waits here until FILE exists (to
+    force interleavings)."""
     if os.environ.get("RELAKE_TEST_KILL_AT") == point:
         os.kill(os.getpid(), signal.SIGKILL)
     hold = os.environ.get("RELAKE_TEST_HOLD_AT", "")
     if hold.startswith(point + ":"):
         release = Path(hold[len(point) + 1 :])
+        with contextlib.suppress(OSError):  # tells a test this process has reached the point
+            Path(f"{release}.{os.getpid()}.waiting").touch()
         deadline = time.monotonic() + 60
         while not release.exists() and time.monotonic() < deadline:
             time.sleep(0.02)

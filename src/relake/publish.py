@@ -27,7 +27,7 @@ from relake.canonical import CANONICAL_RULE, CANONICAL_VERSION, register_canonic
 from relake.db import Db, connect
 from relake.errors import CrowdError, InputError, InvalidPathError, NotFoundError
 from relake.lake import Lake, checkpoint, fsync_dir, fsync_tree
-from relake.manifest import Shard, Version, sha256_file
+from relake.manifest import Version, sha256_file
 from relake.sql import query
 
 MANIFEST_FORMAT = "relake.manifest/1"
@@ -105,6 +105,7 @@ def write_manifest(
     private: bool = False,
     image_hashes: bool = False,
     min_crowd: int | None = None,
+    enforce_crowd: bool = True,
 ) -> ManifestSummary:
     """Write the removal manifest from ``ancestor`` to ``descendant`` into the new folder ``out``."""
     chain = lineage(lake, ancestor, descendant)
@@ -117,7 +118,7 @@ def write_manifest(
         if image_hashes and image_algo is None:
             raise InputError("--image-hashes: the removed rows carry no image hashes from the base data "
                              "(or several algorithms); build from a base with an md5/sha256 column or side table")
-        if not private:
+        if not private and enforce_crowd:
             _check_crowd(db, k)
         counts = {str(c): int(n) for c, n in query("manifest/category_counts").rows(db.con)}
         no_url = int(query("manifest/no_url_rows").rows(db.con)[0][0])
@@ -162,6 +163,21 @@ def write_manifest(
             shutil.rmtree(staging, ignore_errors=True)
             raise
     return ManifestSummary(out, table.num_rows, counts, private, image_algo)
+
+
+def manifest_for_pair(lake: Lake, a: str, b: str) -> Path:
+    """A removal manifest A → B for local use (``check``/``clean --manifest A..B``), cached in the lake under
+    ``cache/pairs/`` by B's fingerprint. It never leaves the lake, so the crowd rule (a publishing rule) is not
+    applied; image hashes from the base data are included when the builds recorded them."""
+    b_version = lake.load_version(b)
+    target = lake.root / "cache" / "pairs" / f"{a}..{b}.{b_version.fingerprint.value[:16]}"
+    if (target / "manifest.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    chain = lineage(lake, a, b)
+    algos = {v.stats.get("removed_image_hash") for v in chain} - {None}
+    write_manifest(lake, a, b, target, image_hashes=len(algos) == 1, enforce_crowd=False)
+    return target
 
 
 def write_parquet_stable(table: Any, out: Path) -> None:
@@ -311,4 +327,4 @@ def read_manifest_meta(manifest_dir: Path) -> dict[str, Any]:
     return meta
 
 
-__all__ = ["ManifestSummary", "Shard", "check_sums", "lookup_urls", "publish_release", "write_manifest"]
+__all__ = ["ManifestSummary", "check_sums", "lookup_urls", "manifest_for_pair", "publish_release", "write_manifest"]

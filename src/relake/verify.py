@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 
 from relake.db import Db, connect, first_line
-from relake.errors import InputError, NotFoundError
+from relake.errors import InputError, NotFoundError, RelakeError
 from relake.fingerprint import fingerprint_src
 from relake.ingest import shard_facts
 from relake.lake import VERSION_FILE, Lake
@@ -34,8 +34,15 @@ class VerifyReport:
 def verify_target(lake: Lake, target: str | None, progress: Callable[[int], None] | None = None) -> list[VerifyReport]:
     """Verify one version (by name), a version/release folder (by path), or every version of the lake."""
     if target is None:
-        return [verify_version(lake, lake.load_version(n), lake.version_dir(n), progress)
-                for n in lake.version_names()]
+        reports = []
+        for n in lake.version_names():
+            try:
+                version = lake.load_version(n)
+            except RelakeError as exc:  # a damaged manifest is this version's problem, not the others'
+                reports.append(VerifyReport(n, 0, 0, [str(exc)]))
+                continue
+            reports.append(verify_version(lake, version, lake.version_dir(n), progress))
+        return reports
     folder = Path(target)
     if "/" in target or target in (".", "..") or (folder / VERSION_FILE).is_file():
         if not (folder / VERSION_FILE).is_file():
@@ -88,7 +95,20 @@ def verify_version(
                     )
         elif report.ok and version.rows:
             report.problems.append(f"{folder}: manifest lists {version.rows} rows but no shards")
+    if version.storage == "lake":
+        report.problems.extend(_unlisted_files(version, folder))
     return report
+
+
+def _unlisted_files(version: Version, folder: Path) -> list[str]:
+    """Files in the version's data folder that its manifest does not list: any tool reading ``data/*.parquet``
+    would see rows that are not the version's."""
+    data = folder / "data"
+    if not data.is_dir():
+        return []
+    listed = {version.shard_path(folder, s) for s in version.shards}
+    return [f"{p}: not a shard of the manifest (an extra file in the version's data folder)"
+            for p in sorted(data.rglob("*")) if p not in listed and (p.is_symlink() or not p.is_dir())]
 
 
 def _check_shard(db: Db, path: Path, rows: int, size: int, digest: str, folder: Path, storage: str) -> str | None:

@@ -10,10 +10,17 @@ import typer
 
 from relake import console
 from relake.cli.app import app, handled, lake
+from relake.engine import EngineKind
 from relake.errors import SpecError
 from relake.lake import check_user_path
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+EngineOpt = Annotated[EngineKind, typer.Option(
+    "--engine", help="Where per-shard jobs run: local threads, or tasks on a Ray cluster (pip install "
+    "'relake[ray]'; the lake must be on a file system every node shares).")]
+RayAddressOpt = Annotated[str | None, typer.Option(
+    "--ray-address", metavar="ADDR", help="With --engine ray: the cluster to join, e.g. ray://head:10001 or auto "
+    "(default: $RAY_ADDRESS, else a new local cluster).")]
 blocklist_app = typer.Typer(help="Import and list blocklists.", no_args_is_help=True)
 app.add_typer(blocklist_app, name="blocklist")
 
@@ -78,10 +85,13 @@ def build(
     fast_audit: Annotated[bool, typer.Option(
         "--fast-audit", help="Skip re-running every rule over the written shards (counts and fingerprints are "
         "still audited).")] = False,
+    engine: EngineOpt = EngineKind.local,
+    ray_address: RayAddressOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build a derived version from a base plus rules, with a reason for every removed row."""
     from relake.build import build_version, rules_from_flags
+    from relake.engine import get_engine
     from relake.spec import Spec, load_spec
 
     if spec_file is not None:
@@ -95,10 +105,11 @@ def build(
             raise SpecError("give --spec SPEC.toml, or --base with at least one --blocklist or --where")
         spec = Spec(name=name, base=base, rules=tuple(rules_from_flags(blocklist or [], where or [], category,
                                                                          sensitive)))
+    runner = get_engine(engine, ray_address, threads)
     start = time.perf_counter()
     with console.progress("build", None) as advance:
         result = build_version(lake(), spec, threads=threads, memory_limit=memory_limit, progress=advance,
-                               full_audit=not fast_audit)
+                               full_audit=not fast_audit, engine=runner)
     secs = time.perf_counter() - start
     v = result.version
     if as_json:

@@ -8,6 +8,8 @@ import typer
 
 from relake import console
 from relake.cli.app import app, handled, lake
+from relake.cli.build import EngineOpt, RayAddressOpt
+from relake.engine import EngineKind
 
 if TYPE_CHECKING:
     from relake.diff import DiffSummary
@@ -130,13 +132,24 @@ def fingerprint(
     ] = False,
     buckets: Annotated[bool, typer.Option("--buckets", help="Also print the 256 per-bucket values.")] = False,
     memory_limit: MemOpt = None,
+    engine: EngineOpt = EngineKind.local,
+    ray_address: RayAddressOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Order- and shard-invariant content fingerprint of a version or of any parquet set."""
-    from relake.diff import fingerprint_target
+    """Order- and shard-invariant content fingerprint of a version or of any parquet set.
 
+    With --engine ray, each file is scanned by its own Ray task and the per-bucket sums are added up
+    (same result; every file must have the same columns and types)."""
+    from relake.diff import fingerprint_target
+    from relake.engine import get_engine
+    from relake.fingerprint import fingerprint_target_on
+
+    runner = None if from_manifest else get_engine(engine, ray_address)
     with console.progress("fingerprint", None):
-        r = fingerprint_target(lake(), target, from_manifest=from_manifest, memory_limit=memory_limit)
+        if runner is None or not runner.distributed:
+            r = fingerprint_target(lake(), target, from_manifest=from_manifest, memory_limit=memory_limit)
+        else:
+            r = fingerprint_target_on(runner, lake(), target)
     if as_json:
         console.print_json(r.to_dict(buckets=buckets))
         return

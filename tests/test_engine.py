@@ -1,0 +1,214 @@
+"""engine.py: the local and Ray engines run the same per-shard jobs with the same results; on Ray, a build is
+byte-identical to a local one and per-file fingerprints fold to the single-scan fingerprint.
+
+The Ray tests need ``pip install 'relake[ray]'`` and are skipped (with that reason) where Ray is missing; they
+start one local 2-CPU Ray instance for the module.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from helpers import sha256_of, snapshot, write_shards
+from relake.build import build_version
+from relake.cli import app
+from relake.db import connect
+from relake.engine import LocalEngine, RayEngine, get_engine, plain_file
+from relake.errors import InputError, RelakeError
+from relake.fingerprint import fingerprint_file, fingerprint_files, fingerprint_src, names_tag
+from relake.ingest import ingest_version
+from relake.lake import Lake
+from test_build import Inputs, make_inputs, make_lake, spec_of
+
+# --- the local engine and the engine contract (no Ray needed) ---------------------------------------------
+
+
+def _slow_square(x: int) -> int:
+    time.sleep(0.002 * (10 - x))  # later jobs finish first
+    return x * x
+
+
+def test_local_engine_returns_results_in_job_order() -> None:
+    done: list[int] = []
+    lock = threading.Lock()
+
+    def tick() -> None:
+        with lock:
+            done.append(1)
+
+    engine = LocalEngine(4)
+    assert engine.map(_slow_square, list(range(10)), on_done=tick) == [x * x for x in range(10)]
+    assert len(done) == 10
+    assert engine.map(_slow_square, []) == []
+    assert LocalEngine(None).workers >= 1
+
+
+def test_local_engine_lets_a_job_error_through() -> None:
+    def boom(x: int) -> int:
+        if x == 3:
+            raise InputError("shard 3 is bad")
+        return x
+
+    with pytest.raises(InputError, match="shard 3 is bad"):
+        LocalEngine(2).map(boom, list(range(6)))
+
+
+def test_get_engine_validates_its_arguments() -> None:
+    assert isinstance(get_engine("local", None, 3), LocalEngine)
+    assert get_engine("local", None, 3).workers == 3  # type: ignore[attr-defined]
+    with pytest.raises(RelakeError, match="--ray-address only applies with --engine ray"):
+        get_engine("local", "ray://head:10001")
+    with pytest.raises(RelakeError, match="unknown engine 'spark'"):
+        get_engine("spark")
+
+
+def test_ray_engine_without_ray_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError, installed or not
+    with pytest.raises(RelakeError, match=r"pip install 'relake\[ray\]'"):
+        RayEngine()
+
+
+def test_cli_without_ray_fails_with_one_error_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)
+    ingest_version(Lake.at(tmp_path / "lake"), "orig", [str(p) for p in write_shards(tmp_path / "src", 30, 2)])
+    r = CliRunner().invoke(app, ["--lake", str(tmp_path / "lake"), "fingerprint", "orig", "--engine", "ray"])
+    assert r.exit_code == 1
+    assert "Error: the Ray engine needs Ray: pip install 'relake[ray]'" in r.stderr
+    r = CliRunner().invoke(app, ["--lake", str(tmp_path / "lake"), "fingerprint", "orig", "--engine", "spark"])
+    assert r.exit_code == 2
+
+
+def test_plain_file_hides_glob_characters(tmp_path: Path) -> None:
+    (p,) = write_shards(tmp_path / "src", 20, 1)
+    odd = tmp_path / "odd[1]*.parquet"
+    odd.write_bytes(p.read_bytes())
+    with plain_file(str(p)) as same:
+        assert same == str(p)
+    with plain_file(str(odd)) as link:
+        assert "[" not in link and "*" not in link and Path(link).read_bytes() == odd.read_bytes()
+    assert not Path(link).exists()  # the private link is gone afterwards
+
+
+def test_per_file_fingerprints_fold_to_the_single_scan(tmp_path: Path) -> None:
+    shards = write_shards(tmp_path / "src", 300, 3)
+    odd = tmp_path / "src" / "part[3].parquet"  # DuckDB would read it as a glob
+    odd.write_bytes(write_shards(tmp_path / "more", 50, 1, start=300)[0].read_bytes())
+    shards.append(odd)
+    with connect() as db:
+        db.bind_parquet("src", shards)
+        whole = fingerprint_src(db)
+        names = names_tag(db.con.table("src").columns)
+    assert whole.rows == 350
+    assert fingerprint_files(shards, LocalEngine(2)) == whole
+    parts = [fingerprint_file(str(p), names) for p in shards]
+    assert sum(n for part in parts for _, n, _, _ in part) == 350
+    assert fingerprint_files([], LocalEngine(1)).rows == 0
+
+
+def test_per_file_fingerprints_need_one_schema(tmp_path: Path) -> None:
+    a = write_shards(tmp_path / "a", 20, 1)[0]
+    b = write_shards(tmp_path / "b", 20, 1, prefix="other")[0]
+    import pyarrow.parquet as pq
+
+    pq.write_table(pq.read_table(b).drop_columns(["TEXT"]), b)
+    with pytest.raises(InputError, match="columns or types differ from the first file's"):
+        fingerprint_files([a, b], LocalEngine(1))
+
+
+class _FailingEngine(LocalEngine):
+    def map(self, fn: Any, jobs: Any, *, label: Any = None, on_done: Any = None) -> list[Any]:
+        raise RelakeError(f"Ray task {fn.__name__} for {label(jobs[1])} failed: worker died")
+
+
+def test_a_failed_job_publishes_nothing(tmp_path: Path) -> None:
+    inp = make_inputs(tmp_path / "in")
+    lake = make_lake(tmp_path / "lake", inp)
+    before = snapshot(lake.root)
+    with pytest.raises(RelakeError, match=r"_write_shard for part-00001\.parquet \(from /.*part-00001\.parquet\)"):
+        build_version(lake, spec_of(inp.spec_text()), engine=_FailingEngine(1))
+    assert not lake.has_version("research")
+    after = {k: v for k, v in snapshot(lake.root).items() if not k.startswith(("staging", "tmp"))}
+    assert after == {k: v for k, v in before.items() if not k.startswith(("staging", "tmp"))}
+
+
+# --- Ray -----------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ray_engine() -> Iterator[RayEngine]:
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'relake[ray]')")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield RayEngine()
+    finally:
+        ray.shutdown()
+
+
+def _files(lake: Lake, name: str) -> dict[str, str]:
+    vdir = lake.version_dir(name)
+    return {p.relative_to(vdir).as_posix(): sha256_of(p) for p in sorted(vdir.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> Inputs:
+    return make_inputs(tmp_path_factory.mktemp("engine-in"))
+
+
+def test_ray_build_is_byte_identical_to_local(ray_engine: RayEngine, inputs: Inputs, tmp_path: Path) -> None:
+    spec = spec_of(inputs.spec_text())
+    local = make_lake(tmp_path / "local", inputs)
+    on_ray = make_lake(tmp_path / "ray", inputs)
+    r_local = build_version(local, spec, engine=LocalEngine(2))
+    ticks: list[int] = []
+    r_ray = build_version(on_ray, spec, engine=ray_engine, progress=ticks.append)
+    assert len(ticks) == 3  # one per shard, as each Ray task finishes
+    files = _files(local, "research")
+    assert set(files) == {"version.json", "removed.parquet", *(f"data/part-{i:05d}.parquet" for i in range(3))}
+    assert _files(on_ray, "research") == files
+    assert r_ray.removed == r_local.removed > 0 and r_ray.by_rule == r_local.by_rule
+    assert r_ray.version.fingerprint == r_local.version.fingerprint
+
+
+def test_ray_fingerprint_equals_local(ray_engine: RayEngine, inputs: Inputs, tmp_path: Path) -> None:
+    with connect() as db:
+        db.bind_parquet("src", inputs.base)
+        whole = fingerprint_src(db)
+    assert fingerprint_files(inputs.base, ray_engine) == whole
+    lake = make_lake(tmp_path / "lake", inputs)
+    runner = CliRunner()
+    out = {}
+    for engine in ("local", "ray"):
+        r = runner.invoke(app, ["--lake", str(lake.root), "fingerprint", "orig", "--engine", engine, "--json",
+                                "--buckets"])
+        assert r.exit_code == 0, r.stderr
+        data = json.loads(r.stdout)
+        assert data["manifest_matches"] is True
+        out[engine] = {k: v for k, v in data.items() if k != "seconds"}
+    assert out["ray"] == out["local"]
+    assert out["ray"]["fingerprint"] == whole.value
+
+
+def test_ray_task_failure_names_the_file(ray_engine: RayEngine, inputs: Inputs, tmp_path: Path) -> None:
+    bad = tmp_path / "broken.parquet"
+    bad.write_bytes(b"PAR1 not really parquet PAR1")
+    with pytest.raises(RelakeError, match=r"Ray task _fingerprint_job for .*broken\.parquet failed: InputError"):
+        fingerprint_files([inputs.base[0], bad], ray_engine)
+
+
+def test_ray_build_via_cli(ray_engine: RayEngine, inputs: Inputs, tmp_path: Path) -> None:
+    lake = make_lake(tmp_path / "lake", inputs)
+    spec = tmp_path / "research.toml"
+    spec.write_text(inputs.spec_text())
+    r = CliRunner().invoke(app, ["--lake", str(lake.root), "build", "research", "--spec", str(spec),
+                                 "--engine", "ray", "--json"])
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["removed"] > 0
