@@ -11,13 +11,16 @@ from relake import console
 from relake.blocklist import add_blocklist
 from relake.build import build_version
 from relake.canonical import register_canonical, url_sha256
+from relake.copies import check_copy, clean_copy
 from relake.db import connect
+from relake.diff import diff_versions
 from relake.errors import RelakeError
 from relake.ingest import ingest_version, resolve_sources
 from relake.lake import Lake
 from relake.publish import check_sums, lookup_urls, publish_release, read_manifest_meta
 from relake.spec import load_spec
 from relake.sql import query
+from relake.synthcopy import synth_copy
 from relake.verify import verify_target
 
 ORIGINAL = "laion-demo"
@@ -101,12 +104,41 @@ def run_demo(lake: Lake, *, rows: int = 1_000_000, work: Path | None = None) -> 
     console.info(f"  lookup of a partner-listed URL (as the partner spelled it): "
                  f"{'listed as ' + str(listed[0][2]) if listed[0][2] else 'NOT listed'}")
 
+    console.step("diffing the original against research (keyed by SAMPLE_ID; removals by rule from provenance)")
+    d = diff_versions(lake, ORIGINAL, "research")
+    console.info(f"  {d.rows_a:,} → {d.rows_b:,} rows: {d.removed:,} removed, {d.added:,} added, {d.changed:,} changed"
+                 f" ({d.withheld_sensitive:,} removed by sensitive rules are counted but never listed) "
+                 f"in {d.seconds:.1f} s")
+
+    console.step("a downstream user's img2dataset copy (webdataset tars + parquet, re-sharded, re-ordered)")
+    copy_src = inputs / "downloaded-rows.parquet"
+    with connect(lake) as db:
+        db.bind_parquet("src", resolve_sources([str(src)]))
+        query("demo/copy_source").run(db.con, removed=str(lake.version_dir("research") / "removed.parquet"),
+                                      out=str(copy_src))
+    copy = lake.root / "demo" / "user-copy"
+    cleaned = lake.root / "demo" / "user-copy-cleaned"
+    for p in (copy, cleaned):
+        if p.exists():
+            shutil.rmtree(p)
+    made = synth_copy(lake, str(copy_src), copy, shard_size=5000, hash_algo="md5")
+    console.info(f"  {made.rows:,} rows in {made.shards} shards, {made.successes:,} images downloaded → {copy}")
+    report = check_copy(lake, copy, release / "manifest")
+    console.info(f"  check against the published manifest: {report.affected:,} affected rows in "
+                 f"{sum(1 for s in report.shards if s.affected)} shards (matched by canonical URL hash)")
+    cleaned_report = clean_copy(lake, copy, release / "manifest", cleaned)
+    console.info(f"  clean: {cleaned_report.removed_rows:,} rows and {cleaned_report.removed_members:,} tar members "
+                 f"dropped → {cleaned}")
+    again = check_copy(lake, cleaned, release / "manifest")
+    console.info(f"  check of the cleaned copy: {again.affected} affected")
+
     console.out.print(f"\ndemo finished in {time.perf_counter() - t0:.1f} s, lake at {lake.root}")
     console.out.print("try next:")
     for line in (
         f"relake --lake {lake.root} versions",
         f"relake --lake {lake.root} show research",
         f"relake --lake {lake.root} diff {ORIGINAL} research",
+        f"relake check {copy} --manifest {release / 'manifest'}",
         f"relake --lake {lake.root} blocklist list",
         f"relake verify {release}",
         f"relake lookup 'http://example.com/x.jpg' --manifest {release / 'manifest'}",

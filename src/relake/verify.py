@@ -44,8 +44,8 @@ def verify_target(lake: Lake, target: str | None, progress: Callable[[int], None
             reports.append(verify_version(lake, version, lake.version_dir(n), progress))
         return reports
     folder = Path(target)
-    if "/" in target or target in (".", "..") or (folder / VERSION_FILE).is_file():
-        if not (folder / VERSION_FILE).is_file():
+    if "/" in target or target in (".", "..") or _has_manifest(folder):
+        if not _has_manifest(folder):
             raise NotFoundError(f"{folder}: no {VERSION_FILE} here; give a version name or a release folder")
         try:
             text = (folder / VERSION_FILE).read_text(encoding="utf-8")
@@ -57,6 +57,13 @@ def verify_target(lake: Lake, target: str | None, progress: Callable[[int], None
         report.problems.extend(check_sums(folder))
         return [report]
     return [verify_version(lake, lake.load_version(target), lake.version_dir(target), progress)]
+
+
+def _has_manifest(folder: Path) -> bool:
+    try:
+        return (folder / VERSION_FILE).is_file()
+    except (OSError, ValueError):  # a name too long for a path, say: not a folder, maybe a (bad) version name
+        return False
 
 
 def verify_version(
