@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import snapshot, snapshot_diff, write_shards
+from helpers import Entry, snapshot, snapshot_diff, write_shards
 
 RELAKE = str(Path(sys.executable).parent / "relake")
 BUILD_ARGS = ("--base", "orig", "--blocklist", "bl", "--where", "punsafe > 0.9")
@@ -78,7 +78,7 @@ class Ref:
     bl: Path
     root: Path
 
-    def version(self, name: str) -> dict[str, object]:
+    def version(self, name: str) -> dict[str, Entry]:
         return snapshot(self.root / "versions" / name)
 
     def lake_with_base(self, dest: Path) -> Path:
@@ -110,7 +110,7 @@ def leftovers(lake: Path) -> list[str]:
                   for p in (lake / d).iterdir())
 
 
-def durable(lake: Path) -> dict[str, object]:
+def durable(lake: Path) -> dict[str, Entry]:
     """Everything but the work folders (staging/, tmp/)."""
     return {k: v for k, v in snapshot(lake).items() if not k.startswith(("staging", "tmp"))}
 
@@ -123,6 +123,7 @@ BUILD_POINTS = ["build:after-match", "build:after-write", "build:before-publish"
 @pytest.mark.parametrize(("command", "point"), [("ingest", p) for p in INGEST_POINTS]
                          + [("build", p) for p in BUILD_POINTS])
 def test_kill_9_leaves_the_version_absent_or_complete(ref: Ref, tmp_path: Path, command: str, point: str) -> None:
+    args: tuple[str | Path, ...]
     if command == "ingest":
         lake, name, args = tmp_path / "lake", "orig", ("ingest", "orig", ref.src, "--copy")
     else:

@@ -9,6 +9,7 @@ or column name is ever formatted into SQL text.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -104,9 +105,15 @@ def _spill(lake: Lake | None) -> Iterator[Path | None]:
         yield d
 
 
+_ROW_VALUE = re.compile(r"""\b(value|string|input|Value)\s+(["'])(?:(?!\2).)*\2""")
+
+
 def first_line(exc: BaseException) -> str:
+    """The first line of an error message, with row values DuckDB quotes in it withheld (a value may be a
+    removed URL or caption, which must never be printed)."""
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    line = text[0] if text else type(exc).__name__
+    return _ROW_VALUE.sub(lambda m: f"{m.group(1)} (withheld)", line)
 
 
 # Column roles: canonical role -> candidate source names, in order of preference (case-insensitive).

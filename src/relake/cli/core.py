@@ -11,7 +11,7 @@ import typer
 
 from relake import console
 from relake.cli.app import app, handled, lake
-from relake.errors import IntegrityError
+from relake.errors import IntegrityError, RelakeError
 from relake.lake import check_user_path
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
@@ -79,7 +79,12 @@ def ingest(
 def versions(as_json: JsonOpt = False) -> None:
     """List the lake's versions as a lineage."""
     lk = lake()
-    vs = [lk.load_version(n) for n in lk.version_names()]
+    vs = []
+    for n in lk.version_names():
+        try:
+            vs.append(lk.load_version(n))
+        except RelakeError as exc:  # one damaged version must not hide the others
+            console.warn(f"skipped {n}: {exc}")
     if as_json:
         console.print_json([{"name": v.name, "parent": v.parent, "kind": v.kind, "rows": v.rows,
                              "shards": len(v.shards), "fingerprint": v.fingerprint.value} for v in vs])
