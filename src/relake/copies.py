@@ -52,6 +52,7 @@ from relake.canonical import CANONICAL_VERSION, register_canonical
 from relake.db import Db, connect, detect_roles, first_line
 from relake.errors import InputError, NotFoundError
 from relake.lake import Lake, check_user_path
+from relake.manifest import sha256_file
 from relake.sql import query
 
 __all__ = [
@@ -154,7 +155,7 @@ def load_manifest(folder: Path) -> Manifest:
                          f"{', '.join(IMAGE_HASH_LENGTHS)}")
     files = meta.get("files")
     if isinstance(files, dict) and isinstance(files.get("removed.parquet"), str):
-        if _sha256_file(removed) != files["removed.parquet"]:
+        if sha256_file(removed) != files["removed.parquet"]:
             raise InputError(f"{removed}: sha256 differs from the one in manifest.json; the manifest is damaged "
                              "or was altered, get it again")
     try:
@@ -761,7 +762,7 @@ def _finished(entry: dict[str, Any] | None, out: Path, sources: dict[str, list[i
         return False
     for rel, digest in outputs.items():
         p = out / rel
-        if not p.is_file() or _sha256_file(p) != digest:
+        if not p.is_file() or sha256_file(p) != digest:
             return False
     return True
 
@@ -850,14 +851,6 @@ def _copy_file(src: Path, dst: Path) -> tuple[str, int]:
     return w.sha.hexdigest(), w.size
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _write_parquet(src: Path, dst: Path, positions: Sequence[int], memory_limit: str | None) -> str:
     rows = _parquet_rows(src)
     mask = bytearray(b"0") * rows
@@ -875,7 +868,7 @@ def _write_parquet(src: Path, dst: Path, positions: Sequence[int], memory_limit:
     kept = _parquet_rows(dst)
     if kept != rows - len(set(positions)):
         raise InputError(f"{src}: rewrite kept {kept} rows, expected {rows - len(set(positions))}")
-    return _sha256_file(dst)
+    return sha256_file(dst)
 
 
 def member_key(name: str) -> str:

@@ -9,12 +9,11 @@ from typing import Annotated
 import typer
 
 from relake import console
-from relake.cli.app import app, handled, lake
+from relake.cli.app import JsonOpt, app, handled, lake
 from relake.engine import EngineKind
 from relake.errors import SpecError
 from relake.lake import check_user_path
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 EngineOpt = Annotated[EngineKind, typer.Option(
     "--engine", help="Where per-shard jobs run: local threads, or tasks on a Ray cluster (pip install "
     "'relake[ray]'; the lake must be on a file system every node shares).")]

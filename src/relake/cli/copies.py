@@ -11,17 +11,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from relake import console
-from relake.cli.app import app, handled, lake
+from relake.cli.app import JsonOpt, MemOpt, app, handled, lake
 from relake.errors import InputError
 from relake.lake import check_user_path
 
 if TYPE_CHECKING:
     from relake.copies import CheckReport, CleanReport
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
-MemOpt = Annotated[
-    str | None, typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 2GB (default: half of RAM).")
-]
 ManifestOpt = Annotated[
     str | None,
     typer.Option("--manifest", help="Removal manifest folder (removed.parquet + manifest.json)."),

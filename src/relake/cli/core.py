@@ -10,14 +10,9 @@ from typing import Annotated
 import typer
 
 from relake import console
-from relake.cli.app import app, handled, lake
+from relake.cli.app import JsonOpt, MemOpt, app, handled, lake
 from relake.errors import IntegrityError, RelakeError
 from relake.lake import check_user_path
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
-MemOpt = Annotated[
-    str | None, typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 2GB (default: half of RAM).")
-]
 
 
 @app.command()

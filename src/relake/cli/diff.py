@@ -7,17 +7,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from relake import console
-from relake.cli.app import app, handled, lake
+from relake.cli.app import JsonOpt, MemOpt, app, handled, lake
 from relake.cli.build import EngineOpt, RayAddressOpt
 from relake.engine import EngineKind
 
 if TYPE_CHECKING:
     from relake.diff import DiffSummary
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
-MemOpt = Annotated[
-    str | None, typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 2GB (default: half of RAM).")
-]
 
 
 @app.command()

@@ -8,10 +8,9 @@ from typing import Annotated
 import typer
 
 from relake import console
-from relake.cli.app import app, handled, lake
+from relake.cli.app import JsonOpt, app, handled, lake
 from relake.lake import check_user_path
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 CrowdOpt = Annotated[int | None, typer.Option("--min-crowd", min=0, help="K: non-sensitive hashes a category "
                                                                           "needs to hide sensitive ones.")]
 
