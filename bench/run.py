@@ -556,9 +556,8 @@ def header(m: dict[str, str], loads: tuple[float, float], repeat: int) -> list[s
     ]
 
 
-def full_report(args: argparse.Namespace, facts: dict[str, Any], tasks: list[Task], o: dict[str, Outcome],
-                loads: tuple[float, float]) -> str:
-    m = machine()
+def full_report(args: argparse.Namespace, m: dict[str, str], facts: dict[str, Any], tasks: list[Task],
+                o: dict[str, Outcome], loads: tuple[float, float]) -> str:
     lines = [f"# relake benchmark, N = {facts['rows']:,} rows", ""]
     lines += header(m, loads, args.repeat)
     lines += [
@@ -626,11 +625,11 @@ def main_full(args: argparse.Namespace) -> int:
         jobs = [j for j in jobs if j.name in keep]
         tasks = [t for t in tasks if t.relake[0] in keep]
     print(f"# {len(jobs)} jobs × {args.repeat}")
-    load0 = os.getloadavg()[0]
+    m, load0 = machine(), os.getloadavg()[0]  # the source tree's state at the start
     outcomes = run_jobs(jobs, work, args.repeat, args.timeout)
     load1 = os.getloadavg()[0]
     outcomes_all = {**{j: Outcome(Job(j, j, [])) for t in tasks for j in t.jobs}, **outcomes}
-    report = full_report(args, facts, tasks, outcomes_all, (load0, load1))
+    report = full_report(args, m, facts, tasks, outcomes_all, (load0, load1))
     problems = cross_check(outcomes, facts)
     if problems:
         report += "\nCross-check problems:\n\n" + "".join(f"- {p}\n" for p in problems)
@@ -646,7 +645,7 @@ def main_full(args: argparse.Namespace) -> int:
 
 def main_scale(args: argparse.Namespace) -> int:
     sizes = [parse_count(s) for s in args.scale.split(",") if s.strip()]
-    load0 = os.getloadavg()[0]
+    m, load0 = machine(), os.getloadavg()[0]
     rows_out: list[tuple[int, dict[str, Outcome], dict[str, Any]]] = []
     failed = False
     for n in sizes:
@@ -665,7 +664,7 @@ def main_scale(args: argparse.Namespace) -> int:
         rows_out.append((n, o, facts))
     load1 = os.getloadavg()[0]
     lines = ["# relake scaling: rows/s of build and keyed diff at each N", ""]
-    lines += header(machine(), (load0, load1), args.repeat)
+    lines += header(m, (load0, load1), args.repeat)
     lines += ["", "| N | shards | relake build s | build rows/s | build peak RSS MB | DuckDB COPY rows/s | "
               "keyed diff s | diff rows/s (A+B) | diff peak RSS MB | load |",
               "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
