@@ -1,0 +1,4 @@
+-- Returns: nothing; adds one rule.
+-- Reads: nothing.
+-- params: $rule, $category, $sensitive
+INSERT INTO rule_info VALUES ($rule, $category, $sensitive)
