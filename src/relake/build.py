@@ -30,7 +30,7 @@ from relake.blocklist import Blocklist, load_blocklist
 from relake.canonical import CANONICAL_VERSION, register_canonical
 from relake.db import Db, connect, first_line
 from relake.engine import Engine, LocalEngine, plain_file
-from relake.errors import AuditError, InputError, NotFoundError, RelakeError, SpecError
+from relake.errors import AuditError, InputError, NotFoundError, RelakeError, ResourceError, SpecError
 from relake.fingerprint import ALGORITHM, combine, fingerprint_src, subtract
 from relake.ingest import resolve_sources, shard_facts
 from relake.lake import Lake, checkpoint, validate_name
@@ -178,6 +178,10 @@ def _duckdb_errors(name: str, base: Version, paths: Sequence[Path], digests: Seq
         yield
     except duckdb.Error as exc:
         _check_base_digests(name, base, paths, digests)
+        if isinstance(exc, duckdb.OutOfMemoryException) or "No space left" in str(exc):
+            raise ResourceError(f"building from {name} ran out of memory or disk ({first_line(exc)}); DuckDB "
+                                "reports a full spill folder as out of memory: free space in the lake's tmp/ and "
+                                "output folders or raise --memory-limit; nothing was published") from exc
         raise InputError(f"building from {name} failed: {first_line(exc)}; nothing was published") from exc
 
 
