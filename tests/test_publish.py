@@ -599,3 +599,17 @@ category = "safety"
     ok(run(lake, "manifest", "orig", "v", "--out", tmp_path / "b", "--min-crowd", str(len(benign_only))))
     got = pq.read_table(tmp_path / "b" / "removed.parquet").column("url_sha256").to_pylist()
     assert got == sorted(sha(u) for u in benign_only | {dup})
+
+
+def test_released_version_json_does_not_single_out_sensitive_rules(world: World) -> None:
+    """The lake's version.json keeps the whole recipe; the released one keeps hashes and categories only."""
+    lake_text = (world.lake / "versions" / "research" / "version.json").read_text(encoding="utf-8")
+    assert "partner-urls" in lake_text and "secret-urls" in lake_text  # so the test can fail for the right reason
+    released = json.loads((world.out / "release" / "version.json").read_text(encoding="utf-8"))
+    text = json.dumps(released)
+    for word in ("partner-urls", "secret-urls", "punsafe > $t"):
+        assert word not in text
+    assert released["recipe"]["rules"] == [{"category": "safety", "sensitive": True},
+                                           {"id": "unsafe", "category": "safety", "sensitive": False}]
+    assert set(released["stats"]) == {"removed_rows", "removed_by_category"}
+    assert released["recipe"]["spec_sha256"] == json.loads(lake_text)["recipe"]["spec_sha256"]

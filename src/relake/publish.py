@@ -230,7 +230,8 @@ def publish_release(lake: Lake, name: str, out: Path, *, min_crowd: int | None =
             if sha256_file(staging / rel) != s.sha256:
                 raise InputError(f"{src}: sha256 differs from the manifest; run `relake verify {name}`")
             shards.append(replace(s, path=rel))
-        released = replace(v, shards=tuple(shards), storage="lake", sources=())
+        released = replace(v, shards=tuple(shards), storage="lake", sources=(), recipe=public_recipe(v.recipe),
+                           stats=public_stats(v.stats))
         (staging / "version.json").write_text(released.to_json(), encoding="utf-8")
         manifest: ManifestSummary | None = None
         if v.parent is not None:
@@ -242,6 +243,34 @@ def publish_release(lake: Lake, name: str, out: Path, *, min_crowd: int | None =
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out
+
+
+def public_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
+    """The build recipe as a release may show it: hashes and categories, no spec text, params, blocklist names,
+    predicates or ids of sensitive rules (a predicate could hold a literal URL; a rule id or count could
+    single out the sensitive removals). The spec's sha256 lets anyone holding the spec check it."""
+    keep = ("spec_sha256", "base", "base_fingerprint", "min_crowd", "canonical_url_version", "queries",
+            "output_compression")
+    out: dict[str, Any] = {k: recipe[k] for k in keep if k in recipe}
+    rules = []
+    for r in recipe.get("rules", []):
+        if r.get("sensitive"):
+            rules.append({"category": r.get("category"), "sensitive": True})
+        else:
+            rec = {"id": r.get("id"), "category": r.get("category"), "sensitive": False}
+            bl = r.get("blocklist")
+            if isinstance(bl, dict):
+                rec["blocklist"] = {"kind": bl.get("kind"), "sha256": bl.get("sha256")}
+            rules.append(rec)
+    if rules:
+        out["rules"] = rules
+    return out
+
+
+def public_stats(stats: dict[str, Any]) -> dict[str, Any]:
+    """Removal totals a release may show: overall and by category (the categories passed the crowd rule), never
+    by rule."""
+    return {k: stats[k] for k in ("removed_rows", "removed_by_category") if k in stats}
 
 
 def _write_sums(folder: Path) -> None:
