@@ -31,7 +31,7 @@ from relake.canonical import CANONICAL_VERSION, register_canonical
 from relake.db import Db, connect, first_line
 from relake.engine import Engine, LocalEngine, plain_file
 from relake.errors import AuditError, InputError, NotFoundError, RelakeError, ResourceError, SpecError
-from relake.fingerprint import ALGORITHM, combine, fingerprint_src, subtract
+from relake.fingerprint import ALGORITHM, combine, fingerprint_src, names_tag, subtract
 from relake.ingest import resolve_sources, shard_facts
 from relake.lake import Lake, checkpoint, validate_name
 from relake.manifest import Fingerprint, Roles, Shard, Version, sha256_file
@@ -440,11 +440,13 @@ def _audit(db: Db, spec: Spec, plans: Sequence[_Plan], base: Version, base_paths
     # 2. subset: the written rows are exactly the base rows minus the removed ones (count and sum of
     #    whole-row hashes, all computed here); then the new fingerprint follows from the base's by
     #    subtracting the removed rows' md5 fingerprint, bucket by bucket, with no md5 pass over the output.
-    q("build/removed_fp_source").run(db.con)
-    fp_removed = fingerprint_src(db)
-    removed_rows, removed_hash = q("audit/hash_sum").rows(db.con)[0]
-    db.bind_parquet("src", base_paths)
-    base_rows, base_hash = q("audit/hash_sum").rows(db.con)[0]
+    q("build/base_flagged").run(db.con)
+    split = q("audit/base_split").rows(db.con, names=names_tag(c.name for c in base.schema))
+    base_rows = sum(int(r[2]) for r in split)
+    base_hash = sum(int(r[3]) for r in split)
+    removed_rows = sum(int(r[2]) for r in split if r[0])
+    removed_hash = sum(int(r[3]) for r in split if r[0])
+    fp_removed = combine((int(b), int(n), int(lo), int(hi)) for removed, b, n, _h, lo, hi in split if removed)
     kept_rows, kept_hash = (0, 0)
     if outs:
         db.bind_parquet("src", outs)
