@@ -121,8 +121,13 @@ def show(name: Annotated[str, typer.Argument(help="Version name.")], as_json: Js
         ("roles", f"url={v.roles.url} caption={v.roles.caption} id={v.roles.id}"),
         ("fingerprint", f"{v.fingerprint.value} ({v.fingerprint.rows:,} rows)"),
         ("tool", ", ".join(f"{k} {val}" for k, val in v.tool.items())),
-        *[(k, val) for k, val in v.stats.items()],
+        *[(k.replace("_", " "), f"{val:,}" if isinstance(val, int) else val) for k, val in v.stats.items()
+          if not isinstance(val, dict) and val is not None],
     ])
+    for key, title in (("removed_by_rule", "removed by rule"), ("removed_by_category", "removed by category")):
+        counts = v.stats.get(key)
+        if isinstance(counts, dict) and counts:
+            console.table(title, ["", "rows"], [(k, f"{n:,}") for k, n in sorted(counts.items())])
     console.table("schema", ["column", "type"], [(c.name, c.type) for c in v.schema])
     shown = v.shards[:10]
     console.table("shards" + (f" (first 10 of {len(v.shards)})" if len(v.shards) > 10 else ""),
