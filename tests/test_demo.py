@@ -1,0 +1,45 @@
+"""`relake demo` is the README's first command: it must keep working end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from typer.testing import CliRunner
+
+from relake.cli import app
+
+
+def test_demo_runs_end_to_end_and_leaves_a_consistent_lake(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    result = CliRunner().invoke(app, ["--lake", str(lake), "demo", "--rows", "100000"])
+    assert result.exit_code == 0, result.output
+    assert "demo finished" in result.stdout
+    names = sorted(p.name for p in (lake / "versions").iterdir())
+    assert names == ["laion-demo", "research", "research-safe"]
+    research = json.loads((lake / "versions" / "research" / "version.json").read_text(encoding="utf-8"))
+    original = json.loads((lake / "versions" / "laion-demo" / "version.json").read_text(encoding="utf-8"))
+    removed = pq.read_table(lake / "versions" / "research" / "removed.parquet")
+    assert research["rows"] + removed.num_rows == original["rows"] == 100_000
+    # every planted kind of rule removed something
+    rules = {r for rs in removed.column("rules").to_pylist() for r in rs}
+    assert rules == {"partner-urls", "partner-url-hashes", "partner-image-hashes", "unsafe-score", "bad-domains",
+                     "takedown-requests"}
+    release = lake / "demo" / "release-research"
+    done = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=release, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # the user's cleaned copy has none of the removed URLs left
+    cleaned = sorted((lake / "demo" / "user-copy-cleaned").glob("*.parquet"))
+    kept_urls = {u for p in cleaned for u in pq.read_table(p, columns=["url"]).column("url").to_pylist()}
+    assert cleaned and not kept_urls & set(removed.column("url").to_pylist())
+
+
+def test_demo_refuses_a_lake_that_already_has_versions(tmp_path: Path) -> None:
+    lake = tmp_path / "lake"
+    (lake / "versions" / "mine").mkdir(parents=True)
+    result = CliRunner().invoke(app, ["--lake", str(lake), "demo", "--rows", "1000"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: the lake ")
+    assert sorted(p.name for p in (lake / "versions").iterdir()) == ["mine"]
