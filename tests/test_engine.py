@@ -18,16 +18,19 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from helpers import sha256_of, snapshot, write_shards
+from helpers import sha256_of, snapshot, write_shards, write_table
 from relake.build import build_version
 from relake.cli import app
+from relake.copies import check_copy, clean_copy
 from relake.db import connect
 from relake.engine import LocalEngine, RayEngine, get_engine, plain_file
 from relake.errors import InputError, RelakeError
 from relake.fingerprint import fingerprint_file, fingerprint_files, fingerprint_src, names_tag
 from relake.ingest import ingest_version
 from relake.lake import Lake
+from relake.synthcopy import synth_copy
 from test_build import Inputs, make_inputs, make_lake, spec_of
+from test_copies import SHARD_SIZE, Planted, assert_clean_output, plant, source_table
 
 # --- the local engine and the engine contract (no Ray needed) ---------------------------------------------
 
@@ -125,7 +128,7 @@ def test_per_file_fingerprints_need_one_schema(tmp_path: Path) -> None:
 
 
 class _FailingEngine(LocalEngine):
-    def map(self, fn: Any, jobs: Any, *, label: Any = None, on_done: Any = None) -> list[Any]:
+    def map(self, fn: Any, jobs: Any, *, label: Any = None, on_done: Any = None, on_result: Any = None) -> list[Any]:
         raise RelakeError(f"Ray task {fn.__name__} for {label(jobs[1])} failed: worker died")
 
 
@@ -212,3 +215,54 @@ def test_ray_build_via_cli(ray_engine: RayEngine, inputs: Inputs, tmp_path: Path
                                  "--engine", "ray", "--json"])
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["removed"] > 0
+
+
+# --- clean on Ray --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def copy_case(tmp_path_factory: pytest.TempPathFactory) -> Planted:
+    root = tmp_path_factory.mktemp("engine-copy")
+    write_table(source_table(), root / "src" / "part-00000.parquet")
+    synth_copy(Lake.at(root / "no-lake"), str(root / "src"), root / "copy", shard_size=SHARD_SIZE,
+               hash_algo="md5", failure_rate=0.15, seed=7)
+    return plant(root / "copy", root / "manifest")
+
+
+def _tree(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): sha256_of(p) for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_ray_clean_is_byte_identical_to_local(ray_engine: RayEngine, copy_case: Planted, tmp_path: Path) -> None:
+    lake = Lake.at(tmp_path / "no-lake")
+    local = clean_copy(lake, copy_case.copy, copy_case.manifest, tmp_path / "local")
+    ticks: list[int] = []
+    on_ray = clean_copy(lake, copy_case.copy, copy_case.manifest, tmp_path / "ray", engine=ray_engine,
+                        progress=ticks.append)
+    units = local.rewritten + local.copied + local.files
+    assert len(ticks) == units and local.rewritten > 0 and local.copied > 0
+    files = _tree(tmp_path / "local")
+    assert _tree(tmp_path / "ray") == files  # every file, the resume record included
+    counts = ("rewritten", "copied", "files", "removed_rows", "removed_members", "failed_removed", "tar_bytes_in",
+              "tar_bytes_out", "stale")
+    assert {k: getattr(on_ray, k) for k in counts} == {k: getattr(local, k) for k in counts}
+    assert_clean_output(copy_case, tmp_path / "ray")
+    assert check_copy(lake, tmp_path / "ray", copy_case.manifest).affected == 0
+    again = clean_copy(lake, copy_case.copy, copy_case.manifest, tmp_path / "ray", engine=ray_engine)
+    assert again.resumed == units and _tree(tmp_path / "ray") == files
+
+
+def test_ray_clean_via_cli_with_relative_paths(ray_engine: RayEngine, copy_case: Planted, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the tasks get absolute paths; a Ray worker's folder is not the driver's
+    (tmp_path / "copy").symlink_to(copy_case.copy)
+    runner = CliRunner()
+    base = ["--lake", str(tmp_path / "no-lake"), "clean", "copy", "--manifest", str(copy_case.manifest), "--json"]
+    r_local = runner.invoke(app, [*base, "--out", "local", "--engine", "local"])
+    assert r_local.exit_code == 0, r_local.stderr
+    r_ray = runner.invoke(app, [*base, "--out", "ray", "--engine", "ray"])
+    assert r_ray.exit_code == 0, r_ray.stderr
+    assert json.loads(r_ray.stdout)["removed_rows"] == json.loads(r_local.stdout)["removed_rows"] > 0
+    assert _tree(tmp_path / "ray") == _tree(tmp_path / "local")
+    r = runner.invoke(app, [*base, "--out", "x", "--ray-address", "ray://head:10001"])
+    assert r.exit_code == 1 and "--ray-address only applies with --engine ray" in r.stderr

@@ -39,9 +39,9 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import duckdb
 import numpy as np
@@ -54,6 +54,9 @@ from relake.errors import InputError, NotFoundError
 from relake.lake import Lake, check_user_path
 from relake.manifest import sha256_file
 from relake.sql import query
+
+if TYPE_CHECKING:
+    from relake.engine import Engine
 
 __all__ = [
     "MANIFEST_FORMAT",
@@ -617,11 +620,14 @@ def clean_copy(
     memory_limit: str | None = None,
     workers: int = 2,
     progress: Callable[[int], None] | None = None,
+    engine: Engine | None = None,
 ) -> CleanReport:
-    """The copy without its affected samples, same layout, in ``out`` (resumable); ``dry_run`` writes nothing."""
+    """The copy without its affected samples, same layout, in ``out`` (resumable); ``dry_run`` writes nothing.
+
+    ``engine`` runs the per-shard units (e.g. as Ray tasks); by default ``workers`` threads of this process."""
     plan = prepare_clean(lake, copy, manifest_dir, out, keep_only=keep_only, url_col=url_col, image_col=image_col,
                          memory_limit=memory_limit, workers=workers)
-    return dry_run_report(plan) if dry_run else run_clean(plan, progress=progress)
+    return dry_run_report(plan) if dry_run else run_clean(plan, progress=progress, engine=engine)
 
 
 def dry_run_report(plan: CleanPlan) -> CleanReport:
@@ -654,8 +660,13 @@ class _Done:
     stale: list[str] = field(default_factory=list)
 
 
-def run_clean(plan: CleanPlan, *, progress: Callable[[int], None] | None = None) -> CleanReport:
-    """Carry out a plan; ``progress(1)`` after each unit. Resumes from ``OUT/.relake-clean.json``."""
+def run_clean(
+    plan: CleanPlan, *, progress: Callable[[int], None] | None = None, engine: Engine | None = None
+) -> CleanReport:
+    """Carry out a plan; ``progress(1)`` after each unit. Resumes from ``OUT/.relake-clean.json``.
+
+    Units run on ``engine`` (one job per shard or other file, with absolute paths), else on ``plan.workers``
+    threads; either way the driver alone keeps the record, and the output bytes are the same."""
     start = time.perf_counter()
     check = plan.check
     layout = check.copy_layout
@@ -667,6 +678,26 @@ def run_clean(plan: CleanPlan, *, progress: Callable[[int], None] | None = None)
     rep = CleanReport(check.copy, str(out), False, check.layout, len(layout.shards), check=check)
     units: dict[str, Any] = record["units"]
     last_flush = time.monotonic()
+
+    def finish(done: _Done) -> None:
+        nonlocal last_flush
+        units[done.unit] = done.entry
+        _tally(rep, done)
+        if time.monotonic() - last_flush >= _RECORD_FLUSH_SECONDS:
+            _write_record(out, record)
+            last_flush = time.monotonic()
+
+    if engine is not None:
+        root = out.resolve()
+        jobs = [(_absolute(u), root, units.get(u.name), plan.memory_limit) for u in plan.units]
+        try:
+            engine.map(_clean_job, jobs, label=lambda job: f"{job[0].name} of {layout.root}",
+                       on_done=(lambda: progress(1)) if progress is not None else None,
+                       on_result=lambda _, done: finish(done))
+            record["complete"] = True
+        finally:
+            _write_record(out, record)
+        return _clean_totals(rep, check, start)
     pool = ThreadPoolExecutor(max_workers=plan.workers, thread_name_prefix="relake-clean")
     try:
         pending: set[Future[_Done]] = set()
@@ -690,10 +721,28 @@ def run_clean(plan: CleanPlan, *, progress: Callable[[int], None] | None = None)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         _write_record(out, record)
+    return _clean_totals(rep, check, start)
+
+
+def _clean_totals(rep: CleanReport, check: CheckReport, start: float) -> CleanReport:
     rep.removed_rows = check.affected
     rep.failed_removed = sum(r.failed for r in check.affected_rows)
     rep.seconds = check.seconds + time.perf_counter() - start
     return rep
+
+
+def _absolute(unit: _Unit) -> _Unit:
+    """The unit with absolute paths, for a job that may run on another machine (a shared file system)."""
+    shard = unit.shard
+    if shard is not None:
+        shard = CopyShard(shard.name, shard.parquet.absolute(), shard.tar and shard.tar.absolute(),
+                          shard.stats and shard.stats.absolute(), tuple(p.absolute() for p in shard.extras))
+    return replace(unit, sources=tuple(p.absolute() for p in unit.sources), shard=shard)
+
+
+def _clean_job(job: tuple[_Unit, Path, dict[str, Any] | None, str | None]) -> _Done:
+    """One unit as an engine job: (unit with absolute paths, absolute out folder, its record entry, memory limit)."""
+    return _run_unit(*job)
 
 
 def _tally(rep: CleanReport, done: _Done) -> None:

@@ -46,8 +46,10 @@ class Engine(Protocol):
         *,
         label: Callable[[J], str] | None = None,
         on_done: Callable[[], None] | None = None,
+        on_result: Callable[[int, R], None] | None = None,
     ) -> list[R]:
-        """``[fn(j) for j in jobs]``, in job order; ``on_done`` is called once per finished job."""
+        """``[fn(j) for j in jobs]``, in job order; ``on_result(index, result)`` and then ``on_done()`` are
+        called on the driver once per finished job (in finishing order on Ray, in job order locally)."""
         ...
 
 
@@ -67,11 +69,14 @@ class LocalEngine:
         *,
         label: Callable[[J], str] | None = None,
         on_done: Callable[[], None] | None = None,
+        on_result: Callable[[int, R], None] | None = None,
     ) -> list[R]:
         out: list[R] = []
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            for r in pool.map(fn, jobs):
+            for i, r in enumerate(pool.map(fn, jobs)):
                 out.append(r)
+                if on_result:
+                    on_result(i, r)
                 if on_done:
                     on_done()
         return out
@@ -105,6 +110,7 @@ class RayEngine:
         *,
         label: Callable[[J], str] | None = None,
         on_done: Callable[[], None] | None = None,
+        on_result: Callable[[int, R], None] | None = None,
     ) -> list[R]:
         ray = self._ray
         remote = self._remote.get(fn)
@@ -127,6 +133,8 @@ class RayEngine:
                         raise RelakeError(f"Ray task {getattr(fn, '__name__', 'job')} for {what} failed: "
                                           f"{type(cause).__name__}: {_first_line(cause)}; nothing was published"
                                           ) from exc
+                    if on_result:
+                        on_result(i, results[i])
                     if on_done:
                         on_done()
         finally:

@@ -12,11 +12,14 @@ import typer
 
 from relake import console
 from relake.cli.app import JsonOpt, MemOpt, app, handled, lake
+from relake.cli.build import EngineOpt, RayAddressOpt
+from relake.engine import EngineKind
 from relake.errors import InputError
 from relake.lake import check_user_path
 
 if TYPE_CHECKING:
     from relake.copies import CheckReport, CleanReport
+    from relake.engine import Engine
 
 ManifestOpt = Annotated[
     str | None,
@@ -106,20 +109,28 @@ def clean(
     keep_only: KeepOnlyOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report what would be removed; write "
                                                             "nothing.")] = False,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Shards rewritten at once.")] = 2,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Shards rewritten at once (--engine "
+                                                                  "local).")] = 2,
     url_col: UrlColOpt = None,
     image_col: ImageColOpt = None,
     memory_limit: MemOpt = None,
+    engine: EngineOpt = EngineKind.local,
+    ray_address: RayAddressOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Write the copy without its affected samples, same layout: parquet rows and tar members dropped.
 
     Untouched members keep their exact bytes; _stats.json counts are reduced; resumable after interruption.
+    With --engine ray each shard is rewritten by a Ray task (same bytes); check runs on this machine.
     """
     from relake.copies import dry_run_report, prepare_clean, resolve_manifest, run_clean
+    from relake.engine import get_engine
 
     lk = lake()
     _need_one(manifest, keep_only)
+    runner: Engine | None = get_engine(engine, ray_address, workers)  # validates --ray-address; joins Ray early
+    if engine == EngineKind.local:
+        runner = None  # the clean's own --workers threads (bounded queue, interruptible)
     mdir = resolve_manifest(lk, manifest) if manifest is not None else None
     with console.progress("check", None):
         plan = prepare_clean(lk, check_user_path(copy), mdir, check_user_path(out), keep_only=keep_only,
@@ -128,7 +139,7 @@ def clean(
         report = dry_run_report(plan)
     else:
         with console.progress("clean", len(plan.units)) as advance:
-            report = run_clean(plan, progress=advance)
+            report = run_clean(plan, progress=advance, engine=runner)
     if as_json:
         console.print_json(report.to_dict())
         return
