@@ -250,6 +250,24 @@ def test_keyless_diff_counts_duplicates(lake: Lake, tmp_path: Path) -> None:
     assert s.out_rows == 5 and pq.read_table(out).num_rows == 5
 
 
+@pytest.mark.parametrize("mask", [0, 1, 7])
+def test_keyless_diff_is_exact_with_few_hash_buckets(
+    lake: Lake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mask: int
+) -> None:
+    """With 1, 2 or 8 buckets nearly every bucket differs and holds equal rows too: the second pass still
+    groups whole rows, so the diff (and the rows of each side, counted from the buckets) stays exact."""
+    monkeypatch.setattr("relake.diff._BUCKET_MASK", mask)
+    rows = v1_rows(30)
+    a = write_split(pa.Table.from_pylist([*rows, rows[3], rows[3]], schema=V1_SCHEMA), tmp_path / "a", 2)
+    b = write_split(pa.Table.from_pylist([*rows[1:], rows[3], rows[8]], schema=V1_SCHEMA), tmp_path / "b", 3)
+    out = tmp_path / "d.parquet"
+    s = diff_versions(lake, "a/", "b/", keyless=True, out=str(out))
+    m = model_diff(a, b, key=[])
+    assert_summary_matches(s, m)
+    assert (s.rows_a, s.rows_b, s.removed, s.added) == (32, 31, 2, 1)
+    assert_out_matches(out, m)
+
+
 def test_default_key_falls_back_when_the_id_repeats(lake: Lake, tmp_path: Path) -> None:
     rows = v1_rows(20)
     rows[3]["SAMPLE_ID"] = rows[2]["SAMPLE_ID"]

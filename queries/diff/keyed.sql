@@ -1,22 +1,30 @@
 -- Returns: nothing; creates TEMP TABLE d with one row per differing key: k, change ('added' | 'removed' |
 --   'changed'), changed_columns (names of the compared columns whose values differ, in $columns order),
 --   n (always 1), a_r and b_r (the compared values on each side, NULL for the absent side), f (A's file
---   index). One FULL OUTER hash join on k (spills under the memory limit); the per-column comparison (JSON
---   text of each value, NULL-safe) runs only on the rows that differ.
--- Reads: views a (k, r, f) and b (k, r); keys are unique and non-NULL (checked before).
+--   index). Only the candidate keys of TEMP TABLE dk (from diff/keyed_keys) are fetched back from each side
+--   (semi-joins on the small dk), then compared exactly: a candidate whose values are not distinct is
+--   dropped. The per-column comparison (JSON text of each value, NULL-safe) runs only on these rows.
+-- Reads: views a (k, r, f) and b (k, r), TEMP TABLE dk.
 -- params: $columns, $pointers
 CREATE OR REPLACE TEMP TABLE d AS
-WITH j AS (
-    SELECT a.k AS ak, b.k AS bk, a.r AS a_r, b.r AS b_r, a.f AS f
-    FROM a
-    FULL OUTER JOIN b ON a.k = b.k
-    WHERE a.k IS NULL OR b.k IS NULL OR a.r IS DISTINCT FROM b.r
+WITH ra AS (
+    SELECT k, r FROM a WHERE k IN (SELECT k FROM dk WHERE change <> 'added')
+),
+rb AS (
+    SELECT k, r FROM b WHERE k IN (SELECT k FROM dk WHERE change <> 'removed')
+),
+j AS (
+    SELECT dk.k, dk.change, ra.r AS a_r, rb.r AS b_r, dk.f
+    FROM dk
+    LEFT JOIN ra ON dk.k = ra.k
+    LEFT JOIN rb ON dk.k = rb.k
+    WHERE dk.change <> 'changed' OR ra.r IS DISTINCT FROM rb.r
 )
 SELECT
-    coalesce(ak, bk) AS k,
-    CASE WHEN ak IS NULL THEN 'added' WHEN bk IS NULL THEN 'removed' ELSE 'changed' END AS change,
+    k,
+    change,
     CASE
-        WHEN ak IS NULL OR bk IS NULL THEN CAST([] AS VARCHAR[])
+        WHEN change <> 'changed' THEN CAST([] AS VARCHAR[])
         ELSE list_transform(
             list_filter(
                 list_zip(

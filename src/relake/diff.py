@@ -9,10 +9,19 @@ How it works (everything out of core, under the connection's memory limit):
    fixed shape: ``k`` (the key: the column itself, or a STRUCT of several columns; absent when keyless),
    ``r`` (STRUCT of the other compared columns; the whole compared row when keyless), ``f`` (A's file index).
 3. The fixed queries in ``queries/diff/`` do the rest: a key check (duplicated or NULL keys refuse a keyed
-   diff), then one FULL OUTER hash join on ``k`` comparing ``r`` with IS DISTINCT FROM (keyed), or one hash
-   aggregate over both sides grouped by the whole row, counting copies (keyless: exact, no row hash), writing
-   only the differing rows to a TEMP TABLE ``d``; small aggregates over ``d`` make the summary, and COPY writes
-   the full diff. Joins and aggregates spill to the lake's tmp folder under the memory limit.
+   diff; it also counts each side's rows), then two passes over each side, writing only the differing rows
+   to a TEMP TABLE ``d``; small aggregates over ``d`` make the summary, and COPY writes the full diff.
+   The first pass carries only a 64-bit DuckDB ``hash()`` of each row (computed in this process, never
+   stored), so its state stays far below the memory limit (no spill at 10M rows under 1 GB). Keyed: one
+   FULL OUTER hash join on ``k`` carrying ``(k, hash(r), f)`` finds the added, removed and candidate changed
+   keys (TEMP TABLE ``dk``); the second pass fetches ``r`` for those keys only (semi-joins on ``dk``) and
+   drops any candidate whose values are not distinct. Keyless: one aggregate over both sides into 2^18 hash
+   buckets of (rows of A, rows of B, sum of a mix of the hash ±) (TEMP TABLE ``dg``, which also counts each
+   side's rows); the second pass groups the whole rows of the differing buckets only, counting copies
+   exactly. Equal rows always hash equal, so nothing differing is reported equal unless hashes collide:
+   keyed, a changed row whose old and new values share the 64-bit hash; keyless, rows whose counts and mixed
+   hash sums cancel inside one bucket — about 2^-64 each for data not crafted against DuckDB's hash.
+   Measured at 10M rows, --memory-limit 1GB, 2 cores: keyed 18.9 s -> 6.3 s, keyless 28.5 s -> 6.0 s.
 4. When both sides are lake versions with the same schema and no mapping, their manifests' fingerprint buckets
    are compared first. With every bucket equal the versions hold the same multiset of rows (up to md5
    collisions), so no row is read (only the key check runs). Otherwise the number of differing buckets is
@@ -52,6 +61,7 @@ OUT_FORMATS = {".parquet": "diff/write_parquet", ".csv": "diff/write_csv", ".jso
 REMOVED_FILE = "removed.parquet"
 _VARCHAR = duckdb.sqltype("VARCHAR")
 _MAX_CHAIN = 1000
+_BUCKET_MASK = (1 << 18) - 1  # keyless: 262,144 hash buckets, compared before any row is grouped
 
 
 # ---------------------------------------------------------------------------------------------- sides
@@ -306,7 +316,7 @@ def diff_versions(
         try:
             summary = _run(db, lake, a, b, a_src, b_src, compared, changes, key, keyless, pairs, use_buckets, top)
             if sensitive is not None:
-                withheld = int(query("diff/sensitive_count").rows(db.con)[0][0])
+                withheld = int(query("diff/sensitive_count").rows(db.con)[0][0]) - summary.rows_a
                 summary.withheld_sensitive = withheld
                 summary.rows_a += withheld
                 summary.removed += withheld
@@ -356,14 +366,15 @@ def _run(
     by_name = {x.name: x for x in compared}
     key_cols: list[str] = []
     note: str | None = None
+    side_rows: tuple[int, int] | None = None  # rows of each whole side, when a scan already counted them
     if not keyless:
         if key is not None:
             key_cols = _explicit_key(key, by_name, pairs, a, b)
-            problems = _check_key(db, a_src, b_src, [by_name[k] for k in key_cols])
+            problems, side_rows = _check_key(db, a_src, b_src, [by_name[k] for k in key_cols])
             if problems:
                 raise InputError(_key_refusal(key_cols, problems, _sensitive_key(key_cols, a)))
         else:
-            key_cols, note = _default_key(db, a, a_src, b_src, by_name)
+            key_cols, note, side_rows = _default_key(db, a, a_src, b_src, by_name)
     summary = DiffSummary(
         a=_side_info(a), b=_side_info(b), mode="keyed" if key_cols else "keyless", key=key_cols,
         key_note=note, compared=[x.name for x in compared],
@@ -375,9 +386,6 @@ def _run(
         },
         hints=_role_hints(a, b, compared),
     )
-    rows = query("diff/side_rows").rows(db.con)[0]
-    summary.rows_a, summary.rows_b = int(rows[0]), int(rows[1])
-
     differing = _differing_buckets(a, b, pairs, use_buckets)
     if differing is not None:
         summary.buckets = {"compared": 256, "differing": len(differing), "equal": 256 - len(differing),
@@ -394,11 +402,20 @@ def _run(
         a_src.select(_key_expr(keys, "a").alias("k"), _struct(values, "a").alias("r"), file_index.alias("f")) \
             .create_view("a", replace=True)
         b_src.select(_key_expr(keys, "b").alias("k"), _struct(values, "b").alias("r")).create_view("b", replace=True)
+        query("diff/keyed_keys").run(db.con)
         query("diff/keyed").run(db.con, columns=[x.name for x in values], pointers=[_pointer(x.name) for x in values])
     else:
         a_src.select(_struct(values, "a").alias("r"), file_index.alias("f")).create_view("a", replace=True)
         b_src.select(_struct(values, "b").alias("r")).create_view("b", replace=True)
-        query("diff/keyless").run(db.con)
+        query("diff/keyless_buckets").run(db.con, mask=_BUCKET_MASK)
+        if side_rows is None and differing != []:  # the buckets counted every row (unless none was read)
+            rows = query("diff/keyless_rows").rows(db.con)[0]
+            side_rows = int(rows[0]), int(rows[1])
+        query("diff/keyless").run(db.con, mask=_BUCKET_MASK)
+    if side_rows is None:  # views a_src / b_src: the whole sides, even when no row was read above
+        rows = query("diff/side_rows").rows(db.con)[0]
+        side_rows = int(rows[0]), int(rows[1])
+    summary.rows_a, summary.rows_b = side_rows
 
     counts = {str(change): int(n) for change, n in query("diff/counts").rows(db.con)}
     summary.added, summary.removed, summary.changed = (counts.get(c, 0) for c in ("added", "removed", "changed"))
@@ -432,7 +449,7 @@ def _explicit_key(
 
 def _default_key(
     db: Db, a: Side, a_src: duckdb.DuckDBPyRelation, b_src: duckdb.DuckDBPyRelation, by_name: dict[str, Compared]
-) -> tuple[list[str], str | None]:
+) -> tuple[list[str], str | None, tuple[int, int] | None]:
     """A's id column, else URL + caption, when present on both sides, unique and non-NULL; else keyless."""
     candidates: list[list[str]] = []
     if a.roles.id:
@@ -444,26 +461,29 @@ def _default_key(
         if not all(c in by_name for c in cand):
             reasons.append(f"{'+'.join(cand)} is not on both sides")
             continue
-        problems = _check_key(db, a_src, b_src, [by_name[c] for c in cand])
+        problems, side_rows = _check_key(db, a_src, b_src, [by_name[c] for c in cand])
         if not problems:
-            return cand, None
+            return cand, None, side_rows
         reasons.append(f"{'+'.join(cand)} is not a key: " + ", ".join(_problem_text(p) for p in problems))
     if not candidates:
         reasons.append("no id, URL or caption column found")
-    return [], "keyless (multiset of rows): " + "; ".join(reasons)
+    return [], "keyless (multiset of rows): " + "; ".join(reasons), None
 
 
 def _check_key(
     db: Db, a_src: duckdb.DuckDBPyRelation, b_src: duckdb.DuckDBPyRelation, keys: list[Compared]
-) -> list[KeyProblem]:
+) -> tuple[list[KeyProblem], tuple[int, int]]:
+    """Problems of the key on each side, and the rows of each side (counted in the same scan)."""
     a_src.select(_key_expr(keys, "a").alias("k")).create_view("a_keys", replace=True)
     b_src.select(_key_expr(keys, "b").alias("k")).create_view("b_keys", replace=True)
     problems = []
-    for side, dup_keys, dup_rows, null_rows, examples in query("diff/key_check").rows(db.con):
+    rows = {}
+    for side, dup_keys, dup_rows, null_rows, examples, n in query("diff/key_check").rows(db.con):
+        rows[str(side)] = int(n)
         if dup_keys or null_rows:
             problems.append(KeyProblem(str(side).upper(), int(dup_keys), int(dup_rows), int(null_rows),
                                        [str(e) for e in examples]))
-    return problems
+    return problems, (rows["a"], rows["b"])
 
 
 def _problem_text(p: KeyProblem) -> str:
