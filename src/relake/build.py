@@ -28,7 +28,7 @@ from duckdb import ColumnExpression, ConstantExpression
 from relake import __version__
 from relake.blocklist import Blocklist, load_blocklist
 from relake.canonical import CANONICAL_VERSION, register_canonical
-from relake.db import Db, connect, first_line
+from relake.db import Db, connect, first_line, write_parquet_stable
 from relake.engine import Engine, LocalEngine, plain_file
 from relake.errors import AuditError, InputError, NotFoundError, RelakeError, ResourceError, SpecError
 from relake.fingerprint import ALGORITHM, combine, fingerprint_src, names_tag, subtract
@@ -41,7 +41,6 @@ from relake.sql import all_queries, query
 URL_HASH_KINDS = {"url-md5": "md5", "url-sha1": "sha1", "url-sha256": "sha256"}
 IMAGE_KINDS = {"image-md5": "md5", "image-sha1": "sha1", "image-sha256": "sha256"}
 _VARCHAR = duckdb.sqltypes.VARCHAR
-_MOD = 1 << 128
 
 
 @dataclass(frozen=True)
@@ -119,7 +118,7 @@ def build_version(
                                   "the lake must be on a file system every worker shares; nothing was published")
             checkpoint("build:after-write")
             removed_arrow = db.con.sql(q("build/removed_rows").text).to_arrow_table()
-            _write_single_threaded(removed_arrow, staging.path / "removed.parquet")
+            write_parquet_stable(removed_arrow, staging.path / "removed.parquet")
 
             kept = [shard_facts(db, o) for o in outs]
             fp_kept = _audit(db, spec, plans, base, paths, kept, outs, rerun_rules=full_audit)
@@ -406,23 +405,6 @@ def _write_shard(job: tuple[str, Path, int, list[int], str, str | None]) -> None
                 query(f"build/copy_shard_{codec}").run(con, src=plain, out=str(out))
     finally:
         con.close()
-
-
-def _write_single_threaded(table: Any, out: Path) -> None:
-    con = duckdb.connect(":memory:", config={"threads": 1})
-    query("db/quiet").run(con)
-    try:
-        con.from_arrow(table).create_view("removed")
-        query("build/write_removed").run(con, out=str(out))
-    finally:
-        con.close()
-
-
-def _fingerprint(db: Db, paths: Sequence[Path]) -> Fingerprint:
-    if not paths:
-        return combine([])
-    db.bind_parquet("src", paths)
-    return fingerprint_src(db)
 
 
 def _audit(db: Db, spec: Spec, plans: Sequence[_Plan], base: Version, base_paths: Sequence[Path],

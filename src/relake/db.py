@@ -15,12 +15,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
 from relake.errors import InputError, ResourceError
 from relake.lake import Lake, has_glob_chars
 from relake.manifest import Roles
+from relake.sql import query
 
 
 def default_memory_limit() -> str:
@@ -81,8 +83,6 @@ def connect(
             con = duckdb.connect(":memory:", config=config)
         except duckdb.Error as exc:
             raise InputError(f"cannot start DuckDB: {exc}") from exc
-        from relake.sql import query
-
         query("db/quiet").run(con)
         db = Db(con, Path(links) / "l")
         try:
@@ -106,6 +106,18 @@ def _spill(lake: Lake | None) -> Iterator[Path | None]:
 
 
 _ROW_VALUE = re.compile(r"""\b(value|string|input|Value)\s+(["'])(?:(?!\2).)*\2""")
+
+
+def write_parquet_stable(table: Any, out: Path) -> None:
+    """Write an arrow table with one single-threaded DuckDB, so the bytes are the same on every run (a
+    multi-threaded COPY cuts row groups wherever batches happen to arrive)."""
+    con = duckdb.connect(":memory:", config={"threads": 1})
+    try:
+        query("db/quiet").run(con)
+        con.from_arrow(table).create_view("out_rows")
+        query("db/write_parquet").run(con, out=str(out))
+    finally:
+        con.close()
 
 
 def first_line(exc: BaseException) -> str:

@@ -24,7 +24,7 @@ from duckdb import ColumnExpression, ConstantExpression
 
 from relake import __version__
 from relake.canonical import CANONICAL_RULE, CANONICAL_VERSION, register_canonical
-from relake.db import Db, connect
+from relake.db import Db, connect, write_parquet_stable
 from relake.errors import CrowdError, InputError, InvalidPathError, NotFoundError
 from relake.lake import Lake, checkpoint, fsync_dir, fsync_tree
 from relake.manifest import Version, sha256_file
@@ -178,17 +178,6 @@ def manifest_for_pair(lake: Lake, a: str, b: str) -> Path:
     algos = {v.stats.get("removed_image_hash") for v in chain} - {None}
     write_manifest(lake, a, b, target, image_hashes=len(algos) == 1, enforce_crowd=False)
     return target
-
-
-def write_parquet_stable(table: Any, out: Path) -> None:
-    """Write an arrow table with one single-threaded DuckDB, so the bytes are the same on every run."""
-    con = duckdb.connect(":memory:", config={"threads": 1})
-    try:
-        query("db/quiet").run(con)
-        con.from_arrow(table).create_view("out_rows")
-        query("manifest/write_parquet").run(con, out=str(out))
-    finally:
-        con.close()
 
 
 def _staging_sibling(out: Path) -> Path:
