@@ -48,18 +48,18 @@ import numpy as np
 import pyarrow.parquet as pq
 from duckdb import ColumnExpression, ConstantExpression
 
-from relake.canonical import CANONICAL_VERSION, register_canonical
+from relake.canonical import register_canonical
 from relake.db import Db, connect, detect_roles, first_line
 from relake.errors import InputError, NotFoundError
 from relake.lake import Lake, check_user_path
 from relake.manifest import sha256_file
+from relake.publish import IMAGE_HASH_LENGTHS, Manifest, load_manifest, manifest_for_pair
 from relake.sql import query
 
 if TYPE_CHECKING:
     from relake.engine import Engine
 
 __all__ = [
-    "MANIFEST_FORMAT",
     "RECORD_NAME",
     "AffectedRow",
     "CheckReport",
@@ -67,13 +67,11 @@ __all__ = [
     "CleanReport",
     "CopyLayout",
     "CopyShard",
-    "Manifest",
     "ShardCheck",
     "TarMember",
     "check_copy",
     "clean_copy",
     "dry_run_report",
-    "load_manifest",
     "member_key",
     "open_copy",
     "prepare_clean",
@@ -82,11 +80,9 @@ __all__ = [
     "scan_tar",
 ]
 
-MANIFEST_FORMAT = "relake.manifest/1"
 RECORD_NAME = ".relake-clean.json"
 RECORD_FORMAT = "relake.clean/1"
 TMP_SUFFIX = ".relake-tmp"
-IMAGE_HASH_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64}
 _CHUNK = 4 << 20
 _BLOCK = tarfile.BLOCKSIZE
 _RECORD = tarfile.RECORDSIZE
@@ -98,18 +94,6 @@ _SCAN_BUFFER = 1 << 20
 # ---------------------------------------------------------------------------------------------- manifests
 
 
-@dataclass(frozen=True)
-class Manifest:
-    """A removal manifest folder, validated."""
-
-    folder: Path
-    removed: Path
-    image_hash: str | None  # "md5" | "sha256" | "sha1" | None
-    image_column: str | None  # e.g. "image_md5"
-    rows: int
-    counts: dict[str, int]
-
-
 def resolve_manifest(lake: Lake, spec: str) -> Path:
     """A ``--manifest`` operand as a folder: a manifest folder as is, or a version pair ``A..B`` (a manifest
     made and cached in the lake by ``relake.publish.manifest_for_pair``)."""
@@ -118,71 +102,10 @@ def resolve_manifest(lake: Lake, spec: str) -> Path:
         return path
     if ".." in spec and "/" not in spec:
         a, _, b = spec.partition("..")
-        from relake.publish import manifest_for_pair
-
         return manifest_for_pair(lake, a, b)
     if path.exists():
         raise InputError(f"--manifest {spec}: not a folder; pass the manifest folder (removed.parquet + manifest.json)")
     raise NotFoundError(f"--manifest {spec}: no such folder")
-
-
-def load_manifest(folder: Path) -> Manifest:
-    """Read and check ``manifest.json`` and ``removed.parquet``; a clear error for anything not understood."""
-    meta_path, removed = folder / "manifest.json", folder / "removed.parquet"
-    if not meta_path.is_file():
-        raise NotFoundError(f"{folder}: no manifest.json; a manifest folder holds manifest.json and removed.parquet")
-    if not removed.is_file():
-        private = " (this is a private manifest; check copies against the public one)" if (
-            folder / "removed-private.parquet").is_file() else ""
-        raise NotFoundError(f"{folder}: no removed.parquet next to manifest.json{private}")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise InputError(f"{meta_path}: not readable JSON ({exc})") from exc
-    if not isinstance(meta, dict):
-        raise InputError(f"{meta_path}: expected a JSON object")
-    fmt = meta.get("format")
-    if fmt != MANIFEST_FORMAT:
-        raise InputError(f"{meta_path}: format {fmt!r} is not one this relake understands ({MANIFEST_FORMAT}); "
-                         "upgrade relake or ask for a manifest in that format")
-    if meta.get("hash") != "sha256":
-        raise InputError(f"{meta_path}: URL hash {meta.get('hash')!r} is not supported (only sha256)")
-    if str(meta.get("canonical_url_version")) != CANONICAL_VERSION:
-        raise InputError(
-            f"{meta_path}: URL hashes use canonical URL rule version {meta.get('canonical_url_version')!r}, "
-            f"this relake implements version {CANONICAL_VERSION}; they would not match, upgrade relake"
-        )
-    image_hash = meta.get("image_hash")
-    if image_hash is not None and image_hash not in IMAGE_HASH_LENGTHS:
-        raise InputError(f"{meta_path}: image_hash {image_hash!r} is not one of null, "
-                         f"{', '.join(IMAGE_HASH_LENGTHS)}")
-    files = meta.get("files")
-    if isinstance(files, dict) and isinstance(files.get("removed.parquet"), str):
-        if sha256_file(removed) != files["removed.parquet"]:
-            raise InputError(f"{removed}: sha256 differs from the one in manifest.json; the manifest is damaged "
-                             "or was altered, get it again")
-    try:
-        schema = pq.read_schema(removed)
-        rows = pq.read_metadata(removed).num_rows
-    except Exception as exc:  # pyarrow raises several types for a damaged file
-        raise InputError(f"{removed}: not a readable parquet file ({exc})") from exc
-    names = list(schema.names)
-    if "url_sha256" not in names:
-        raise InputError(f"{removed}: no url_sha256 column (columns: {', '.join(names)})")
-    image_cols = [n for n in names if n.startswith("image_") and n[6:] in IMAGE_HASH_LENGTHS]
-    image_column = f"image_{image_hash}" if image_hash else None
-    if image_column is not None and image_column not in names:
-        raise InputError(f"{meta_path}: image_hash is {image_hash!r} but removed.parquet has no {image_column} column")
-    if image_column is None and image_cols:
-        raise InputError(f"{meta_path}: image_hash is null but removed.parquet has column {image_cols[0]}; "
-                         "the two files disagree")
-    declared = meta.get("rows")
-    if declared is not None and declared != rows:
-        raise InputError(f"{folder}: manifest.json says {declared} rows, removed.parquet has {rows}; "
-                         "the folder is damaged or mixed up")
-    counts = meta.get("counts") or {}
-    return Manifest(folder, removed, image_hash, image_column, rows,
-                    {str(k): int(v) for k, v in counts.items()} if isinstance(counts, dict) else {})
 
 
 def _bind_manifest(db: Db, manifest: Manifest) -> None:

@@ -17,7 +17,7 @@ from relake.diff import diff_versions
 from relake.errors import RelakeError
 from relake.ingest import ingest_version, resolve_sources
 from relake.lake import Lake
-from relake.publish import check_sums, lookup_urls, publish_release, read_manifest_meta
+from relake.publish import check_sums, load_manifest, lookup_urls, publish_release
 from relake.spec import load_spec
 from relake.sql import query
 from relake.synthcopy import synth_copy
@@ -92,10 +92,10 @@ def run_demo(lake: Lake, *, rows: int = 1_000_000, work: Path | None = None) -> 
     if release.exists():
         shutil.rmtree(release)
     publish_release(lake, "research", release)
-    meta = read_manifest_meta(release / "manifest")
+    meta = load_manifest(release / "manifest")
     console.table("public manifest: removed URL hashes by category", ["category", "hashes"],
-                  [(c, f"{n:,}") for c, n in sorted(meta["counts"].items())], stderr=True)
-    console.info(f"  min crowd {meta['min_crowd']}: the sensitive partner matches are hidden among the "
+                  [(c, f"{n:,}") for c, n in sorted(meta.counts.items())], stderr=True)
+    console.info(f"  min crowd {meta.min_crowd}: the sensitive partner matches are hidden among the "
                  "non-sensitive removals of their category")
     problems = check_sums(release)
     console.info(f"  SHA256SUMS: {'ok' if not problems else problems[0]}")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow.parquet as pq
 from duckdb import ColumnExpression, ConstantExpression
 
 from relake import __version__
@@ -31,6 +32,7 @@ from relake.manifest import Version, sha256_file
 from relake.sql import query
 
 MANIFEST_FORMAT = "relake.manifest/1"
+IMAGE_HASH_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64}
 DEFAULT_MIN_CROWD = 1000
 
 
@@ -319,30 +321,87 @@ def _changelog(lake: Lake, v: Version, manifest: ManifestSummary | None) -> str:
 
 def lookup_urls(urls: Sequence[str], manifest_dir: Path) -> list[tuple[str, str, str | None]]:
     """(url, canonical sha256, category or None) for each URL, in order."""
-    rows_file = manifest_dir / "removed.parquet"
-    meta = read_manifest_meta(manifest_dir)
-    if meta.get("canonical_url_version") != CANONICAL_VERSION:
-        raise InputError(f"{manifest_dir}: made with canonical URL rule version {meta.get('canonical_url_version')}, "
-                         f"this relake uses {CANONICAL_VERSION}; use a matching relake")
+    manifest = load_manifest(manifest_dir)
     with connect(None) as db:
         register_canonical(db.con)
-        db.bind_parquet("manifest_rows", [rows_file])
+        db.bind_parquet("manifest_rows", [manifest.removed])
         return [(str(u), str(h), None if c is None else str(c))
                 for u, h, c in query("manifest/lookup").rows(db.con, urls=list(urls))]
 
 
-def read_manifest_meta(manifest_dir: Path) -> dict[str, Any]:
-    meta_path = manifest_dir / "manifest.json"
-    rows_file = manifest_dir / "removed.parquet"
-    if not meta_path.is_file() or not rows_file.is_file():
-        raise NotFoundError(f"{manifest_dir}: not a public removal manifest (needs manifest.json and removed.parquet)")
+@dataclass(frozen=True)
+class Manifest:
+    """A removal manifest folder, validated."""
+
+    folder: Path
+    removed: Path
+    image_hash: str | None  # "md5" | "sha256" | "sha1" | None
+    image_column: str | None  # e.g. "image_md5"
+    rows: int
+    counts: dict[str, int]
+    min_crowd: int | None = None
+
+
+def load_manifest(folder: Path) -> Manifest:
+    """Read and check ``manifest.json`` and ``removed.parquet``; a clear error for anything not understood."""
+    meta_path, removed = folder / "manifest.json", folder / "removed.parquet"
+    if not meta_path.is_file():
+        raise NotFoundError(f"{folder}: no manifest.json; a manifest folder holds manifest.json and removed.parquet")
+    if not removed.is_file():
+        private = " (this is a private manifest; check copies against the public one)" if (
+            folder / "removed-private.parquet").is_file() else ""
+        raise NotFoundError(f"{folder}: no removed.parquet next to manifest.json{private}")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{meta_path}: unreadable manifest sidecar ({exc})") from exc
-    if not isinstance(meta, dict) or meta.get("format") != MANIFEST_FORMAT:
-        raise InputError(f"{meta_path}: not a {MANIFEST_FORMAT} sidecar")
-    return meta
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"{meta_path}: not readable JSON ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise InputError(f"{meta_path}: expected a JSON object")
+    fmt = meta.get("format")
+    if fmt != MANIFEST_FORMAT:
+        raise InputError(f"{meta_path}: format {fmt!r} is not one this relake understands ({MANIFEST_FORMAT}); "
+                         "upgrade relake or ask for a manifest in that format")
+    if meta.get("hash") != "sha256":
+        raise InputError(f"{meta_path}: URL hash {meta.get('hash')!r} is not supported (only sha256)")
+    if str(meta.get("canonical_url_version")) != CANONICAL_VERSION:
+        raise InputError(
+            f"{meta_path}: URL hashes use canonical URL rule version {meta.get('canonical_url_version')!r}, "
+            f"this relake implements version {CANONICAL_VERSION}; they would not match, upgrade relake"
+        )
+    image_hash = meta.get("image_hash")
+    if image_hash is not None and image_hash not in IMAGE_HASH_LENGTHS:
+        raise InputError(f"{meta_path}: image_hash {image_hash!r} is not one of null, "
+                         f"{', '.join(IMAGE_HASH_LENGTHS)}")
+    files = meta.get("files")
+    if isinstance(files, dict) and isinstance(files.get("removed.parquet"), str):
+        if sha256_file(removed) != files["removed.parquet"]:
+            raise InputError(f"{removed}: sha256 differs from the one in manifest.json; the manifest is damaged "
+                             "or was altered, get it again")
+    try:
+        schema = pq.read_schema(removed)
+        rows = pq.read_metadata(removed).num_rows
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise InputError(f"{removed}: not a readable parquet file ({exc})") from exc
+    names = list(schema.names)
+    if "url_sha256" not in names:
+        raise InputError(f"{removed}: no url_sha256 column (columns: {', '.join(names)})")
+    image_cols = [n for n in names if n.startswith("image_") and n[6:] in IMAGE_HASH_LENGTHS]
+    image_column = f"image_{image_hash}" if image_hash else None
+    if image_column is not None and image_column not in names:
+        raise InputError(f"{meta_path}: image_hash is {image_hash!r} but removed.parquet has no {image_column} column")
+    if image_column is None and image_cols:
+        raise InputError(f"{meta_path}: image_hash is null but removed.parquet has column {image_cols[0]}; "
+                         "the two files disagree")
+    declared = meta.get("rows")
+    if declared is not None and declared != rows:
+        raise InputError(f"{folder}: manifest.json says {declared} rows, removed.parquet has {rows}; "
+                         "the folder is damaged or mixed up")
+    counts = meta.get("counts") or {}
+    min_crowd = meta.get("min_crowd")
+    return Manifest(folder, removed, image_hash, image_column, rows,
+                    {str(k): int(v) for k, v in counts.items()} if isinstance(counts, dict) else {},
+                    min_crowd if isinstance(min_crowd, int) else None)
 
 
-__all__ = ["ManifestSummary", "check_sums", "lookup_urls", "manifest_for_pair", "publish_release", "write_manifest"]
+__all__ = ["Manifest", "ManifestSummary", "check_sums", "load_manifest", "lookup_urls", "manifest_for_pair",
+           "publish_release", "write_manifest"]
