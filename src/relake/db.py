@@ -13,7 +13,7 @@ import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ def default_memory_limit() -> str:
 class Db:
     con: duckdb.DuckDBPyConnection
     links: Path  # private folder of symlinks for paths DuckDB would glob
+    linked: dict[str, str] = field(default_factory=dict)  # path -> its plain-named symlink
 
     def bind_parquet(self, view: str, paths: Sequence[Path], *, union_by_name: bool = False) -> None:
         """Create (or replace) view ``view`` over exactly these files, in this order."""
@@ -51,10 +52,12 @@ class Db:
         text = str(path)
         if not has_glob_chars(text):
             return text
-        self.links.mkdir(parents=True, exist_ok=True)
-        link = self.links / f"f{len(list(self.links.iterdir())):06d}.parquet"
-        os.symlink(path.absolute(), link)
-        return str(link)
+        if text not in self.linked:
+            self.links.mkdir(parents=True, exist_ok=True)
+            link = self.links / f"f{len(self.linked):06d}.parquet"
+            os.symlink(path.absolute(), link)
+            self.linked[text] = str(link)
+        return self.linked[text]
 
     def close(self) -> None:
         self.con.close()
