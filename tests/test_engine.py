@@ -7,6 +7,7 @@ start one local 2-CPU Ray instance for the module.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import threading
@@ -15,14 +16,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
-from helpers import sha256_of, snapshot, write_shards, write_table
+import relake.diff_dist
+from helpers import sha256_of, shuffled, snapshot, write_shards, write_split, write_table
 from relake.build import build_version
 from relake.cli import app
 from relake.copies import check_copy, clean_copy
 from relake.db import connect
+from relake.diff import diff_versions
 from relake.engine import LocalEngine, RayEngine, get_engine, plain_file
 from relake.errors import InputError, RelakeError
 from relake.fingerprint import fingerprint_file, fingerprint_files, fingerprint_src, names_tag
@@ -31,6 +35,7 @@ from relake.lake import Lake
 from relake.synthcopy import synth_copy
 from test_build import Inputs, make_inputs, make_lake, spec_of
 from test_copies import SHARD_SIZE, Planted, assert_clean_output, plant, source_table
+from test_diff import V1_SCHEMA, V2_SCHEMA, v1_rows, v2_rows
 
 # --- the local engine and the engine contract (no Ray needed) ---------------------------------------------
 
@@ -266,3 +271,127 @@ def test_ray_clean_via_cli_with_relative_paths(ray_engine: RayEngine, copy_case:
     assert _tree(tmp_path / "ray") == _tree(tmp_path / "local")
     r = runner.invoke(app, [*base, "--out", "x", "--ray-address", "ray://head:10001"])
     assert r.exit_code == 1 and "--ray-address only applies with --engine ray" in r.stderr
+
+
+# --- diff and check on Ray -----------------------------------------------------------------------------------
+
+
+def _pair(root: Path) -> tuple[Path, Path]:
+    """v1 in 2 shards; v2 (6 removed, 7 changed, 4 added, URL renamed url, WIDTH retyped) re-sharded into 3."""
+    v1 = v1_rows()
+    write_split(pa.Table.from_pylist(v1, schema=V1_SCHEMA), root / "v1", 2)
+    write_split(shuffled(pa.Table.from_pylist(v2_rows(v1), schema=V2_SCHEMA), 3), root / "v2", 3, prefix="shard")
+    return root / "v1", root / "v2"
+
+
+def _invoke(lake: Path, *args: str | Path) -> Any:
+    return CliRunner().invoke(app, ["--lake", str(lake), *map(str, args)])
+
+
+def _without_time(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k not in ("seconds", "out")}
+
+
+def _no_scratch(lake: Path) -> bool:
+    tmp = lake / "tmp"
+    return not tmp.exists() or not [p for p in tmp.iterdir() if p.name.startswith("diff-shuffle")]
+
+
+@pytest.mark.parametrize("key", [[], ["--key", "URL,TEXT"]], ids=["id-key", "struct-key"])
+def test_ray_keyed_diff_equals_local(ray_engine: RayEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                     key: list[str]) -> None:
+    monkeypatch.setattr(relake.diff_dist, "ROWS_PER_BUCKET", 16)  # 118 rows: 8 key buckets, most with rows
+    v1, v2 = _pair(tmp_path)
+    lake = tmp_path / "lake"
+    out: dict[str, dict[str, Any]] = {}
+    for engine in ("local", "ray"):
+        r = _invoke(lake, "diff", f"{v1}/", f"{v2}/", "--map", "URL=url", *key, "--json",
+                    "--out", tmp_path / f"{engine}.parquet", "--engine", engine)
+        assert r.exit_code == 0, r.stderr
+        out[engine] = json.loads(r.stdout)
+    assert _without_time(out["ray"]) == _without_time(out["local"])
+    rows = out["local"]["rows"]
+    assert rows["added"] > 0 and rows["removed"] > 0 and (rows["changed"] > 0 or key)
+    assert (tmp_path / "ray.parquet").read_bytes() == (tmp_path / "local.parquet").read_bytes()
+    assert _no_scratch(lake)
+
+
+def test_ray_diff_of_versions_withholds_sensitive_removals_as_locally(
+    ray_engine: RayEngine, inputs: Inputs, tmp_path: Path
+) -> None:
+    lake = make_lake(tmp_path / "lake", inputs)
+    build_version(lake, spec_of(inputs.spec_text()), engine=LocalEngine(2))
+    out: dict[str, dict[str, Any]] = {}
+    for engine in ("local", "ray"):
+        r = _invoke(lake.root, "diff", "orig", "research", "--json", "--out", tmp_path / f"{engine}.jsonl",
+                    "--engine", engine)
+        assert r.exit_code == 0, r.stderr
+        out[engine] = json.loads(r.stdout)
+    assert out["local"]["mode"] == "keyed" and out["local"]["withheld_sensitive"] > 0
+    assert _without_time(out["ray"]) == _without_time(out["local"])
+    assert (tmp_path / "ray.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()
+
+
+def test_ray_map_task_failure_is_one_error_line_and_leaves_no_scratch(
+    ray_engine: RayEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    v1, v2 = _pair(tmp_path)
+    bad = tmp_path / "broken.parquet"
+    bad.write_bytes(b"PAR1 not really parquet PAR1")
+    real = relake.diff_dist.map_jobs
+
+    def with_a_broken_file(*args: Any, **kwargs: Any) -> list[relake.diff_dist.MapJob]:
+        jobs = real(*args, **kwargs)  # the driver read every file; one task now meets a broken one
+        return [*jobs[:-1], dataclasses.replace(jobs[-1], path=str(bad))]
+
+    monkeypatch.setattr(relake.diff_dist, "map_jobs", with_a_broken_file)
+    lake = tmp_path / "lake"
+    r = _invoke(lake, "diff", f"{v1}/", f"{v2}/", "--map", "URL=url", "--engine", "ray", "--out",
+                tmp_path / "d.parquet")
+    assert r.exit_code == 1
+    errors = [line for line in r.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "shuffle_map" in errors[0] and "Traceback" not in r.stderr, r.stderr
+    assert _no_scratch(lake) and not (tmp_path / "d.parquet").exists()
+
+
+def test_ray_check_report_equals_local(ray_engine: RayEngine, copy_case: Planted, tmp_path: Path) -> None:
+    lake = tmp_path / "no-lake"
+    text: dict[str, list[str]] = {}
+    data: dict[str, dict[str, Any]] = {}
+    for engine in ("local", "ray"):
+        base = ["check", copy_case.copy, "--manifest", copy_case.manifest, "--engine", engine]
+        r = _invoke(lake, *base)
+        assert r.exit_code == 1, r.stderr  # rows are affected
+        text[engine] = [line for line in r.stdout.splitlines() if "time" not in line]
+        r = _invoke(lake, *base, "--json")
+        assert r.exit_code == 1, r.stderr
+        data[engine] = json.loads(r.stdout)
+    assert data["local"]["affected"] == len(copy_case.expected) > 0
+    assert _without_time(data["ray"]) == _without_time(data["local"])
+    assert text["ray"] == text["local"] and len(text["local"]) > 5
+
+
+def test_engine_options_of_diff_and_check_are_validated(copy_case: Planted, tmp_path: Path) -> None:
+    v1, v2 = _pair(tmp_path)
+    lake = tmp_path / "lake"
+    r = _invoke(lake, "diff", f"{v1}/", f"{v2}/", "--ray-address", "ray://head:10001")
+    assert r.exit_code == 1 and "Error: --ray-address only applies with --engine ray" in r.stderr
+    r = _invoke(lake, "check", copy_case.copy, "--manifest", copy_case.manifest, "--ray-address", "auto")
+    assert r.exit_code == 1 and "Error: --ray-address only applies with --engine ray" in r.stderr
+    r = _invoke(lake, "diff", f"{v1}/", f"{v2}/", "--keyless", "--engine", "ray")
+    assert r.exit_code == 1 and "Error: a keyless diff runs on the local engine only" in r.stderr
+    with pytest.raises(InputError, match="a keyless diff runs on the local engine only"):
+        diff_versions(Lake.at(lake), f"{v1}/", f"{v2}/", keyless=True, engine=LocalEngine(1))
+
+
+def test_keyed_diff_on_local_threads_equals_the_single_join(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The map/reduce path on the local engine (no Ray): same summary and bytes as the in-process join."""
+    monkeypatch.setattr(relake.diff_dist, "ROWS_PER_BUCKET", 8)
+    v1, v2 = _pair(tmp_path)
+    lake = Lake.at(tmp_path / "lake")
+    plain = diff_versions(lake, f"{v1}/", f"{v2}/", maps=["URL=url"], out=str(tmp_path / "a.parquet"))
+    mapped = diff_versions(lake, f"{v1}/", f"{v2}/", maps=["URL=url"], out=str(tmp_path / "b.parquet"),
+                           engine=LocalEngine(2))
+    assert _without_time(mapped.to_dict()) == _without_time(plain.to_dict())
+    assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
+    assert plain.added == 4 and plain.removed == 6 and plain.changed == 7

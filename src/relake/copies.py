@@ -45,11 +45,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 from duckdb import ColumnExpression, ConstantExpression
 
 from relake.canonical import register_canonical
 from relake.db import Db, connect, detect_roles, first_line
+from relake.engine import plain_file
 from relake.errors import InputError, NotFoundError
 from relake.lake import Lake, check_user_path
 from relake.manifest import sha256_file
@@ -108,15 +110,19 @@ def resolve_manifest(lake: Lake, spec: str) -> Path:
     raise NotFoundError(f"--manifest {spec}: no such folder")
 
 
-def _bind_manifest(db: Db, manifest: Manifest) -> None:
-    rel = db.con.read_parquet(db.plain_path(manifest.removed))
+def _manifest_view(rel: duckdb.DuckDBPyRelation, image_column: str | None) -> None:
+    """View ``man(url_sha256, img)`` over a manifest's removed.parquet (read as ``rel``)."""
     img = (
-        ColumnExpression(manifest.image_column).cast(duckdb.sqltype("VARCHAR"))
-        if manifest.image_column
+        ColumnExpression(image_column).cast(duckdb.sqltype("VARCHAR"))
+        if image_column
         else ConstantExpression(None).cast(duckdb.sqltype("VARCHAR"))
     )
     rel.select(ColumnExpression("url_sha256").cast(duckdb.sqltype("VARCHAR")).alias("url_sha256"),
                img.alias("img")).create_view("man", replace=True)
+
+
+def _bind_manifest(db: Db, manifest: Manifest) -> None:
+    _manifest_view(db.con.read_parquet(db.plain_path(manifest.removed)), manifest.image_column)
     length = IMAGE_HASH_LENGTHS.get(manifest.image_hash or "", 0)
     rows, bad_url, bad_img = query("copies/manifest_problems").rows(db.con, image_len=length)[0]
     if bad_url:
@@ -232,19 +238,25 @@ def open_copy(
     if layout == "webdataset" and key is None:
         raise InputError(f"{root}: webdataset shards but no key column in the parquet files; "
                          "tar members cannot be matched to rows")
+    _copy_rows(rel, (key, roles.url, roles.caption, status, error, image))
+    return CopyLayout(root, layout, shards, others, roles.url, roles.caption, key, status, error, image, algo,
+                      tuple(paths))
+
+
+def _copy_rows(rel: duckdb.DuckDBPyRelation, names: tuple[str | None, ...]) -> None:
+    """View ``copy_rows(file, pos, key, url, caption, status, error, img)`` over ``rel`` (read with filename and
+    file_row_number); ``names`` are the source columns of key … img, None (or absent from ``rel``) for NULL."""
     varchar = duckdb.sqltype("VARCHAR")
 
     def col(name: str | None, alias: str) -> Any:
-        expr = ColumnExpression(name) if name is not None else ConstantExpression(None)
+        expr = ColumnExpression(name) if name is not None and name in rel.columns else ConstantExpression(None)
         return expr.cast(varchar).alias(alias)
 
+    aliases = ("key", "url", "caption", "status", "error", "img")
     rel.select(
         ColumnExpression("filename").alias("file"), ColumnExpression("file_row_number").alias("pos"),
-        col(key, "key"), col(roles.url, "url"), col(roles.caption, "caption"), col(status, "status"),
-        col(error, "error"), col(image, "img"),
+        *(col(n, a) for n, a in zip(names, aliases, strict=True)),
     ).create_view("copy_rows", replace=True)
-    return CopyLayout(root, layout, shards, others, roles.url, roles.caption, key, status, error, image, algo,
-                      tuple(paths))
 
 
 # ---------------------------------------------------------------------------------------------- check
@@ -350,9 +362,13 @@ def check_copy(
     url_col: str | None = None,
     image_col: str | None = None,
     memory_limit: str | None = None,
+    engine: Engine | None = None,
 ) -> CheckReport:
     """Which rows of the copy in folder ``copy`` are affected by the manifest in ``manifest_dir`` and/or are
-    missing from release ``keep_only`` (a version name, version folder or parquet files)."""
+    missing from release ``keep_only`` (a version name, version folder or parquet files).
+
+    With ``engine``, the manifest matching runs as one job per copy shard on it (same queries, same report);
+    the allowlist matching (``keep_only``: every copy row against the whole release) stays in this process."""
     if manifest_dir is None and keep_only is None:
         raise InputError("nothing to check against: give a manifest or a release to keep")
     start = time.perf_counter()
@@ -376,10 +392,13 @@ def check_copy(
             elif not use_image:
                 notes.append(f"the copy's image hashes ({layout.image}) and the manifest's ({manifest.image_hash}) "
                              "use different algorithms: matched by URL only")
-            try:
-                query("copies/match_manifest").run(db.con, use_image=use_image)
-            except duckdb.Error as exc:
-                raise InputError(f"{copy}: cannot match the copy ({first_line(exc)})") from exc
+            if engine is not None:
+                _match_manifest_on(engine, db, layout, manifest, use_image, memory_limit)
+            else:
+                try:
+                    query("copies/match_manifest").run(db.con, use_image=use_image)
+                except duckdb.Error as exc:
+                    raise InputError(f"{copy}: cannot match the copy ({first_line(exc)})") from exc
         if keep_only is not None:
             if layout.caption is None:
                 raise InputError(f"{copy}: no caption column; --keep-only matches rows by URL and caption")
@@ -411,6 +430,58 @@ def check_copy(
         affected_rows=affected, notes=notes, columns=columns, seconds=time.perf_counter() - start,
         copy_layout=layout,
     )
+
+
+@dataclass(frozen=True)
+class _CheckJob:
+    """One copy shard matched against a manifest, as an engine job (absolute paths)."""
+
+    parquet: str
+    label: str
+    names: tuple[str | None, ...]  # the copy's key, url, caption, status, error and image hash columns
+    removed: str  # the manifest's removed.parquet
+    image_column: str | None  # the manifest's image hash column
+    use_image: bool
+    memory_limit: str | None
+
+
+def _check_shard_job(job: _CheckJob) -> pa.Table:
+    """The rows of one shard that copies/match_manifest matches, in its own single-threaded DuckDB:
+    ``copies/shard_hits`` (pos, key, status, error, by_url, by_image, not_kept) as an Arrow table."""
+    config: dict[str, str | bool | int | float | list[str]] = {"threads": 1, "preserve_insertion_order": True}
+    if job.memory_limit:
+        config["memory_limit"] = job.memory_limit
+    con = duckdb.connect(":memory:", config=config)
+    try:
+        query("db/quiet").run(con)
+        register_canonical(con)
+        with plain_file(job.parquet) as shard, plain_file(job.removed) as removed:
+            try:
+                _copy_rows(con.read_parquet(shard, filename=True, file_row_number=True), job.names)
+                _manifest_view(con.read_parquet(removed), job.image_column)
+                query("copies/create_hits").run(con)
+                query("copies/match_manifest").run(con, use_image=job.use_image)
+                return query("copies/shard_hits").run(con).to_arrow_table()
+            except duckdb.Error as exc:
+                raise InputError(f"{job.label}: cannot match the copy ({first_line(exc)})") from exc
+    finally:
+        con.close()
+
+
+def _match_manifest_on(
+    engine: Engine, db: Db, layout: CopyLayout, manifest: Manifest, use_image: bool, memory_limit: str | None
+) -> None:
+    """copies/match_manifest as one job per shard on ``engine``; their rows go into the temp table hits."""
+    names = (layout.key, layout.url, layout.caption, layout.status, layout.error, layout.image)
+    jobs = [_CheckJob(str(s.parquet.absolute()), f"shard {s.name} of {layout.root}", names,
+                      str(manifest.removed.absolute()), manifest.image_column, use_image, memory_limit)
+            for s in layout.shards]
+    parts = engine.map(_check_shard_job, jobs, label=lambda j: j.label)
+    tables = [t.add_column(0, "file", pa.array([bound] * t.num_rows, pa.string()))
+              for t, bound in zip(parts, layout.bound, strict=True)]
+    hits = pa.concat_tables(tables)
+    db.con.from_arrow(hits).create_view("shard_hits", replace=True)
+    query("copies/insert_hits").run(db.con)
 
 
 def _bind_release(db: Db, lake: Lake, spec: str) -> None:

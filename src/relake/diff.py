@@ -44,7 +44,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 from duckdb import CaseExpression, ColumnExpression, ConstantExpression, Expression, FunctionExpression
@@ -57,11 +57,15 @@ from relake.lake import VERSION_FILE, Lake, check_user_path
 from relake.manifest import Column, Fingerprint, Roles, Version
 from relake.sql import query
 
+if TYPE_CHECKING:
+    from relake.engine import Engine
+
 OUT_FORMATS = {".parquet": "diff/write_parquet", ".csv": "diff/write_csv", ".jsonl": "diff/write_jsonl"}
 REMOVED_FILE = "removed.parquet"
 _VARCHAR = duckdb.sqltype("VARCHAR")
 _MAX_CHAIN = 1000
 _BUCKET_MASK = (1 << 18) - 1  # keyless: 262,144 hash buckets, compared before any row is grouped
+KEYLESS_LOCAL_ONLY = "a keyless diff runs on the local engine only"
 
 
 # ---------------------------------------------------------------------------------------------- sides
@@ -292,11 +296,17 @@ def diff_versions(
     threads: int | None = None,
     use_buckets: bool = True,
     top: int = 10,
+    engine: Engine | None = None,
 ) -> DiffSummary:
-    """Diff A against B (version names or parquet paths); write the full diff to ``out`` when given."""
+    """Diff A against B (version names or parquet paths); write the full diff to ``out`` when given.
+
+    With ``engine`` (e.g. Ray), a keyed diff compares keys and row hashes in map and reduce jobs on it
+    (``relake.diff_dist``); everything else runs here, and the summary and output are the same."""
     start = time.perf_counter()
     if key is not None and keyless:
         raise InputError("--key and --keyless exclude each other")
+    if keyless and engine is not None:
+        raise InputError(f"{KEYLESS_LOCAL_ONLY}; drop --keyless (diff by key) or use --engine local")
     if key is not None and not [k for k in key if k]:
         raise InputError("--key needs at least one column name")
     fmt = out_format(out) if out is not None else None
@@ -314,7 +324,8 @@ def diff_versions(
         a_src.create_view("a_src", replace=True)
         b_src.create_view("b_src", replace=True)
         try:
-            summary = _run(db, lake, a, b, a_src, b_src, compared, changes, key, keyless, pairs, use_buckets, top)
+            summary = _run(db, lake, a, b, a_src, b_src, compared, changes, key, keyless, pairs, use_buckets, top,
+                           engine=engine, withhold=sensitive is not None, memory_limit=memory_limit)
             if sensitive is not None:
                 withheld = int(query("diff/sensitive_count").rows(db.con)[0][0]) - summary.rows_a
                 summary.withheld_sensitive = withheld
@@ -360,6 +371,7 @@ def _run(
     db: Db, lake: Lake, a: Side, b: Side, a_src: duckdb.DuckDBPyRelation, b_src: duckdb.DuckDBPyRelation,
     compared: list[Compared], changes: SchemaChanges, key: Sequence[str] | None, keyless: bool,
     pairs: list[tuple[str, str]], use_buckets: bool, top: int,
+    engine: Engine | None = None, withhold: bool = False, memory_limit: str | None = None,
 ) -> DiffSummary:
     if not compared:
         raise InputError(f"{a.spec} and {b.spec} have no column in common; map them with --map A_COL=B_COL")
@@ -375,6 +387,9 @@ def _run(
                 raise InputError(_key_refusal(key_cols, problems, _sensitive_key(key_cols, a)))
         else:
             key_cols, note, side_rows = _default_key(db, a, a_src, b_src, by_name)
+            if engine is not None and not key_cols:
+                raise InputError(f"no key to diff by ({note}); {KEYLESS_LOCAL_ONLY}: give --key COLUMNS "
+                                 "or use --engine local")
     summary = DiffSummary(
         a=_side_info(a), b=_side_info(b), mode="keyed" if key_cols else "keyless", key=key_cols,
         key_note=note, compared=[x.name for x in compared],
@@ -402,7 +417,14 @@ def _run(
         a_src.select(_key_expr(keys, "a").alias("k"), _struct(values, "a").alias("r"), file_index.alias("f")) \
             .create_view("a", replace=True)
         b_src.select(_key_expr(keys, "b").alias("k"), _struct(values, "b").alias("r")).create_view("b", replace=True)
-        query("diff/keyed_keys").run(db.con)
+        if engine is None or differing == [] or side_rows is None:
+            query("diff/keyed_keys").run(db.con)
+        else:  # the same TEMP TABLE dk, from map and reduce jobs on the engine
+            from relake.diff_dist import keyed_keys_on
+
+            keyed_keys_on(engine, db, lake, a, b, keys, values, rows=sum(side_rows),
+                          with_f=not any(c.name == "file_index" for c in a.columns), withhold=withhold,
+                          memory_limit=memory_limit)
         query("diff/keyed").run(db.con, columns=[x.name for x in values], pointers=[_pointer(x.name) for x in values])
     else:
         a_src.select(_struct(values, "a").alias("r"), file_index.alias("f")).create_view("a", replace=True)

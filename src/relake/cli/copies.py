@@ -77,20 +77,28 @@ def check(
     url_col: UrlColOpt = None,
     image_col: ImageColOpt = None,
     memory_limit: MemOpt = None,
+    engine: EngineOpt = EngineKind.local,
+    ray_address: RayAddressOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Which rows of a downstream copy are affected: by canonical-URL hash and image hash, or not in a release.
 
     Exit 1 when any row is affected. Reports shards, keys and counts, never URLs or captions.
+    With --engine ray each shard is matched against --manifest by its own Ray task (same report);
+    --keep-only matching runs on this machine.
     """
     from relake.copies import check_copy, resolve_manifest
+    from relake.engine import get_engine
 
     lk = lake()
     _need_one(manifest, keep_only)
+    runner: Engine | None = get_engine(engine, ray_address)  # validates --ray-address; joins Ray early
+    if engine == EngineKind.local:
+        runner = None  # the in-process check, unchanged
     mdir = resolve_manifest(lk, manifest) if manifest is not None else None
     with console.progress("check", None):
         report = check_copy(lk, check_user_path(copy), mdir, keep_only=keep_only, url_col=url_col,
-                            image_col=image_col, memory_limit=memory_limit)
+                            image_col=image_col, memory_limit=memory_limit, engine=runner)
     if as_json:
         console.print_json(report.to_dict())
     else:

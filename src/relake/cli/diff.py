@@ -10,9 +10,11 @@ from relake import console
 from relake.cli.app import JsonOpt, MemOpt, app, handled, lake
 from relake.cli.build import EngineOpt, RayAddressOpt
 from relake.engine import EngineKind
+from relake.errors import InputError
 
 if TYPE_CHECKING:
     from relake.diff import DiffSummary
+    from relake.engine import Engine
 
 
 
@@ -48,21 +50,33 @@ def diff(
         bool, typer.Option("--no-buckets", help="Do not trust manifest fingerprints to skip equal buckets.")
     ] = False,
     memory_limit: MemOpt = None,
+    engine: EngineOpt = EngineKind.local,
+    ray_address: RayAddressOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Row-level diff of two versions or parquet sets: summary on screen, full diff with --out.
 
     Rows are matched by key and reported as added, removed or changed (with the columns that changed);
     columns present on one side only are reported as schema changes.
+
+    With --engine ray, a keyed diff compares keys and row hashes in Ray tasks (one per input file, then one
+    per key bucket); the key check, the changed rows, the summary and --out stay here and come out the same.
+    A keyless diff runs on the local engine only.
     """
-    from relake.diff import diff_versions
+    from relake.diff import KEYLESS_LOCAL_ONLY, diff_versions
+    from relake.engine import get_engine
 
     if key is not None and keyless:
         raise typer.BadParameter("--key and --keyless exclude each other", param_hint="--key")
+    if keyless and engine == EngineKind.ray:
+        raise InputError(f"{KEYLESS_LOCAL_ONLY}; drop --keyless (diff by key) or use --engine local")
+    runner: Engine | None = get_engine(engine, ray_address)  # validates --ray-address; joins Ray early
+    if engine == EngineKind.local:
+        runner = None  # the in-process diff, unchanged
     keys = None if key is None else [k.strip() for k in key.split(",")]
     with console.progress("diff", None):
         s = diff_versions(lake(), a, b, key=keys, keyless=keyless, maps=maps or [], out=out,
-                          memory_limit=memory_limit, use_buckets=not no_buckets, top=top)
+                          memory_limit=memory_limit, use_buckets=not no_buckets, top=top, engine=runner)
     if as_json:
         console.print_json(s.to_dict())
     else:
