@@ -131,7 +131,7 @@ class RayEngine:
                         what = label(jobs[i]) if label else f"job {i + 1} of {len(jobs)}"
                         cause = getattr(exc, "cause", None) or exc
                         raise RelakeError(f"Ray task {getattr(fn, '__name__', 'job')} for {what} failed: "
-                                          f"{type(cause).__name__}: {_first_line(cause)}; nothing was published"
+                                          f"{type(cause).__name__}: {_first_line(cause)}; the lake is unchanged"
                                           ) from exc
                     if on_result:
                         on_result(i, results[i])
