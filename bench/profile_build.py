@@ -30,7 +30,7 @@ def timed_run(self: s.Query, con: Any, **p: Any) -> Any:
 
 def main() -> None:
     s.Query.run = timed_run  # type: ignore[method-assign]
-    for name in ("_run_rules", "_audit", "_fingerprint", "_bind_base"):
+    for name in ("_run_rules", "_audit", "_bind_base", "_positions"):
         f = getattr(b, name)
 
         def wrap(*a: Any, _f: Any = f, _n: str = name, **k: Any) -> Any:
