@@ -14,7 +14,7 @@ Timed jobs, each in its own process (wall time = median of --repeat runs, interl
 ru_maxrss from os.wait4, max over runs; the parent imports neither DuckDB nor polars, so the child's peak is
 its own; every job runs on a warm page cache):
 
-1. build (~0.05% removed): ``relake build`` (default audits) and ``--fast-audit``; floor = DuckDB COPY of
+1. build (~0.05% removed): ``relake build`` (default audits) and ``--full-audit``; floor = DuckDB COPY of
    each shard (snappy, like the output), also one COPY of all shards; polars = anti-join on URL + sink_parquet
    per shard (raw URL equality: relake canonicalises every URL, polars does not).
 2. keyed diff of orig vs v2 by SAMPLE_ID, ``relake diff --key SAMPLE_ID --memory-limit 1GB``; floor = DuckDB
@@ -426,8 +426,8 @@ def full_plan(work: Path, facts: dict[str, Any]) -> tuple[list[Job], list[Task]]
         Job("relake-startup", "relake --version (CLI start-up)", [RELAKE, "--version"], parse="none"),
         relake_job("relake-build", "relake build", work, ["build", "bench-build", *rule],
                    ["lake/versions/bench-build"]),
-        relake_job("relake-build-fast", "relake build --fast-audit", work,
-                   ["build", "bench-build-fast", *rule, "--fast-audit"], ["lake/versions/bench-build-fast"]),
+        relake_job("relake-build-full", "relake build --full-audit", work,
+                   ["build", "bench-build-full", *rule, "--full-audit"], ["lake/versions/bench-build-full"]),
         child_job("duckdb_copy_per_shard", "DuckDB COPY per shard", work, ["out/duckdb-copy"]),
         child_job("duckdb_copy_single", "DuckDB COPY all shards to one file", work, ["out/single.parquet"]),
         child_job("polars_anti_join", "polars anti-join + sink_parquet per shard", work, ["out/polars-build"]),
@@ -444,7 +444,7 @@ def full_plan(work: Path, facts: dict[str, Any]) -> tuple[list[Job], list[Task]]
         child_job("polars_concat_hash", "polars concat_str + hash", work),
     ]
     tasks = [
-        Task("build (0.05% removed)", n, [j.name for j in jobs[1:6]], ["relake-build", "relake-build-fast"],
+        Task("build (0.05% removed)", n, [j.name for j in jobs[1:6]], ["relake-build", "relake-build-full"],
              "duckdb_copy_per_shard", "polars_anti_join"),
         Task("keyed diff (orig vs v2)", n2, ["relake-diff-keyed", "duckdb_scan_both", "polars_keyed"],
              ["relake-diff-keyed"], "duckdb_scan_both", "polars_keyed"),
@@ -486,7 +486,7 @@ def cross_check(o: dict[str, Outcome], facts: dict[str, Any]) -> list[str]:
         return r
 
     for name, path, want in [
-        ("relake-build", ("removed",), removed), ("relake-build-fast", ("removed",), removed),
+        ("relake-build", ("removed",), removed), ("relake-build-full", ("removed",), removed),
         ("relake-diff-keyed", ("rows", "removed"), removed), ("relake-diff-keyed", ("rows", "added"), 0),
         ("relake-diff-keyless", ("rows", "removed"), removed), ("relake-fingerprint", ("rows",), facts["rows"]),
         ("polars_keyed", ("removed",), removed), ("polars_keyless", ("removed",), removed),

@@ -335,9 +335,9 @@ def test_null_and_empty_urls_duplicate_keys_and_empty_shards(tmp_path: Path) -> 
     ok(relake(lake, "blocklist", "add", "sha", sha, "--kind", "url-sha256"))
     ok(relake(lake, "blocklist", "add", "keys", keys, "--kind", "key"))
     built = relake_all(lake, ("build", "clean", "--base", "nasty", "--blocklist", "sha", "--blocklist", "keys",
-                              "--json"),
+                              "--full-audit", "--json"),
                        ("build", "empty-clean", "--base", "empty", "--blocklist", "sha", "--where", "punsafe > 0.5",
-                        "--json"))
+                        "--full-audit", "--json"))
     clean, empty_clean = (json.loads(ok(r).stdout) for r in built)
     assert (clean["rows"], clean["removed"]) == (4, 3)
     assert clean["by_rule"] == {"blocklist-keys": 2, "blocklist-sha": 1}

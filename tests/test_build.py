@@ -501,6 +501,7 @@ AUDIT_ROWS = {
     "audit/shard_counts": "SELECT 0 AS shard, 10 AS base_rows, 9 AS kept_rows, 0 AS removed_rows",
     "audit/subset": "SELECT 7 AS bucket, 10 AS base_rows, 9 AS sum_rows",
     "audit/survivors_match": "SELECT 'f' AS file, 1 AS pos, 'urls' AS rule, 'url' AS how",
+    "audit/matches_removed": "SELECT 'f' AS file, 1 AS pos, 'urls' AS rule",
 }
 
 
@@ -521,7 +522,7 @@ def test_an_audit_returning_rows_publishes_nothing(
     spec = Spec(name="new", base="orig", rules=(Rule(id="urls", category="safety", blocklist="bl-url"),))
     before = snapshot(lake.root)
     with pytest.raises(AuditError, match=rf"{audit.split('/')[1]} failed.*nothing was published"):
-        build_version(lake, spec)
+        build_version(lake, spec, full_audit=audit == "audit/survivors_match")  # the rule re-run is opt-in
     _assert_nothing_published(lake, before)
 
 
@@ -568,6 +569,24 @@ def test_an_altered_row_fails_the_subset_audit(
     spec = Spec(name="new", base="orig", rules=(Rule(id="urls", category="safety", blocklist="bl-url"),))
     before = snapshot(lake.root)
     with pytest.raises(AuditError, match="subset failed"):
+        build_version(lake, spec)
+    _assert_nothing_published(lake, before)
+
+
+def test_a_matched_row_lost_before_the_write_fails_the_default_audit(
+    small_lake: tuple[Lake, Inputs], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """build/removed drops one matched row, so the writer keeps it: counts and hash sums still add up (kept one
+    more, removed one less), and only matched-vs-removed (or the --full-audit re-run) can catch it."""
+    lake, _inp = small_lake
+    real = all_queries()["build/removed"]
+    broken = real.text.replace("ORDER BY sf.shard, m.pos", "WHERE m.pos > (SELECT min(pos) FROM matches)\n"
+                                                            "ORDER BY sf.shard, m.pos")
+    assert broken != real.text
+    monkeypatch.setitem(all_queries(), "build/removed", parse_query("build/removed", f"-- params: none\n{broken}"))
+    spec = Spec(name="new", base="orig", rules=(Rule(id="urls", category="safety", blocklist="bl-url"),))
+    before = snapshot(lake.root)
+    with pytest.raises(AuditError, match=r"matches_removed failed: 1\+ matched row.*'urls'"):
         build_version(lake, spec)
     _assert_nothing_published(lake, before)
 
