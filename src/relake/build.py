@@ -82,7 +82,7 @@ def build_version(
         if not p.is_file() or p.stat().st_size != s.bytes:
             raise InputError(f"{p}: shard of {spec.base} is missing or changed size; run `relake verify {spec.base}`")
     engine = engine or LocalEngine(max(1, threads or os.cpu_count() or 1))
-    with (_hash_base(paths, threads) as digests, _duckdb_errors(spec.base, base, paths, digests),
+    with (_hash_base(paths, threads) as (hasher, digests), _duckdb_errors(spec.base, base, paths, digests),
           connect(lake, memory_limit=memory_limit, threads=threads) as db):
         register_canonical(db.con)
         query("build/url_host").run(db.con)
@@ -127,8 +127,10 @@ def build_version(
             removed_arrow = db.con.sql(q("build/removed_rows").text).to_arrow_table()
             write_parquet_stable(removed_arrow, staging.path / "removed.parquet")
 
-            kept = [shard_facts(db, o) for o in outs]
+            out_digests = [hasher.submit(sha256_file, o) for o in outs]  # beside the audit's scans
+            kept = [shard_facts(db, o, with_hash=False) for o in outs]
             fp_kept = _audit(db, spec, plans, base, paths, kept, outs, rerun_rules=full_audit)
+            kept = [replace(k, sha256=d.result()) for k, d in zip(kept, out_digests, strict=True)]
             version = Version(
                 name=spec.name,
                 kind="derived",
@@ -166,12 +168,13 @@ def build_version(
 
 
 @contextmanager
-def _hash_base(paths: Sequence[Path], threads: int | None) -> Iterator[list[Future[str]]]:
+def _hash_base(paths: Sequence[Path], threads: int | None) -> Iterator[tuple[ThreadPoolExecutor, list[Future[str]]]]:
     """sha256 of every base shard, computed beside the build: a shard whose bytes changed since its version
-    was recorded (same size, other values: DuckDB reads it without complaint) must not become a new version."""
-    pool = ThreadPoolExecutor(max_workers=max(1, min(len(paths), threads or os.cpu_count() or 1)))
+    was recorded (same size, other values: DuckDB reads it without complaint) must not become a new version.
+    Yields the pool too, for the output shards' sha256 (hashlib releases the GIL: the threads run in parallel)."""
+    pool = ThreadPoolExecutor(max_workers=max(1, min(max(len(paths), 1), threads or os.cpu_count() or 1)))
     try:
-        yield [pool.submit(sha256_file, p) for p in paths]
+        yield pool, [pool.submit(sha256_file, p) for p in paths]
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
 
