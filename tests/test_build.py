@@ -619,3 +619,16 @@ def test_hostile_base_name_is_rejected(small_lake: tuple[Lake, Inputs]) -> None:
     lake, _inp = small_lake
     with pytest.raises(InvalidNameError):
         build_version(lake, Spec(name="new", base="../orig", rules=(Rule(id="r", category="c", where="true"),)))
+
+
+@pytest.mark.parametrize("column", ["relake_url", "Relake_Removed"])
+def test_a_base_column_named_like_a_build_helper_is_refused_clearly(tmp_path: Path, column: str) -> None:
+    lake = Lake(tmp_path / "lake")
+    src = write_table(pa.table({"URL": ["http://a.example/x.jpg", "http://b.example/y.jpg"], "TEXT": ["a", "b"],
+                                column: ["1", "2"]}), tmp_path / "src" / "part-0.parquet")
+    ingest_version(lake, "orig", [str(src)])
+    before = snapshot(lake.root)
+    result = CliRunner().invoke(app, ["--lake", str(lake.root), "build", "new", "--base", "orig", "--where", "true"])
+    assert result.exit_code == 1, result.output
+    assert f"column '{column}' has a name relake uses" in error_line(result)
+    assert snapshot_diff(before, snapshot(lake.root)) == {}

@@ -1,15 +1,24 @@
--- Returns: one scan of the base, grouped by removed (and, for removed rows, by fingerprint bucket): rows,
---   the sum of DuckDB's hash() of each whole row (compared in-process with the written shards' sum), and
---   for removed rows the md5 fingerprint partial sums exactly as fingerprint/buckets computes them.
+-- Returns: nothing; creates temp table base_split from one scan of the base, grouped by removed (and, for
+--   removed rows, by fingerprint bucket): rows, the sum of DuckDB's hash() of each whole row (compared
+--   in-process with the written shards' sum), for removed rows the md5 fingerprint partial sums exactly as
+--   fingerprint/buckets computes them, and (fetched) the removed rows' file, position, key, URL and caption.
 -- Reads: view base_flagged.
 -- params: $names
+CREATE OR REPLACE TEMP TABLE base_split AS
 WITH t AS (
     SELECT
         relake_removed AS removed,
-        CAST(hash(*COLUMNS(* EXCLUDE (relake_removed))) AS HUGEINT) AS h,
+        CAST(hash(*COLUMNS(* EXCLUDE (relake_removed, relake_file, relake_pos, relake_url, relake_caption,
+                                      relake_id))) AS HUGEINT) AS h,
         CASE WHEN relake_removed
-            THEN md5_number(CAST(json_array(*COLUMNS(* EXCLUDE (relake_removed))) AS VARCHAR) || $names)
-        END AS m
+            THEN md5_number(CAST(json_array(*COLUMNS(* EXCLUDE (relake_removed, relake_file, relake_pos,
+                                                                relake_url, relake_caption, relake_id)))
+                                 AS VARCHAR) || $names)
+        END AS m,
+        CASE WHEN relake_removed
+            THEN {'file': relake_file, 'pos': relake_pos, 'key': relake_id, 'url': relake_url,
+                  'caption': relake_caption}
+        END AS fetched
     FROM base_flagged
 )
 SELECT
@@ -18,6 +27,7 @@ SELECT
     count(*) AS rows,
     sum(h) AS h,
     coalesce(sum(CAST(m & CAST(18446744073709551615 AS UHUGEINT) AS HUGEINT)), 0) AS sum_lo,
-    coalesce(sum(CAST(m >> 64 AS HUGEINT)), 0) AS sum_hi
+    coalesce(sum(CAST(m >> 64 AS HUGEINT)), 0) AS sum_hi,
+    list(fetched) FILTER (WHERE fetched IS NOT NULL) AS fetched
 FROM t
 GROUP BY ALL

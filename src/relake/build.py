@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-from duckdb import ColumnExpression, ConstantExpression
+from duckdb import ColumnExpression, ConstantExpression, StarExpression
 
 from relake import __version__
 from relake.blocklist import Blocklist, load_blocklist
@@ -58,6 +58,11 @@ class _Plan:
     side_paths: tuple[Path, ...] = ()
 
 
+# columns the build adds to its views of the base (views base_keyed and base_flagged; audit/base_split excludes them)
+_HELPER_COLUMNS = frozenset(("relake_removed", "relake_file", "relake_pos", "relake_url", "relake_caption",
+                             "relake_id", "filename", "file_row_number"))
+
+
 def build_version(
     lake: Lake,
     spec: Spec,
@@ -76,6 +81,10 @@ def build_version(
     lake.require_absent(spec.name)
     base = lake.load_version(spec.base)
     base_dir = lake.version_dir(spec.base)
+    clash = [c.name for c in base.schema if c.name.lower() in _HELPER_COLUMNS]
+    if clash:
+        raise InputError(f"{spec.base}: column {clash[0]!r} has a name relake uses for its own bookkeeping in a "
+                         "build; rename it in a new version of the base (e.g. with a view of the shards) first")
     plans = [_plan(lake, r, base.roles) for r in spec.rules]
     paths = [base.shard_path(base_dir, s) for s in base.shards]
     for s, p in zip(base.shards, paths, strict=True):
@@ -124,13 +133,15 @@ def build_version(
                 raise RelakeError(f"{missing[0]} was written by the {engine.name} engine but is not visible here; "
                                   "the lake must be on a file system every worker shares; nothing was published")
             checkpoint("build:after-write")
-            removed_arrow = db.con.sql(q("build/removed_rows").text).to_arrow_table()
-            write_parquet_stable(removed_arrow, staging.path / "removed.parquet")
-
             out_digests = [hasher.submit(sha256_file, o) for o in outs]  # beside the audit's scans
             kept = [shard_facts(db, o, with_hash=False) for o in outs]
             fp_kept = _audit(db, spec, plans, base, paths, kept, outs, rerun_rules=full_audit)
             kept = [replace(k, sha256=d.result()) for k, d in zip(kept, out_digests, strict=True)]
+            removed_arrow = db.con.sql(q("build/removed_rows").text).to_arrow_table()
+            if removed_arrow.num_rows != removed_total:
+                raise AuditError(f"audit removed_rows failed: {removed_arrow.num_rows:,} removed rows were fetched "
+                                 f"from the base, not {removed_total:,}; nothing was published")
+            write_parquet_stable(removed_arrow, staging.path / "removed.parquet")
             version = Version(
                 name=spec.name,
                 kind="derived",
@@ -245,7 +256,8 @@ def _plan(lake: Lake, rule: Rule, roles: Roles) -> _Plan:
 
 
 def _bind_base(db: Db, paths: Sequence[Path], roles: Roles) -> list[str]:
-    """Views base (all columns + filename, file_row_number) and rows (file, pos, url, caption, id)."""
+    """Views base (all columns + filename, file_row_number), rows (file, pos, url, caption, id) and base_keyed
+    (all columns + relake_file, relake_pos, relake_url, relake_caption, relake_id)."""
     plain = [db.plain_path(p) for p in paths]
     rel = db.con.read_parquet(plain, filename=True, file_row_number=True)
     rel.create_view("base", replace=True)
@@ -260,6 +272,11 @@ def _bind_base(db: Db, paths: Sequence[Path], roles: Roles) -> list[str]:
         role(roles.url, "url"), role(roles.caption, "caption"), role(roles.id, "id"),
     )
     rows.create_view("rows", replace=True)
+    rel.select(  # the base's own columns, then what the audit scan fetches of each removed row
+        StarExpression(exclude=["filename", "file_row_number"]),
+        ColumnExpression("filename").alias("relake_file"), ColumnExpression("file_row_number").alias("relake_pos"),
+        role(roles.url, "relake_url"), role(roles.caption, "relake_caption"), role(roles.id, "relake_id"),
+    ).create_view("base_keyed", replace=True)
     query("build/create_shard_files").run(db.con)
     for i, p in enumerate(plain):
         query("build/insert_shard_file").run(db.con, file=p, shard=i)
@@ -433,7 +450,9 @@ def _audit(db: Db, spec: Spec, plans: Sequence[_Plan], base: Version, base_paths
     #    whole-row hashes, all computed here); then the new fingerprint follows from the base's by
     #    subtracting the removed rows' md5 fingerprint, bucket by bucket, with no md5 pass over the output.
     q("build/base_flagged").run(db.con)
-    split = q("audit/base_split").rows(db.con, names=names_tag(c.name for c in base.schema))
+    q("audit/base_split").run(db.con, names=names_tag(c.name for c in base.schema))
+    split = q("audit/base_split_sums").rows(db.con)
+    q("build/removed_full").run(db.con)  # before --full-audit rebinds base and shard_files to the output
     base_rows = sum(int(r[2]) for r in split)
     base_hash = sum(int(r[3]) for r in split)
     removed_rows = sum(int(r[2]) for r in split if r[0])
