@@ -7,11 +7,12 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -632,3 +633,62 @@ def test_a_base_column_named_like_a_build_helper_is_refused_clearly(tmp_path: Pa
     assert result.exit_code == 1, result.output
     assert f"column '{column}' has a name relake uses" in error_line(result)
     assert snapshot_diff(before, snapshot(lake.root)) == {}
+
+
+# --- the base's row-hash sums, kept in its manifest, spare the build a full rehash of the base -------------------
+
+
+def _duckdb_row_hash_sums(paths: list[Path]) -> list[int]:
+    """Per file: sum of DuckDB's hash() of every whole row, computed here (the oracle for the manifest's sums)."""
+    con = duckdb.connect()
+    return [int(con.execute("SELECT coalesce(sum(CAST(hash(*COLUMNS(*)) AS HUGEINT)), 0) FROM read_parquet(?)",
+                            [str(p)]).fetchone()[0]) for p in paths]  # type: ignore[index]
+
+
+def _set_row_hash(lake: Lake, name: str, entry: dict[str, Any] | None) -> None:
+    """Rewrite a version's stats.row_hash (as an older relake, another DuckDB or a corrupt cache would leave it)."""
+    path = lake.version_dir(name) / "version.json"
+    data = json.loads(path.read_text())
+    data["stats"].pop("row_hash", None)
+    if entry is not None:
+        data["stats"]["row_hash"] = entry
+    path.chmod(0o644)
+    path.write_text(json.dumps(data, indent=2))
+
+
+def _release_bytes(lake: Lake, name: str) -> dict[str, str]:
+    vdir = lake.version_dir(name)
+    return {str(p.relative_to(vdir)): sha256_of(p) for p in sorted(vdir.rglob("*.parquet"))}
+
+
+def test_row_hash_sums_are_recorded_and_reused_with_the_same_result(small_lake: tuple[Lake, Inputs]) -> None:
+    lake, inp = small_lake
+    orig = lake.load_version("orig")
+    assert orig.stats["row_hash"]["shards"] == [str(x) for x in _duckdb_row_hash_sums(inp.base)]
+    assert duckdb.__version__ in orig.stats["row_hash"]["algorithm"]
+    spec = Spec(name="new", base="orig", rules=(Rule(id="urls", category="safety", blocklist="bl-url"),))
+    with_cache = build_version(lake, spec).version
+    vdir = lake.version_dir("new")
+    assert with_cache.stats["row_hash"]["shards"] == [
+        str(x) for x in _duckdb_row_hash_sums([vdir / s.path for s in with_cache.shards])]
+    cached_bytes = _release_bytes(lake, "new")
+    # the same build from a base without sums (an older relake), and with sums of another DuckDB version
+    for i, entry in enumerate([None, {"algorithm": "sum of DuckDB hash(row values) as HUGEINT, DuckDB 0.1",
+                                      "shards": ["1"] * len(orig.shards)}]):
+        _set_row_hash(lake, "orig", entry)
+        again = build_version(lake, replace(spec, name=f"new{i}")).version
+        assert _release_bytes(lake, f"new{i}") == cached_bytes
+        assert again.fingerprint == with_cache.fingerprint and again.stats == with_cache.stats
+
+
+def test_wrong_row_hash_sums_in_the_base_manifest_fail_the_subset_audit(small_lake: tuple[Lake, Inputs]) -> None:
+    """The sums are trusted only as far as the audit goes: wrong ones publish nothing (the base's bytes are
+    sha256-checked beside the build, so right ones stay right)."""
+    lake, _inp = small_lake
+    entry = lake.load_version("orig").stats["row_hash"]
+    _set_row_hash(lake, "orig", {**entry, "shards": [str(int(entry["shards"][0]) + 1), *entry["shards"][1:]]})
+    before = snapshot(lake.root)
+    spec = Spec(name="new", base="orig", rules=(Rule(id="urls", category="safety", blocklist="bl-url"),))
+    with pytest.raises(AuditError, match="audit subset failed"):
+        build_version(lake, spec)
+    _assert_nothing_published(lake, before)

@@ -2,7 +2,10 @@
 --   removed rows, by fingerprint bucket): rows, the sum of DuckDB's hash() of each whole row (compared
 --   in-process with the written shards' sum), for removed rows the md5 fingerprint partial sums exactly as
 --   fingerprint/buckets computes them, and (fetched) the removed rows' file, position, key, URL and caption.
--- Reads: view base_flagged.
+--   View split_input is base_flagged (build/split_input_all) or, when the base's hash sums are known from
+--   its manifest, only its removed rows (build/split_input_removed: the scan then decodes just the rows at
+--   removed positions).
+-- Reads: view split_input.
 -- params: $names
 CREATE OR REPLACE TEMP TABLE base_split AS
 WITH t AS (
@@ -19,7 +22,7 @@ WITH t AS (
             THEN {'file': relake_file, 'pos': relake_pos, 'key': relake_id, 'url': relake_url,
                   'caption': relake_caption}
         END AS fetched
-    FROM base_flagged
+    FROM split_input
 )
 SELECT
     removed,

@@ -1,7 +1,10 @@
--- Returns: rows and the sum (HUGEINT, no overflow below ~10^19 rows) of DuckDB's hash() of every whole
---   row of view src. Only ever compared with sums made by the same process (hash() is not stable across
---   DuckDB versions, so it never reaches a manifest); it is 4x cheaper than the md5 fingerprint.
--- Reads: view src.
+-- Returns: per file of view src_files: file (its filename), rows and the sum (HUGEINT, no overflow below
+--   ~10^19 rows) of DuckDB's hash() of every whole row (all columns but filename). 4x cheaper than the md5
+--   fingerprint, but hash() is not stable across DuckDB versions: a manifest keeps these sums only tagged
+--   with the DuckDB version (relake.fingerprint.ROW_HASH), and only the same version reuses them.
+--   A file without rows has no row here.
+-- Reads: view src_files (read with filename = true).
 -- params: none
-SELECT count(*) AS rows, coalesce(sum(CAST(hash(*COLUMNS(*)) AS HUGEINT)), 0) AS h
-FROM src
+SELECT filename AS file, count(*) AS rows, coalesce(sum(CAST(hash(*COLUMNS(* EXCLUDE (filename))) AS HUGEINT)), 0) AS h
+FROM src_files
+GROUP BY filename

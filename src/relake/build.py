@@ -31,7 +31,15 @@ from relake.canonical import CANONICAL_VERSION, register_canonical
 from relake.db import Db, connect, first_line, write_parquet_stable
 from relake.engine import Engine, LocalEngine, plain_file
 from relake.errors import AuditError, InputError, NotFoundError, RelakeError, ResourceError, SpecError
-from relake.fingerprint import ALGORITHM, combine, fingerprint_src, names_tag, subtract
+from relake.fingerprint import (
+    ALGORITHM,
+    cached_row_hashes,
+    combine,
+    fingerprint_src,
+    names_tag,
+    row_hash_stats,
+    subtract,
+)
 from relake.ingest import resolve_sources, shard_facts
 from relake.lake import Lake, checkpoint, validate_name
 from relake.manifest import Fingerprint, Roles, Shard, Version, sha256_file
@@ -134,8 +142,9 @@ def build_version(
                                   "the lake must be on a file system every worker shares; nothing was published")
             checkpoint("build:after-write")
             out_digests = [hasher.submit(sha256_file, o) for o in outs]  # beside the audit's scans
+            _check_base_digests(spec.base, base, paths, digests)  # the audit may use the base's recorded sums
             kept = [shard_facts(db, o, with_hash=False) for o in outs]
-            fp_kept = _audit(db, spec, plans, base, paths, kept, outs, rerun_rules=full_audit)
+            fp_kept, row_hash = _audit(db, spec, plans, base, paths, kept, outs, rerun_rules=full_audit)
             kept = [replace(k, sha256=d.result()) for k, d in zip(kept, out_digests, strict=True)]
             removed_arrow = db.con.sql(q("build/removed_rows").text).to_arrow_table()
             if removed_arrow.num_rows != removed_total:
@@ -169,9 +178,8 @@ def build_version(
                     "output_compression": codec,
                 },
                 stats={"removed_rows": removed_total, "removed_by_rule": by_rule,
-                       "removed_by_category": by_category, "removed_image_hash": image_algo},
+                       "removed_by_category": by_category, "removed_image_hash": image_algo, "row_hash": row_hash},
             )
-            _check_base_digests(spec.base, base, paths, digests)
             (staging.path / "version.json").write_text(version.to_json(), encoding="utf-8")
             checkpoint("build:before-publish")
             lake.publish(staging, spec.name)
@@ -435,8 +443,9 @@ def _write_shard(job: tuple[str, Path, int, list[int], str, str | None]) -> None
 
 
 def _audit(db: Db, spec: Spec, plans: Sequence[_Plan], base: Version, base_paths: Sequence[Path],
-           kept: Sequence[Any], outs: Sequence[Path], *, rerun_rules: bool = False) -> Fingerprint:
-    """Run the audits; returns the new version's fingerprint."""
+           kept: Sequence[Any], outs: Sequence[Path], *, rerun_rules: bool = False
+           ) -> tuple[Fingerprint, dict[str, Any]]:
+    """Run the audits; returns the new version's fingerprint and its per-shard row-hash sums (stats row_hash)."""
     q = query
     # 1. per shard: base rows = kept + removed
     q("build/create_shard_counts").run(db.con)
@@ -449,19 +458,28 @@ def _audit(db: Db, spec: Spec, plans: Sequence[_Plan], base: Version, base_paths
     # 2. subset: the written rows are exactly the base rows minus the removed ones (count and sum of
     #    whole-row hashes, all computed here); then the new fingerprint follows from the base's by
     #    subtracting the removed rows' md5 fingerprint, bucket by bucket, with no md5 pass over the output.
+    #    When the base's manifest has its per-shard hash sums (made by this DuckDB version; the base shards'
+    #    sha256 is checked beside the build), only the removed rows are read back from the base.
+    cached = cached_row_hashes(base.stats, len(base.shards))
     q("build/base_flagged").run(db.con)
+    q("build/split_input_all" if cached is None else "build/split_input_removed").run(db.con)
     q("audit/base_split").run(db.con, names=names_tag(c.name for c in base.schema))
     split = q("audit/base_split_sums").rows(db.con)
     q("build/removed_full").run(db.con)  # before --full-audit rebinds base and shard_files to the output
-    base_rows = sum(int(r[2]) for r in split)
-    base_hash = sum(int(r[3]) for r in split)
+    if cached is not None:
+        base_rows, base_hash = sum(s.rows for s in base.shards), sum(cached)
+    else:
+        base_rows, base_hash = sum(int(r[2]) for r in split), sum(int(r[3]) for r in split)
     removed_rows = sum(int(r[2]) for r in split if r[0])
     removed_hash = sum(int(r[3]) for r in split if r[0])
     fp_removed = combine((int(b), int(n), int(lo), int(hi)) for removed, b, n, _h, lo, hi in split if removed)
-    kept_rows, kept_hash = (0, 0)
+    plain_outs = [db.plain_path(o) for o in outs]
+    per_out: dict[str, tuple[int, int]] = {}
     if outs:
-        db.bind_parquet("src", outs)
-        kept_rows, kept_hash = q("audit/hash_sum").rows(db.con)[0]
+        db.con.read_parquet(plain_outs, filename=True).create_view("src_files", replace=True)
+        per_out = {str(f): (int(n), int(h)) for f, n, h in q("audit/hash_sum").rows(db.con)}
+    kept_sums = [per_out.get(o, (0, 0)) for o in plain_outs]
+    kept_rows, kept_hash = sum(n for n, _ in kept_sums), sum(h for _, h in kept_sums)
     q("build/create_subset_check").run(db.con)
     q("build/insert_subset_check").run(db.con, base_rows=base_rows, base_hash=base_hash, removed_rows=removed_rows,
                                        removed_hash=removed_hash, kept_rows=kept_rows, kept_hash=kept_hash)
@@ -471,10 +489,11 @@ def _audit(db: Db, spec: Spec, plans: Sequence[_Plan], base: Version, base_paths
                          f"{bad[0][0]:,} base rows minus the {bad[0][1]:,} removed (a row was added, lost or "
                          "altered); nothing was published")
     fp_kept = subtract(base.fingerprint, fp_removed)
+    row_hash = row_hash_stats([h for _, h in kept_sums])
     # 3. --full-audit: no surviving row matches any rule, re-run over the written shards (implied by 1, 2 and
     #    audit/matches_removed for rules that are functions of the row, so it is opt-in: it costs a matching pass)
     if not rerun_rules:
-        return fp_kept
+        return fp_kept, row_hash
     _bind_base(db, outs, base.roles)
     _run_rules(db, plans, spec, base.roles, [c.name for c in base.schema])
     q("build/matches_to_after").run(db.con)
@@ -482,7 +501,7 @@ def _audit(db: Db, spec: Spec, plans: Sequence[_Plan], base: Version, base_paths
     if bad:
         raise AuditError(f"audit survivors_match failed: {len(bad)}+ kept row(s) still match rule "
                          f"{bad[0][2]!r}; nothing was published")
-    return fp_kept
+    return fp_kept, row_hash
 
 
 def rules_from_flags(blocklists: Sequence[str], wheres: Sequence[str], category: str, sensitive: bool) -> list[Rule]:

@@ -15,7 +15,7 @@ import json
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -31,12 +31,49 @@ if TYPE_CHECKING:
 
 ALGORITHM = "relake-fp/2: sum mod 2^128 of md5(json_array(row values)) as little-endian int; 256 buckets by digest[0]"
 _MOD = 1 << 128
+# per-shard sums of DuckDB's hash() of whole rows (queries/audit/hash_sum.sql), kept in a version's stats so a
+# build from it need not rehash every base row; hash() may change between DuckDB versions, so they are tagged
+ROW_HASH = f"sum of DuckDB hash(row values) as HUGEINT, DuckDB {duckdb.__version__}"
 
 
 def fingerprint_src(db: Db) -> Fingerprint:
     """Fingerprint of the rows of the view ``src`` (bind it first with ``db.bind_parquet("src", ...)``)."""
     rows = query("fingerprint/buckets").rows(db.con, names=names_tag(db.con.table("src").columns))
     return combine((int(b), int(n), int(lo), int(hi)) for b, n, lo, hi in rows)
+
+
+def fingerprint_and_row_hashes(db: Db, paths: Sequence[Path]) -> tuple[Fingerprint, dict[str, Any] | None]:
+    """The fingerprint of these files' rows and, from the same scan, each file's row-hash sum as the stats entry
+    ``row_hash`` (``{"algorithm": ROW_HASH, "shards": [decimal sums]}``); ``None`` instead when the files
+    have a column named ``filename`` or a file is listed twice (then only the fingerprint is computed)."""
+    plain = [db.plain_path(p) for p in paths]
+    src = db.con.read_parquet(plain)
+    if len(set(plain)) != len(plain) or "filename" in (c.lower() for c in src.columns):
+        src.create_view("src", replace=True)
+        return fingerprint_src(db), None
+    db.con.read_parquet(plain, filename=True).create_view("src_files", replace=True)
+    rows = query("fingerprint/buckets_and_hashes").rows(db.con, names=names_tag(src.columns))
+    fp = combine((int(b), int(n), int(lo), int(hi)) for f, b, n, lo, hi, _h in rows if f is None)
+    sums = {str(f): int(h) for f, _b, _n, _lo, _hi, h in rows if f is not None}
+    return fp, row_hash_stats([sums.get(p, 0) for p in plain])
+
+
+def row_hash_stats(sums: Sequence[int]) -> dict[str, Any]:
+    return {"algorithm": ROW_HASH, "shards": [str(x) for x in sums]}
+
+
+def cached_row_hashes(stats: dict[str, Any], shards: int) -> list[int] | None:
+    """A version's per-shard row-hash sums, when made by this DuckDB version for exactly ``shards`` shards."""
+    entry = stats.get("row_hash")
+    if not isinstance(entry, dict) or entry.get("algorithm") != ROW_HASH:
+        return None
+    values = entry.get("shards")
+    if not isinstance(values, list) or len(values) != shards:
+        return None
+    try:
+        return [int(v) for v in values]
+    except (TypeError, ValueError):
+        return None
 
 
 def names_tag(columns: Iterable[str]) -> str:

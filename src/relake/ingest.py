@@ -19,7 +19,7 @@ import duckdb
 from relake import __version__
 from relake.db import Db, connect, detect_roles, first_line
 from relake.errors import InputError, NotFoundError
-from relake.fingerprint import fingerprint_src
+from relake.fingerprint import fingerprint_and_row_hashes
 from relake.lake import Lake, check_user_path, checkpoint, has_glob_chars, validate_name
 from relake.manifest import Column, Shard, Version, sha256_file
 from relake.sql import query
@@ -160,9 +160,8 @@ def ingest_version(
                 shards.append(Shard(rel, f.rows, f.bytes, f.sha256, f.schema))
         else:
             shards = [Shard(str(f.path), f.rows, f.bytes, f.sha256, f.schema) for f in facts]
-        db.bind_parquet("src", paths)
         try:
-            fp = fingerprint_src(db)
+            fp, row_hash = fingerprint_and_row_hashes(db, paths)
         except duckdb.Error as exc:
             raise InputError(f"cannot read the sources ({first_line(exc)})") from exc
         total_rows = sum(f.rows for f in facts)
@@ -181,6 +180,7 @@ def ingest_version(
             tool={"relake": __version__, "duckdb": duckdb.__version__},
             sources=tuple(str(p) for p in paths),
             storage="lake" if copy else "reference",
+            stats={"row_hash": row_hash} if row_hash is not None else {},
         )
         (staging.path / "version.json").write_text(version.to_json(), encoding="utf-8")
         checkpoint("ingest:before-publish")
