@@ -575,15 +575,17 @@ def prepare_clean(
     image_col: str | None = None,
     memory_limit: str | None = None,
     workers: int = 2,
+    engine: Engine | None = None,
 ) -> CleanPlan:
-    """Check the copy and plan the clean into ``out``; writes nothing."""
+    """Check the copy (the manifest matching on ``engine`` when given) and plan the clean into ``out``; writes
+    nothing."""
     src, dst = copy.resolve(), out.resolve()
     if src == dst or src in dst.parents:
         raise InputError(f"--out {out} is inside the copy {copy}; write the cleaned copy elsewhere")
     if dst in src.parents:
         raise InputError(f"the copy {copy} is inside --out {out}; write the cleaned copy elsewhere")
     report = check_copy(lake, copy, manifest_dir, keep_only=keep_only, url_col=url_col, image_col=image_col,
-                        memory_limit=memory_limit)
+                        memory_limit=memory_limit, engine=engine)
     layout = report.copy_layout
     assert layout is not None
     by_shard: dict[int, list[AffectedRow]] = {}
@@ -618,9 +620,10 @@ def clean_copy(
 ) -> CleanReport:
     """The copy without its affected samples, same layout, in ``out`` (resumable); ``dry_run`` writes nothing.
 
-    ``engine`` runs the per-shard units (e.g. as Ray tasks); by default ``workers`` threads of this process."""
+    ``engine`` runs the per-shard check and clean units (e.g. as Ray tasks); by default ``workers`` threads of
+    this process."""
     plan = prepare_clean(lake, copy, manifest_dir, out, keep_only=keep_only, url_col=url_col, image_col=image_col,
-                         memory_limit=memory_limit, workers=workers)
+                         memory_limit=memory_limit, workers=workers, engine=engine)
     return dry_run_report(plan) if dry_run else run_clean(plan, progress=progress, engine=engine)
 
 

@@ -129,7 +129,8 @@ def clean(
     """Write the copy without its affected samples, same layout: parquet rows and tar members dropped.
 
     Untouched members keep their exact bytes; _stats.json counts are reduced; resumable after interruption.
-    With --engine ray each shard is rewritten by a Ray task (same bytes); check runs on this machine.
+    With --engine ray each shard is matched against --manifest and rewritten by Ray tasks (same bytes);
+    --keep-only matching runs on this machine.
     """
     from relake.copies import dry_run_report, prepare_clean, resolve_manifest, run_clean
     from relake.engine import get_engine
@@ -142,7 +143,8 @@ def clean(
     mdir = resolve_manifest(lk, manifest) if manifest is not None else None
     with console.progress("check", None):
         plan = prepare_clean(lk, check_user_path(copy), mdir, check_user_path(out), keep_only=keep_only,
-                             url_col=url_col, image_col=image_col, memory_limit=memory_limit, workers=workers)
+                             url_col=url_col, image_col=image_col, memory_limit=memory_limit, workers=workers,
+                             engine=runner)
     if dry_run:
         report = dry_run_report(plan)
     else:
