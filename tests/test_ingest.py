@@ -117,7 +117,8 @@ def test_resolve_sources_files_folders_globs(tmp_path: Path) -> None:
         ("empty-dir", NotFoundError, "empty-dir: folder holds no .parquet files"),
         ("nomatch-*.parquet", NotFoundError, "nomatch-*.parquet: pattern matches no files"),
         ("s3://bucket/x.parquet", InputError,
-         "s3://bucket/x.parquet: remote sources are not supported yet; download the files first"),
+         "s3://bucket/x.parquet: remote sources are read only by `relake ingest --copy`; "
+         "ingest them into the lake first"),
         ("a\x00b", InvalidPathError, "path 'a\\x00b' contains a NUL byte"),
         ("", InvalidPathError, "empty path"),
     ],

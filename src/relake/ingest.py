@@ -3,14 +3,17 @@
 Originals are referenced in place by default (absolute paths plus each file's size and sha256): a 1 TB
 release must not need a second TB, and ``verify`` detects any change to the referenced bytes. ``copy=True``
 copies the shards into the version folder instead, for a lake that must not depend on outside files.
+Remote sources (fsspec URIs, see ``remote``) are always copied: every later command reads the lake's files
+locally with DuckDB.
 """
 
 from __future__ import annotations
 
 import glob
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +25,7 @@ from relake.errors import InputError, NotFoundError
 from relake.fingerprint import fingerprint_and_row_hashes
 from relake.lake import Lake, check_user_path, checkpoint, has_glob_chars, validate_name
 from relake.manifest import Column, Shard, Version, sha256_file
+from relake.remote import RemoteFile, download, is_uri, redact, resolve_remote
 from relake.sql import query
 
 
@@ -41,7 +45,8 @@ def resolve_sources(sources: Sequence[str]) -> list[Path]:
     for raw in sources:
         p = check_user_path(raw)
         if "://" in raw:
-            raise InputError(f"{raw}: remote sources are not supported yet; download the files first")
+            raise InputError(f"{redact(raw)}: remote sources are read only by `relake ingest --copy`; "
+                             "ingest them into the lake first")
         if p.is_dir():
             found = sorted(f for f in p.rglob("*.parquet") if f.is_file() and not _hidden(f, p))
             if not found:
@@ -62,6 +67,36 @@ def resolve_sources(sources: Sequence[str]) -> list[Path]:
     if not out:
         raise NotFoundError("no source files given")
     return out
+
+
+def resolve_inputs(sources: Sequence[str]) -> list[Path | RemoteFile]:
+    """``resolve_sources``, plus fsspec URIs (file, folder or glob, resolved alike), in the order given."""
+    out: list[Path | RemoteFile] = []
+    seen: set[str] = set()
+    for raw in sources:
+        found: Sequence[Path | RemoteFile] = resolve_remote(raw) if is_uri(raw) else resolve_sources([raw])
+        for f in found:
+            key = f"{f.fs.protocol}\x00{f.path}" if isinstance(f, RemoteFile) else str(f.resolve())
+            if key not in seen:
+                seen.add(key)
+                out.append(f)
+    if not out:
+        raise NotFoundError("no source files given")
+    return out
+
+
+@contextmanager
+def _named_by_uri(uris: dict[str, str]) -> Iterator[None]:
+    """Errors about a downloaded copy name the URI it came from, not its place in the staging folder."""
+    try:
+        yield
+    except InputError as exc:
+        message = str(exc)
+        for local, uri in uris.items():
+            message = message.replace(local, uri)
+        if message == str(exc):
+            raise
+        raise InputError(message) from exc
 
 
 def _hidden(f: Path, root: Path) -> bool:
@@ -141,29 +176,43 @@ def ingest_version(
 ) -> Version:
     validate_name(name)
     lake.require_absent(name)
-    paths = resolve_sources(sources)
+    remote = [s for s in sources if is_uri(s)]
+    if remote and not copy:
+        raise InputError(f"{redact(remote[0])}: a remote source must be copied into the lake; add --copy")
+    inputs = resolve_inputs(sources)
     with connect(lake, memory_limit=memory_limit) as db, lake.staging(name) as staging:
-        facts = gather_facts(db, paths, progress)
-        schema = check_schemas(facts)
-        roles = detect_roles([c.name for c in schema], url=url_col, caption=caption_col, id=id_col,
-                             where=str(paths[0]))
-        checkpoint("ingest:after-hash")
-        shards: list[Shard] = []
+        data = staging.path / "data"
         if copy:
-            data = staging.path / "data"
             data.mkdir()
-            for i, f in enumerate(facts):
-                rel = f"data/part-{i:05d}.parquet"
-                shutil.copyfile(f.path, staging.path / rel)
-                if sha256_file(staging.path / rel) != f.sha256:
-                    raise InputError(f"{f.path}: changed while it was being copied; try again")
-                shards.append(Shard(rel, f.rows, f.bytes, f.sha256, f.schema))
-        else:
-            shards = [Shard(str(f.path), f.rows, f.bytes, f.sha256, f.schema) for f in facts]
-        try:
-            fp, row_hash = fingerprint_and_row_hashes(db, paths)
-        except duckdb.Error as exc:
-            raise InputError(f"cannot read the sources ({first_line(exc)})") from exc
+        # remote files are downloaded first, as part-NNNNN at their place in the order; all else reads the copies
+        fetched = {i: download(f, data / f"part-{i:05d}.parquet")
+                   for i, f in enumerate(inputs) if isinstance(f, RemoteFile)}
+        paths = [f if isinstance(f, Path) else data / f"part-{i:05d}.parquet" for i, f in enumerate(inputs)]
+        labels = [f.uri if isinstance(f, RemoteFile) else str(f) for f in inputs]
+        with _named_by_uri({str(p): label for p, label in zip(paths, labels, strict=True) if str(p) != label}):
+            facts = gather_facts(db, paths, progress)
+            schema = check_schemas(facts)
+            roles = detect_roles([c.name for c in schema], url=url_col, caption=caption_col, id=id_col,
+                                 where=labels[0])
+            checkpoint("ingest:after-hash")
+            shards: list[Shard] = []
+            if copy:
+                for i, f in enumerate(facts):
+                    rel = f"data/part-{i:05d}.parquet"
+                    if i in fetched:
+                        changed = fetched[i] != f.sha256
+                    else:
+                        shutil.copyfile(f.path, staging.path / rel)
+                        changed = sha256_file(staging.path / rel) != f.sha256
+                    if changed:
+                        raise InputError(f"{labels[i]}: changed while it was being copied; try again")
+                    shards.append(Shard(rel, f.rows, f.bytes, f.sha256, f.schema))
+            else:
+                shards = [Shard(str(f.path), f.rows, f.bytes, f.sha256, f.schema) for f in facts]
+            try:
+                fp, row_hash = fingerprint_and_row_hashes(db, paths)
+            except duckdb.Error as exc:
+                raise InputError(f"cannot read the sources ({first_line(exc)})") from exc
         total_rows = sum(f.rows for f in facts)
         if fp.rows != total_rows:
             raise InputError(f"row counts disagree: footers say {total_rows}, a scan found {fp.rows}")
@@ -178,7 +227,7 @@ def ingest_version(
             shards=tuple(shards),
             fingerprint=fp,
             tool={"relake": __version__, "duckdb": duckdb.__version__},
-            sources=tuple(str(p) for p in paths),
+            sources=tuple(labels),
             storage="lake" if copy else "reference",
             stats={"row_hash": row_hash} if row_hash is not None else {},
         )

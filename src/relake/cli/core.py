@@ -45,15 +45,18 @@ def synth(
 @handled
 def ingest(
     name: Annotated[str, typer.Argument(help="Name of the new version.")],
-    sources: Annotated[list[str], typer.Argument(help="Parquet files, folders or glob patterns.")],
+    sources: Annotated[list[str], typer.Argument(
+        help="Parquet files, folders or glob patterns; or fsspec URIs (s3://, gs://, hf://, memory://, file://) "
+             "of files, folders or globs, which need --copy.")],
     url_col: Annotated[str | None, typer.Option("--url-col", help="Column holding the URL.")] = None,
     caption_col: Annotated[str | None, typer.Option("--caption-col", help="Column holding the caption.")] = None,
     id_col: Annotated[str | None, typer.Option("--id-col", help="Column holding the row id.")] = None,
-    copy: Annotated[bool, typer.Option("--copy", help="Copy shards into the lake.")] = False,
+    copy: Annotated[bool, typer.Option(
+        "--copy", help="Copy shards into the lake (required for URIs: remote files are downloaded into it).")] = False,
     memory_limit: MemOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Register parquet files as an immutable original version."""
+    """Register parquet files (local, or fsspec URIs copied in with --copy) as an immutable original version."""
     from relake.ingest import ingest_version
 
     start = time.perf_counter()
