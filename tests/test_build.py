@@ -500,7 +500,7 @@ def test_variants_chain_and_versions_show_lineage(small_lake: tuple[Lake, Inputs
 
 AUDIT_ROWS = {
     "audit/shard_counts": "SELECT 0 AS shard, 10 AS base_rows, 9 AS kept_rows, 0 AS removed_rows",
-    "audit/subset": "SELECT 7 AS bucket, 10 AS base_rows, 9 AS sum_rows",
+    "audit/subset": "SELECT 0 AS shard, 10 AS base_rows, 1 AS removed_rows, 8 AS kept_rows",
     "audit/survivors_match": "SELECT 'f' AS file, 1 AS pos, 'urls' AS rule, 'url' AS how",
     "audit/matches_removed": "SELECT 'f' AS file, 1 AS pos, 'urls' AS rule",
 }
@@ -691,4 +691,72 @@ def test_wrong_row_hash_sums_in_the_base_manifest_fail_the_subset_audit(small_la
     spec = Spec(name="new", base="orig", rules=(Rule(id="urls", category="safety", blocklist="bl-url"),))
     with pytest.raises(AuditError, match="audit subset failed"):
         build_version(lake, spec)
+    _assert_nothing_published(lake, before)
+
+
+def test_base_files_in_hive_style_folders_are_rewritten_with_their_own_columns_only(tmp_path: Path) -> None:
+    """DuckDB's SQL read_parquet would add a column x for a folder x=1/; the shard writer must not."""
+    lake = Lake(tmp_path / "lake")
+    rows = {"URL": ["http://a.example/1.jpg", "http://b.example/2.jpg"], "TEXT": ["a", "b"], "SAMPLE_ID": [1, 2]}
+    plain = write_table(pa.table(rows), tmp_path / "src" / "part-0.parquet")
+    hive = write_table(pa.table(rows), tmp_path / "src" / "x=1" / "part-1.parquet")
+    ingest_version(lake, "orig", [str(plain), str(hive)])
+    result = build_version(lake, Spec(name="new", base="orig",
+                                      rules=(Rule(id="r", category="c", where="SAMPLE_ID = 2"),)))
+    for shard in result.version.shards:
+        got = pq.read_table(lake.version_dir("new") / shard.path)
+        assert got.schema.names == ["URL", "TEXT", "SAMPLE_ID"]
+        assert got.column("SAMPLE_ID").to_pylist() == [1]
+
+
+def _two_equal_shards(tmp_path: Path) -> Lake:
+    lake = Lake(tmp_path / "lake")
+    paths = [write_table(pa.table({"URL": [f"http://h{s}.example/{i}.jpg" for i in range(3)],
+                                   "TEXT": [f"t{s}{i}" for i in range(3)],
+                                   "SAMPLE_ID": pa.array([10 * s + i for i in range(3)], pa.int64())}),
+                         tmp_path / "src" / f"part-{s}.parquet") for s in range(2)]
+    ingest_version(lake, "orig", [str(p) for p in paths])
+    return lake
+
+
+def test_shards_written_into_each_others_place_fail_the_subset_audit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Equal row counts, nothing removed: totals over all shards agree, only the per-shard sums can tell."""
+    lake = _two_equal_shards(tmp_path)
+    original = build_mod._write_shard
+    sources: list[str] = []
+
+    def swapped(job: tuple[Any, ...]) -> None:
+        src, out, rows, positions, codec, mem = job
+        if not sources:
+            sources.extend(sorted(str(p) for p in (tmp_path / "src").glob("*.parquet")))
+        other = sources[1] if src == sources[0] else sources[0]
+        original((other, out, rows, positions, codec, mem))
+
+    monkeypatch.setattr(build_mod, "_write_shard", swapped)
+    before = snapshot(lake.root)
+    with pytest.raises(AuditError, match=r"audit subset failed: written shard 0 .*another shard"):
+        build_version(lake, Spec(name="new", base="orig", rules=(Rule(id="r", category="c", where="SAMPLE_ID < 0"),)))
+    _assert_nothing_published(lake, before)
+
+
+def test_a_shard_written_with_other_column_types_fails_the_schema_audit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SAMPLE_ID written as INTEGER instead of BIGINT: same values, same hash() sums; the schema audit catches it."""
+    lake = _two_equal_shards(tmp_path)
+    original = build_mod._write_shard
+
+    def narrowed(job: tuple[Any, ...]) -> None:
+        original(job)
+        out: Path = job[1]
+        t = pq.read_table(out)
+        i = t.schema.get_field_index("SAMPLE_ID")
+        pq.write_table(t.set_column(i, "SAMPLE_ID", t.column(i).cast(pa.int32())), out)
+
+    monkeypatch.setattr(build_mod, "_write_shard", narrowed)
+    before = snapshot(lake.root)
+    with pytest.raises(AuditError, match=r"audit schema failed: written shard 0 .*SAMPLE_ID INTEGER.*SAMPLE_ID BIGINT"):
+        build_version(lake, Spec(name="new", base="orig", rules=(Rule(id="r", category="c", where="SAMPLE_ID < 0"),)))
     _assert_nothing_published(lake, before)

@@ -1,5 +1,5 @@
--- Returns: nothing; creates temp table base_split from one scan of the base, grouped by removed (and, for
---   removed rows, by fingerprint bucket): rows, the sum of DuckDB's hash() of each whole row (compared
+-- Returns: nothing; creates temp table base_split from one scan of the base, grouped by file and removed (and,
+--   for removed rows, by fingerprint bucket): rows, the sum of DuckDB's hash() of each whole row (compared
 --   in-process with the written shards' sum), for removed rows the md5 fingerprint partial sums exactly as
 --   fingerprint/buckets computes them, and (fetched) the removed rows' file, position, key, URL and caption.
 --   View split_input is base_flagged (build/split_input_all) or, when the base's hash sums are known from
@@ -10,6 +10,7 @@
 CREATE OR REPLACE TEMP TABLE base_split AS
 WITH t AS (
     SELECT
+        relake_file AS file,
         relake_removed AS removed,
         CAST(hash(*COLUMNS(* EXCLUDE (relake_removed, relake_file, relake_pos, relake_url, relake_caption,
                                       relake_id))) AS HUGEINT) AS h,
@@ -25,6 +26,7 @@ WITH t AS (
     FROM split_input
 )
 SELECT
+    file,
     removed,
     CAST(m & CAST(255 AS UHUGEINT) AS INTEGER) AS bucket,
     count(*) AS rows,

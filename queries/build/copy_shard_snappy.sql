@@ -1,4 +1,4 @@
 -- Returns: nothing; rewrites base shard $src whole (no row removed), snappy-compressed, single-threaded.
 -- Reads: the parquet file $src.
 -- params: $src, $out
-COPY (SELECT * FROM read_parquet($src)) TO $out (FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 122880)
+COPY (SELECT * FROM read_parquet($src, hive_partitioning = false)) TO $out (FORMAT parquet, COMPRESSION snappy, ROW_GROUP_SIZE 122880)

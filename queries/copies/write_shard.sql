@@ -5,6 +5,6 @@
 -- params: $src, $mask, $out, $codec
 COPY (
     SELECT * EXCLUDE (file_row_number)
-    FROM read_parquet($src, file_row_number = true)
+    FROM read_parquet($src, file_row_number = true, hive_partitioning = false)
     WHERE get_bit(CAST($mask AS BIT), CAST(file_row_number AS INTEGER)) = 0
 ) TO $out (FORMAT parquet, COMPRESSION $codec)

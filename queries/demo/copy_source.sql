@@ -7,6 +7,6 @@ COPY (
     SELECT s.*
     FROM src AS s
     WHERE s.hash % 50 = 0
-       OR CAST(s.SAMPLE_ID AS VARCHAR) IN (SELECT key FROM read_parquet($removed))
+       OR CAST(s.SAMPLE_ID AS VARCHAR) IN (SELECT key FROM read_parquet($removed, hive_partitioning = false))
     ORDER BY s.SAMPLE_ID
 ) TO $out (FORMAT parquet, COMPRESSION zstd)

@@ -447,7 +447,7 @@ def _audit(db: Db, spec: Spec, plans: Sequence[_Plan], base: Version, base_paths
            ) -> tuple[Fingerprint, dict[str, Any]]:
     """Run the audits; returns the new version's fingerprint and its per-shard row-hash sums (stats row_hash)."""
     q = query
-    # 1. per shard: base rows = kept + removed
+    # 1. per shard: base rows = kept + removed, and the written shard has the base's columns and types
     q("build/create_shard_counts").run(db.con)
     for i, (s, k) in enumerate(zip(base.shards, kept, strict=True)):
         q("build/insert_shard_count").run(db.con, shard=i, base_rows=s.rows, kept_rows=k.rows)
@@ -455,39 +455,50 @@ def _audit(db: Db, spec: Spec, plans: Sequence[_Plan], base: Version, base_paths
     if bad:
         raise AuditError(f"audit shard_counts failed: shard {bad[0][0]} has {bad[0][1]} base rows but "
                          f"{bad[0][2]} kept + {bad[0][3]} removed; nothing was published")
-    # 2. subset: the written rows are exactly the base rows minus the removed ones (count and sum of
-    #    whole-row hashes, all computed here); then the new fingerprint follows from the base's by
+    if base_paths:
+        want = shard_facts(db, base_paths[0], with_hash=False).schema  # as this DuckDB reads the base
+        for i, k in enumerate(kept):
+            if k.schema != want:
+                raise AuditError(f"audit schema failed: written shard {i} has columns "
+                                 f"{', '.join(f'{c.name} {c.type}' for c in k.schema)}, not the base's "
+                                 f"{', '.join(f'{c.name} {c.type}' for c in want)}; nothing was published")
+    # 2. subset, per shard: the written shard holds exactly its base shard's rows minus the removed ones (count
+    #    and sum of whole-row hashes, all computed here); then the new fingerprint follows from the base's by
     #    subtracting the removed rows' md5 fingerprint, bucket by bucket, with no md5 pass over the output.
     #    When the base's manifest has its per-shard hash sums (made by this DuckDB version; the base shards'
-    #    sha256 is checked beside the build), only the removed rows are read back from the base.
+    #    sha256 was checked before the audit), only the removed rows are read back from the base.
     cached = cached_row_hashes(base.stats, len(base.shards))
     q("build/base_flagged").run(db.con)
     q("build/split_input_all" if cached is None else "build/split_input_removed").run(db.con)
     q("audit/base_split").run(db.con, names=names_tag(c.name for c in base.schema))
     split = q("audit/base_split_sums").rows(db.con)
     q("build/removed_full").run(db.con)  # before --full-audit rebinds base and shard_files to the output
+    plain_base = [db.plain_path(p) for p in base_paths]
+    base_sums = {f: [0, 0] for f in plain_base}
+    removed_sums = {f: [0, 0] for f in plain_base}
+    for f, removed, _b, n, h, _lo, _hi in split:
+        for acc in (base_sums[str(f)], *((removed_sums[str(f)],) if removed else ())):
+            acc[0] += int(n)
+            acc[1] += int(h)
     if cached is not None:
-        base_rows, base_hash = sum(s.rows for s in base.shards), sum(cached)
-    else:
-        base_rows, base_hash = sum(int(r[2]) for r in split), sum(int(r[3]) for r in split)
-    removed_rows = sum(int(r[2]) for r in split if r[0])
-    removed_hash = sum(int(r[3]) for r in split if r[0])
-    fp_removed = combine((int(b), int(n), int(lo), int(hi)) for removed, b, n, _h, lo, hi in split if removed)
+        base_sums = {f: [s.rows, h] for f, s, h in zip(plain_base, base.shards, cached, strict=True)}
+    fp_removed = combine((int(b), int(n), int(lo), int(hi)) for _f, removed, b, n, _h, lo, hi in split if removed)
     plain_outs = [db.plain_path(o) for o in outs]
     per_out: dict[str, tuple[int, int]] = {}
     if outs:
         db.con.read_parquet(plain_outs, filename=True).create_view("src_files", replace=True)
         per_out = {str(f): (int(n), int(h)) for f, n, h in q("audit/hash_sum").rows(db.con)}
     kept_sums = [per_out.get(o, (0, 0)) for o in plain_outs]
-    kept_rows, kept_hash = sum(n for n, _ in kept_sums), sum(h for _, h in kept_sums)
     q("build/create_subset_check").run(db.con)
-    q("build/insert_subset_check").run(db.con, base_rows=base_rows, base_hash=base_hash, removed_rows=removed_rows,
-                                       removed_hash=removed_hash, kept_rows=kept_rows, kept_hash=kept_hash)
+    for i, (f, (kept_rows, kept_hash)) in enumerate(zip(plain_base, kept_sums, strict=True)):
+        q("build/insert_subset_check").run(
+            db.con, shard=i, base_rows=base_sums[f][0], base_hash=base_sums[f][1], removed_rows=removed_sums[f][0],
+            removed_hash=removed_sums[f][1], kept_rows=kept_rows, kept_hash=kept_hash)
     bad = q("audit/subset").rows(db.con)
     if bad:
-        raise AuditError(f"audit subset failed: the written shards hold {bad[0][2]:,} rows that are not exactly the "
-                         f"{bad[0][0]:,} base rows minus the {bad[0][1]:,} removed (a row was added, lost or "
-                         "altered); nothing was published")
+        raise AuditError(f"audit subset failed: written shard {bad[0][0]} holds {bad[0][3]:,} rows that are not "
+                         f"exactly the {bad[0][1]:,} rows of its base shard minus the {bad[0][2]:,} removed (a row "
+                         "was added, lost, altered or written into another shard); nothing was published")
     fp_kept = subtract(base.fingerprint, fp_removed)
     row_hash = row_hash_stats([h for _, h in kept_sums])
     # 3. --full-audit: no surviving row matches any rule, re-run over the written shards (implied by 1, 2 and
