@@ -15,7 +15,7 @@ from helpers import Cli, error_line, laion_table, sha256_of, snapshot, snapshot_
 from relake.errors import InputError, NotFoundError
 from relake.ingest import ingest_version
 from relake.lake import Lake
-from relake.remote import FSSPEC_HINT, is_uri, redact, resolve_remote, scrub
+from relake.remote import FSSPEC_HINT, is_uri, redact, redact_text, resolve_remote, scrub
 
 MEM = fsspec.filesystem("memory")
 
@@ -207,7 +207,8 @@ def test_credentials_never_recorded_or_printed(cli: Cli, lake: Lake, src: list[P
     [
         ("s3://AKIA:secret@bucket/x.parquet", "s3://bucket/x.parquet"),
         ("gs://tok@bucket", "gs://bucket"),
-        ("https://u:p@host:8443/a/b.parquet?sig=1", "https://host:8443/a/b.parquet?sig=1"),
+        ("https://u:p@host:8443/a/b.parquet?sig=1", "https://host:8443/a/b.parquet"),
+        ("simplecache::s3://AKIA:secret@bucket/x", "simplecache::s3://bucket/x"),
         ("hf://datasets/org/repo@main/data", "hf://datasets/org/repo@main/data"),  # a revision, not userinfo
         ("memory://bucket/x", "memory://bucket/x"),
         ("/local/path@x", "/local/path@x"),
@@ -224,9 +225,25 @@ def test_scrub_takes_secrets_out_of_messages() -> None:
     assert scrub("plain message", "s3://bucket/x") == "plain message"
 
 
+def test_short_userinfo_is_not_scrubbed_from_ordinary_words() -> None:
+    assert scrub("no bucket named abfs here", "abfs://u@account/x") == "no bucket named abfs here"
+
+
+def test_userinfo_is_taken_out_of_any_text() -> None:
+    assert redact_text("simplecache::s3://AKIA:secret@bucket/x and gs://t@b/y") == "simplecache::s3://bucket/x and gs://b/y"
+
+
+def test_a_signed_url_is_refused_without_printing_its_signature(cli: Cli, lake: Lake) -> None:
+    result = cli("ingest", "v1", "https://host.example/x.parquet?X-Amz-Signature=SECRETSIG", "--copy")
+    assert result.exit_code == 1
+    assert "SECRETSIG" not in result.output and "query string is not accepted" in error_line(result)
+    assert not lake.has_version("v1")
+
+
 def test_is_uri() -> None:
     assert is_uri("s3://b/x") and is_uri("hf://datasets/a/b") and is_uri("git+ssh://h/x")
     assert not is_uri("/a/b://c") and not is_uri("1s3://b") and not is_uri("relative/x.parquet")
+    assert is_uri("simplecache::s3://b/x")
 
 
 # --- optional dependency ---------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from relake.errors import InputError, NotFoundError
 from relake.fingerprint import fingerprint_and_row_hashes
 from relake.lake import Lake, check_user_path, checkpoint, has_glob_chars, validate_name
 from relake.manifest import Column, Shard, Version, sha256_file
-from relake.remote import RemoteFile, download, is_uri, redact, resolve_remote
+from relake.remote import RemoteFile, download, is_uri, redact, redact_text, resolve_remote
 from relake.sql import query
 
 
@@ -45,7 +45,7 @@ def resolve_sources(sources: Sequence[str]) -> list[Path]:
     for raw in sources:
         p = check_user_path(raw)
         if "://" in raw:
-            raise InputError(f"{redact(raw)}: remote sources are read only by `relake ingest --copy`; "
+            raise InputError(f"{redact_text(raw)}: remote sources are read only by `relake ingest --copy`; "
                              "ingest them into the lake first")
         if p.is_dir():
             found = sorted(f for f in p.rglob("*.parquet") if f.is_file() and not _hidden(f, p))
@@ -210,7 +210,9 @@ def ingest_version(
             else:
                 shards = [Shard(str(f.path), f.rows, f.bytes, f.sha256, f.schema) for f in facts]
             try:
-                fp, row_hash = fingerprint_and_row_hashes(db, paths)
+                # with --copy, the lake's own copies (whose sha256 was just checked) are what later builds read
+                scanned = [staging.path / sh.path for sh in shards] if copy else paths
+                fp, row_hash = fingerprint_and_row_hashes(db, scanned)
             except duckdb.Error as exc:
                 raise InputError(f"cannot read the sources ({first_line(exc)})") from exc
         total_rows = sum(f.rows for f in facts)

@@ -20,7 +20,10 @@ from relake.db import first_line
 from relake.errors import InputError, NotFoundError
 from relake.lake import has_glob_chars
 
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
+# a scheme, or fsspec's chained form (simplecache::s3://…)
+_SCHEME = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.\-]*::)*[A-Za-z][A-Za-z0-9+.\-]*)://")
+# userinfo anywhere in a text: scheme://user:secret@
+_ANY_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://)[^/\s@]*@")
 _CHUNK = 8 << 20
 _SHORTEST_SECRET = 6  # a secret shorter than this is not replaced on its own (it would mangle ordinary words)
 # exceptions raised by a file system's client library (not OSError subclasses) are reported, not raised loudly
@@ -45,21 +48,40 @@ def _userinfo(uri: str) -> str:
 
 
 def redact(uri: str) -> str:
-    """The URI without its userinfo: ``s3://key:secret@bucket/x`` -> ``s3://bucket/x``."""
+    """The URI without its userinfo (``s3://key:secret@bucket/x`` -> ``s3://bucket/x``) and, for http(s), without
+    its query string or fragment (where signatures and tokens travel)."""
     info = _userinfo(uri)
-    if not info:
-        return uri
-    m = _SCHEME.match(uri)
-    assert m is not None
-    return uri[: m.end()] + uri[m.end() + len(info) + 1:]
+    if info:
+        m = _SCHEME.match(uri)
+        assert m is not None
+        uri = uri[: m.end()] + uri[m.end() + len(info) + 1:]
+    if _is_http(uri):
+        uri = re.split(r"[?#]", uri, maxsplit=1)[0]
+    return uri
+
+
+def redact_text(text: str) -> str:
+    """``text`` without any ``scheme://user:secret@`` userinfo in it (for messages about sources not yet parsed)."""
+    return _ANY_USERINFO.sub(r"\1", text)
+
+
+def _is_http(uri: str) -> bool:
+    return uri.lower().startswith(("http://", "https://"))
 
 
 def scrub(text: str, uri: str) -> str:
-    """``text`` (a label or an error message) with the credentials of ``uri`` taken out wherever they appear."""
+    """``text`` (a label or an error message) with the credentials of ``uri`` taken out wherever they appear:
+    its userinfo and, for http(s), its query string and fragment."""
+    if _is_http(uri):
+        query = re.search(r"[?#].*$", uri)
+        if query:
+            text = text.replace(query.group(0), "")
     info = _userinfo(uri)
     if not info:
         return text
-    text = text.replace(info + "@", "").replace(info, "***")
+    text = text.replace(info + "@", "")
+    if len(info) >= _SHORTEST_SECRET:
+        text = text.replace(info, "***")
     secret = info.partition(":")[2]
     return text.replace(secret, "***") if len(secret) >= _SHORTEST_SECRET else text
 
@@ -120,6 +142,9 @@ def resolve_remote(uri: str) -> list[RemoteFile]:
     """A file, a folder (every ``*.parquet`` below, sorted, skipping parts starting with ``.`` or ``_``) or a glob
     (expanded by fsspec), like local sources."""
     shown = redact(uri)
+    if _is_http(uri) and re.search(r"[?#]", uri):
+        raise InputError(f"{shown}: a URL with a query string is not accepted (it may carry a signature or token, "
+                         "which would be recorded); download the file first or use the file system's credentials")
     fs, root = _file_system(uri)
     with client_errors(uri):
         if fs.isdir(root):
