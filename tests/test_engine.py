@@ -16,7 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -395,3 +397,54 @@ def test_keyed_diff_on_local_threads_equals_the_single_join(tmp_path: Path, monk
     assert _without_time(mapped.to_dict()) == _without_time(plain.to_dict())
     assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
     assert plain.added == 4 and plain.removed == 6 and plain.changed == 7
+
+
+def test_map_tasks_match_column_names_case_insensitively_as_the_driver_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """B's second file spells TEXT as text: the driver's union_by_name read matches it to TEXT, and so must each
+    map task reading that file alone (else its captions read as NULL and the edit of row 45, NULL before, is
+    missed)."""
+    monkeypatch.setattr(relake.diff_dist, "ROWS_PER_BUCKET", 8)
+    rows = v1_rows()
+    write_split(pa.Table.from_pylist(rows, schema=V1_SCHEMA), tmp_path / "a", 2)
+    edited = [dict(r, TEXT=f"edited {i}") if i in (3, 40, 45) else r for i, r in enumerate(rows)]  # 45: was NULL
+    b = write_split(pa.Table.from_pylist(edited, schema=V1_SCHEMA), tmp_path / "b", 2)
+    second = pq.read_table(b[1])
+    write_table(second.rename_columns(["text" if c == "TEXT" else c for c in second.column_names]), b[1])
+    lake = Lake.at(tmp_path / "lake")
+    plain = diff_versions(lake, f"{tmp_path / 'a'}/", f"{tmp_path / 'b'}/")
+    mapped = diff_versions(lake, f"{tmp_path / 'a'}/", f"{tmp_path / 'b'}/", engine=LocalEngine(2))
+    assert (plain.changed, plain.added, plain.removed) == (3, 0, 0)
+    assert _without_time(mapped.to_dict()) == _without_time(plain.to_dict())
+
+
+def test_check_tasks_match_column_names_case_insensitively(copy_case: Planted, tmp_path: Path) -> None:
+    """One copy shard spells url as URL: the per-shard check jobs must find it, as the whole-copy read does."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(copy_case.copy, copy)
+    shard = sorted(copy.glob("*.parquet"))[-2]  # one with affected rows
+    t = pq.read_table(shard)
+    write_table(t.rename_columns(["URL" if c == "url" else c for c in t.column_names]), shard)
+    lake = Lake.at(tmp_path / "no-lake")
+    local = check_copy(lake, copy, copy_case.manifest)
+    jobs = check_copy(lake, copy, copy_case.manifest, engine=LocalEngine(2))
+    assert local.affected > 0 and any(s.affected for s in local.shards if shard.stem in s.shard)
+    def rows(report: Any) -> list[tuple[int, int, str]]:
+        return [(r.shard, r.pos, r.how) for r in report.affected_rows]
+
+    assert rows(jobs) == rows(local)
+
+
+def test_keys_that_parquet_would_change_are_refused_on_the_shuffle(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    for side in ("a", "b"):
+        (tmp_path / side).mkdir()
+        con.execute("COPY (SELECT to_milliseconds(i) AS k, i AS v FROM range(5) t(i)) TO $out (FORMAT parquet)",
+                    {"out": str(tmp_path / side / "p.parquet")})
+    lake = Lake.at(tmp_path / "lake")
+    assert diff_versions(lake, f"{tmp_path / 'a'}/", f"{tmp_path / 'b'}/", key=["k"]).changed == 0
+    with pytest.raises(InputError, match=r"a key of type INTERVAL does not survive"):
+        diff_versions(lake, f"{tmp_path / 'a'}/", f"{tmp_path / 'b'}/", key=["k"], engine=LocalEngine(1))

@@ -247,9 +247,11 @@ def _copy_rows(rel: duckdb.DuckDBPyRelation, names: tuple[str | None, ...]) -> N
     """View ``copy_rows(file, pos, key, url, caption, status, error, img)`` over ``rel`` (read with filename and
     file_row_number); ``names`` are the source columns of key … img, None (or absent from ``rel``) for NULL."""
     varchar = duckdb.sqltype("VARCHAR")
+    have = {c.lower(): c for c in rel.columns}  # case-insensitive, as a union_by_name read of every shard
 
     def col(name: str | None, alias: str) -> Any:
-        expr = ColumnExpression(name) if name is not None and name in rel.columns else ConstantExpression(None)
+        found = have.get(name.lower()) if name is not None else None
+        expr = ColumnExpression(found) if found is not None else ConstantExpression(None)
         return expr.cast(varchar).alias(alias)
 
     aliases = ("key", "url", "caption", "status", "error", "img")
@@ -461,7 +463,7 @@ def _check_shard_job(job: _CheckJob) -> pa.Table:
                 _manifest_view(con.read_parquet(removed), job.image_column)
                 query("copies/create_hits").run(con)
                 query("copies/match_manifest").run(con, use_image=job.use_image)
-                return query("copies/shard_hits").run(con).to_arrow_table()
+                return con.sql(query("copies/shard_hits").text).to_arrow_table()  # no params; one Arrow copy
             except duckdb.Error as exc:
                 raise InputError(f"{job.label}: cannot match the copy ({first_line(exc)})") from exc
     finally:
