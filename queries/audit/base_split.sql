@@ -1,7 +1,7 @@
 -- Returns: nothing; creates temp table base_split from one scan of the base, grouped by file and removed (and,
 --   for removed rows, by fingerprint bucket): rows, the sum of DuckDB's hash() of each whole row (compared
 --   in-process with the written shards' sum), for removed rows the md5 fingerprint partial sums exactly as
---   fingerprint/buckets computes them, and (fetched) the removed rows' file, position, key, URL and caption.
+--   fingerprint/buckets computes them.
 --   View split_input is base_flagged (build/split_input_all) or, when the base's hash sums are known from
 --   its manifest, only its removed rows (build/split_input_removed: the scan then decodes just the rows at
 --   removed positions).
@@ -18,11 +18,7 @@ WITH t AS (
             THEN md5_number(CAST(json_array(*COLUMNS(* EXCLUDE (relake_removed, relake_file, relake_pos,
                                                                 relake_url, relake_caption, relake_id)))
                                  AS VARCHAR) || $names)
-        END AS m,
-        CASE WHEN relake_removed
-            THEN {'file': relake_file, 'pos': relake_pos, 'key': relake_id, 'url': relake_url,
-                  'caption': relake_caption}
-        END AS fetched
+        END AS m
     FROM split_input
 )
 SELECT
@@ -32,7 +28,6 @@ SELECT
     count(*) AS rows,
     sum(h) AS h,
     coalesce(sum(CAST(m & CAST(18446744073709551615 AS UHUGEINT) AS HUGEINT)), 0) AS sum_lo,
-    coalesce(sum(CAST(m >> 64 AS HUGEINT)), 0) AS sum_hi,
-    list(fetched) FILTER (WHERE fetched IS NOT NULL) AS fetched
+    coalesce(sum(CAST(m >> 64 AS HUGEINT)), 0) AS sum_hi
 FROM t
 GROUP BY ALL

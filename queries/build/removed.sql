@@ -1,8 +1,8 @@
 -- Returns: nothing; creates temp table removed: one row per matched base row with its shard and position,
 --   every matching rule (sorted) and how each matched, the categories, whether any rule is sensitive, and
 --   the image hash when it came from the base data (column or side table), never from a partner's list
---   alone. The row's own key, URL and caption are fetched later, in the audit's one scan of the base
---   (audit/base_split, then build/removed_full).
+--   alone. The row's own key, URL and caption are fetched after the writes (build/removed_full), reading
+--   only the removed positions.
 -- Reads: tables matches, shard_files(file, shard), rule_info(rule, category, sensitive), img_all.
 -- params: none
 CREATE OR REPLACE TEMP TABLE removed AS

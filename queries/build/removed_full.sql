@@ -1,13 +1,18 @@
--- Returns: nothing; creates temp table removed_full: every row of table removed with the key, canonical URL
---   sha256, URL and caption fetched by audit/base_split, by shard and position (written as removed.parquet).
--- Reads: tables removed, shard_files, base_split.
+-- Returns: nothing; creates temp table removed_full: every row of table removed with its key, canonical URL
+--   sha256, URL and caption read from the base, by shard and position (written as removed.parquet). The
+--   position filter lets the parquet reader decode those columns only at removed positions; the join (which
+--   can spill) keeps the exact (file, position) pairs.
+-- Reads: tables removed, shard_files, view base_keyed.
 -- params: none
 CREATE OR REPLACE TEMP TABLE removed_full AS
 SELECT
-    r.shard, r.position, c.key, url_sha256(c.url) AS url_sha256, c.url, c.caption,
-    r.rules, r.hows, r.categories, r.sensitive, r.image_hash
+    r.shard, r.position, c.relake_id AS key, url_sha256(c.relake_url) AS url_sha256, c.relake_url AS url,
+    c.relake_caption AS caption, r.rules, r.hows, r.categories, r.sensitive, r.image_hash
 FROM removed AS r
 JOIN shard_files AS sf USING (shard)
-JOIN (SELECT unnest(f) FROM (SELECT unnest(fetched) AS f FROM base_split WHERE removed)) AS c
-    ON c.file = sf.file AND c.pos = r.position
+JOIN (
+    SELECT relake_file, relake_pos, relake_id, relake_url, relake_caption
+    FROM base_keyed
+    WHERE relake_pos IN (SELECT position FROM removed)
+) AS c ON c.relake_file = sf.file AND c.relake_pos = r.position
 ORDER BY r.shard, r.position
