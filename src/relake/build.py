@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow.parquet as pq
 from duckdb import ColumnExpression, ConstantExpression, StarExpression
 
 from relake import __version__
@@ -146,11 +147,13 @@ def build_version(
             kept = [shard_facts(db, o, with_hash=False) for o in outs]
             fp_kept, row_hash = _audit(db, spec, plans, base, paths, kept, outs, rerun_rules=full_audit)
             kept = [replace(k, sha256=d.result()) for k, d in zip(kept, out_digests, strict=True)]
-            removed_arrow = db.con.sql(q("build/removed_rows").text).to_arrow_table()
-            if removed_arrow.num_rows != removed_total:
-                raise AuditError(f"audit removed_rows failed: {removed_arrow.num_rows:,} removed rows were fetched "
+            # streamed (Arrow batches), so millions of removed rows never sit in memory at once
+            removed_path = staging.path / "removed.parquet"
+            write_parquet_stable(db.con.sql(q("build/removed_rows").text).to_arrow_reader(), removed_path)
+            fetched = pq.ParquetFile(removed_path).metadata.num_rows
+            if fetched != removed_total:
+                raise AuditError(f"audit removed_rows failed: {fetched:,} removed rows were fetched "
                                  f"from the base, not {removed_total:,}; nothing was published")
-            write_parquet_stable(removed_arrow, staging.path / "removed.parquet")
             version = Version(
                 name=spec.name,
                 kind="derived",

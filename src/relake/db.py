@@ -112,8 +112,8 @@ _ROW_VALUE = re.compile(r"""\b(value|string|input|Value)\s+(["'])(?:(?!\2).)*\2"
 
 
 def write_parquet_stable(table: Any, out: Path) -> None:
-    """Write an arrow table with one single-threaded DuckDB, so the bytes are the same on every run (a
-    multi-threaded COPY cuts row groups wherever batches happen to arrive)."""
+    """Write an Arrow table or record-batch reader with one single-threaded DuckDB, so the bytes are the same on
+    every run (a multi-threaded COPY cuts row groups wherever batches happen to arrive)."""
     con = duckdb.connect(":memory:", config={"threads": 1})
     try:
         query("db/quiet").run(con)
