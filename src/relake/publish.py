@@ -133,10 +133,12 @@ def write_manifest(
             else:
                 rows_q = query("manifest/public_rows_images" if image_algo else "manifest/public_rows")
                 fname = "removed.parquet"
-            table = db.con.sql(rows_q.text).to_arrow_table()
+            rows = db.con.sql(rows_q.text)
             if image_algo:
-                table = table.rename_columns(["url_sha256", "category", f"image_{image_algo}"])
-            write_parquet_stable(table, staging / fname)
+                rows = rows.select(*(ColumnExpression(c).alias(n) for c, n in zip(
+                    rows.columns, ("url_sha256", "category", f"image_{image_algo}"), strict=True)))
+            write_parquet_stable(rows.to_arrow_reader(), staging / fname)  # streamed: any number of hashes
+            written = pq.ParquetFile(staging / fname).metadata.num_rows
             if private:
                 os.chmod(staging / fname, 0o600)
             sidecar = {
@@ -148,7 +150,7 @@ def write_manifest(
                 "canonical_url_rule": CANONICAL_RULE,
                 "from": {"name": first.name, "fingerprint": first.fingerprint.value, "rows": first.rows},
                 "to": {"name": last.name, "fingerprint": last.fingerprint.value, "rows": last.rows},
-                "rows": table.num_rows,
+                "rows": written,
                 "counts": counts,
                 "removed_rows_without_url": no_url,
                 "image_hash": image_algo,
@@ -164,7 +166,7 @@ def write_manifest(
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-    return ManifestSummary(out, table.num_rows, counts, private, image_algo)
+    return ManifestSummary(out, written, counts, private, image_algo)
 
 
 def manifest_for_pair(lake: Lake, a: str, b: str) -> Path:
