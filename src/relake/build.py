@@ -30,7 +30,7 @@ from relake import __version__
 from relake.blocklist import Blocklist, load_blocklist
 from relake.canonical import CANONICAL_VERSION, register_canonical
 from relake.db import Db, connect, first_line, write_parquet_stable
-from relake.engine import Engine, LocalEngine, plain_file
+from relake.engine import Engine, LocalEngine, job_connection, plain_file
 from relake.errors import AuditError, InputError, NotFoundError, RelakeError, ResourceError, SpecError
 from relake.fingerprint import (
     ALGORITHM,
@@ -427,11 +427,7 @@ def _shard_label(job: tuple[str, Path, int, list[int], str, str | None]) -> str:
 def _write_shard(job: tuple[str, Path, int, list[int], str, str | None]) -> None:
     """One output shard in its own single-threaded DuckDB: an engine job (top-level, picklable, absolute paths)."""
     src, out, rows, positions, codec, memory_limit = job
-    config: dict[str, str | bool | int | float | list[str]] = {"threads": 1, "preserve_insertion_order": True}
-    if memory_limit:
-        config["memory_limit"] = memory_limit
-    con = duckdb.connect(":memory:", config=config)
-    query("db/quiet").run(con)
+    con = job_connection(memory_limit)
     try:
         with plain_file(src) as plain:
             if positions and rows:

@@ -51,7 +51,7 @@ from duckdb import ColumnExpression, ConstantExpression
 
 from relake.canonical import register_canonical
 from relake.db import Db, connect, detect_roles, first_line
-from relake.engine import plain_file
+from relake.engine import job_connection, plain_file
 from relake.errors import InputError, NotFoundError
 from relake.lake import Lake, check_user_path
 from relake.manifest import sha256_file
@@ -450,12 +450,8 @@ class _CheckJob:
 def _check_shard_job(job: _CheckJob) -> pa.Table:
     """The rows of one shard that copies/match_manifest matches, in its own single-threaded DuckDB:
     ``copies/shard_hits`` (pos, key, status, error, by_url, by_image, not_kept) as an Arrow table."""
-    config: dict[str, str | bool | int | float | list[str]] = {"threads": 1, "preserve_insertion_order": True}
-    if job.memory_limit:
-        config["memory_limit"] = job.memory_limit
-    con = duckdb.connect(":memory:", config=config)
+    con = job_connection(job.memory_limit)
     try:
-        query("db/quiet").run(con)
         register_canonical(con)
         with plain_file(job.parquet) as shard, plain_file(job.removed) as removed:
             try:

@@ -35,7 +35,7 @@ from duckdb import ColumnExpression, ConstantExpression, Expression
 
 from relake.db import Db, first_line
 from relake.diff import Compared, Side, _key_expr, _struct
-from relake.engine import Engine, plain_file
+from relake.engine import Engine, job_connection, plain_file
 from relake.errors import InputError
 from relake.lake import Lake, locked_dir
 from relake.sql import query
@@ -84,16 +84,6 @@ class ReduceJob:
     memory_limit: str | None
 
 
-def _connect(spill: str, memory_limit: str | None) -> duckdb.DuckDBPyConnection:
-    config: dict[str, str | bool | int | float | list[str]] = {
-        "threads": 1, "preserve_insertion_order": True, "temp_directory": spill}
-    if memory_limit:
-        config["memory_limit"] = memory_limit
-    con = duckdb.connect(":memory:", config=config)
-    query("db/quiet").run(con)
-    return con
-
-
 def _conform(rel: duckdb.DuckDBPyRelation, columns: tuple[tuple[str, str], ...]) -> duckdb.DuckDBPyRelation:
     """This file's rows in the side's columns and types (as the driver's read of every file types them)."""
     # names match case-insensitively, as in the driver's union_by_name read of every file
@@ -114,7 +104,7 @@ def shuffle_map(job: MapJob) -> None:
     """A map task: one file's ``(k, hash(r), f, side)`` rows, written by key bucket into ``job.out``."""
     shutil.rmtree(job.out, ignore_errors=True)  # a retried task starts over
     os.mkdir(job.out)  # never recreates a scratch folder the driver has already removed
-    con = _connect(job.spill, job.memory_limit)
+    con = job_connection(job.memory_limit, job.spill)
     try:
         with ExitStack() as stack:
             plain = stack.enter_context(plain_file(job.path))
@@ -142,7 +132,7 @@ def shuffle_reduce(job: ReduceJob) -> int:
                    for p in (d / "p" / name).iterdir() if p.name.endswith(".parquet"))
     if not files:
         return 0
-    con = _connect(job.spill, job.memory_limit)
+    con = job_connection(job.memory_limit, job.spill)
     try:
         with ExitStack() as stack:
             plain = [stack.enter_context(plain_file(p)) for p in files]
