@@ -1,13 +1,12 @@
--- Returns: nothing; creates temp table base_split from one scan of the base, grouped by file and removed (and,
---   for removed rows, by fingerprint bucket): rows, the sum of DuckDB's hash() of each whole row (compared
---   in-process with the written shards' sum), for removed rows the md5 fingerprint partial sums exactly as
---   fingerprint/buckets computes them.
+-- Returns: one scan of the base (view split_input), grouped by file and removed (and, for removed rows, by
+--   fingerprint bucket): file, removed, bucket, rows, h = the sum of DuckDB's hash() of each whole row (compared
+--   in-process with the written shards' sums), and for removed rows sum_lo, sum_hi = the md5 fingerprint
+--   partial sums exactly as fingerprint/buckets computes them.
 --   View split_input is base_flagged (build/split_input_all) or, when the base's hash sums are known from
 --   its manifest, only its removed rows (build/split_input_removed: the scan then decodes just the rows at
 --   removed positions).
 -- Reads: view split_input.
 -- params: $names
-CREATE OR REPLACE TEMP TABLE base_split AS
 WITH t AS (
     SELECT
         relake_file AS file,

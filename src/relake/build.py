@@ -469,8 +469,7 @@ def _audit(db: Db, spec: Spec, plans: Sequence[_Plan], base: Version, base_paths
     cached = cached_row_hashes(base.stats, len(base.shards))
     q("build/base_flagged").run(db.con)
     q("build/split_input_all" if cached is None else "build/split_input_removed").run(db.con)
-    q("audit/base_split").run(db.con, names=names_tag(c.name for c in base.schema))
-    split = q("audit/base_split_sums").rows(db.con)
+    split = q("audit/base_split").rows(db.con, names=names_tag(c.name for c in base.schema))
     q("build/removed_full").run(db.con)  # before --full-audit rebinds base and shard_files to the output
     plain_base = [db.plain_path(p) for p in base_paths]
     base_sums = {f: [0, 0] for f in plain_base}
