@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+import relake.diff
 import relake.diff_dist
 from helpers import sha256_of, shuffled, snapshot, write_shards, write_split, write_table
 from relake.build import build_version
@@ -397,6 +398,108 @@ def test_keyed_diff_on_local_threads_equals_the_single_join(tmp_path: Path, monk
     assert _without_time(mapped.to_dict()) == _without_time(plain.to_dict())
     assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
     assert plain.added == 4 and plain.removed == 6 and plain.changed == 7
+
+
+def _dup_rows() -> list[dict[str, Any]]:
+    """v1 with 7 ids duplicated 2-4 times (ties included), one NULL id, and a NULL caption duplicated."""
+    rows = v1_rows(80)
+    for i, copies in ((3, 4), (11, 2), (17, 3), (29, 2), (41, 3), (53, 2), (67, 2)):
+        for c in range(1, copies):
+            rows.append(dict(rows[i], URL=f"https://dup.example.com/{i}/{c}.jpg", TEXT=f"copy {c} of {i}"))
+    rows[70]["SAMPLE_ID"] = None
+    return rows
+
+
+@pytest.mark.parametrize("key", [["--key", "SAMPLE_ID"], ["--key", "URL,TEXT"], ["--key", "WIDTH"]])
+def test_engine_key_check_refuses_a_bad_key_with_the_local_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: list[str]
+) -> None:
+    """The key check runs in the reduce tasks: the same counts and the same 5 examples (most repeated first,
+    then by key, across buckets) as the driver's check, and no side is scanned on the driver for it."""
+    monkeypatch.setattr(relake.diff_dist, "ROWS_PER_BUCKET", 8)  # 190 rows: 32 buckets
+    rows = _dup_rows()
+    rows[12]["URL"], rows[12]["TEXT"] = rows[4]["URL"], rows[4]["TEXT"]  # URL+TEXT: one duplicated pair
+    write_split(pa.Table.from_pylist(rows, schema=V1_SCHEMA), tmp_path / "a", 3)
+    write_split(pa.Table.from_pylist(rows[:60], schema=V1_SCHEMA), tmp_path / "b", 2)
+    lake = tmp_path / "lake"
+    errors = {}
+    for engine in ("local", "threads"):
+        r = _invoke(lake, "diff", f"{tmp_path / 'a'}/", f"{tmp_path / 'b'}/", *key,
+                    *(["--engine", "local"] if engine == "local" else []))
+        if engine == "threads":  # the CLI's --engine local has no map/reduce; call it directly
+            with pytest.raises(InputError) as info:
+                monkeypatch.setattr(relake.diff, "_check_key", None)  # never called on an engine
+                diff_versions(Lake.at(lake), f"{tmp_path / 'a'}/", f"{tmp_path / 'b'}/", key=key[1].split(","),
+                              engine=LocalEngine(2))
+            errors[engine] = f"Error: {info.value}"
+        else:
+            assert r.exit_code == 1
+            errors[engine] = r.stderr.strip()
+    assert errors["threads"] == errors["local"]
+    assert "cannot diff by key" in errors["local"] and "duplicated key value" in errors["local"]
+    if key[1] == "SAMPLE_ID":  # 7 duplicated ids on 18 rows, one NULL; examples 1003 (4), 1017, 1041 (3), ...
+        assert "7 duplicated key value(s) on 18 rows in A" in errors["local"]
+        assert "1 row(s) with a NULL key in A" in errors["local"]
+        assert "(e.g. 1003, 1017, 1041, 1011, 1029)" in errors["local"]
+    assert _no_scratch(lake)
+
+
+def test_engine_default_key_falls_back_as_locally(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A's id is duplicated, so the default key is URL + caption, chosen by the engine's check as locally."""
+    monkeypatch.setattr(relake.diff_dist, "ROWS_PER_BUCKET", 8)
+    rows = v1_rows(80)
+    rows[5]["URL"] = "https://e.example.com/5.jpg"  # URL + TEXT unique
+    rows[7]["SAMPLE_ID"] = rows[6]["SAMPLE_ID"]
+    write_split(pa.Table.from_pylist(rows, schema=V1_SCHEMA), tmp_path / "a", 2)
+    edited = [dict(r, WIDTH=1) if i in (2, 9, 33) else r for i, r in enumerate(rows) if i != 50]
+    write_split(pa.Table.from_pylist(edited, schema=V1_SCHEMA), tmp_path / "b", 3)
+    lake = Lake.at(tmp_path / "lake")
+    plain = diff_versions(lake, f"{tmp_path / 'a'}/", f"{tmp_path / 'b'}/", out=str(tmp_path / "a.jsonl"))
+    mapped = diff_versions(lake, f"{tmp_path / 'a'}/", f"{tmp_path / 'b'}/", out=str(tmp_path / "b.jsonl"),
+                           engine=LocalEngine(2))
+    assert plain.key == ["URL", "TEXT"]  # not SAMPLE_ID, duplicated in A
+    assert (plain.changed, plain.removed, plain.added) == (3, 1, 0)
+    assert _without_time(mapped.to_dict()) == _without_time(plain.to_dict())
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+
+
+def test_engine_fetches_only_the_differing_rows_and_falls_back_for_interval_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fetch tasks write exactly the rows of the differing keys; an INTERVAL value (which parquet would alter)
+    is fetched by the driver instead, with the same result as locally."""
+    monkeypatch.setattr(relake.diff_dist, "ROWS_PER_BUCKET", 8)
+    fetched: list[int] = []
+    real = relake.diff_dist.shuffle_fetch
+
+    def counting(job: relake.diff_dist.FetchJob) -> int:
+        n = real(job)
+        fetched.append(n)
+        return n
+
+    monkeypatch.setattr(relake.diff_dist, "shuffle_fetch", counting)
+    v1, v2 = _pair(tmp_path)
+    lake = Lake.at(tmp_path / "lake")
+    plain = diff_versions(lake, f"{v1}/", f"{v2}/", maps=["URL=url"])
+    mapped = diff_versions(lake, f"{v1}/", f"{v2}/", maps=["URL=url"], engine=LocalEngine(2))
+    assert _without_time(mapped.to_dict()) == _without_time(plain.to_dict())
+    # A holds the removed and changed keys' rows, B the added and changed ones
+    assert sum(fetched) == (plain.removed + plain.changed) + (plain.added + plain.changed) and len(fetched) == 5
+
+    fetched.clear()
+    con = duckdb.connect()
+    for side, n in (("a", 40), ("b", 40)):
+        (tmp_path / side / "i").mkdir(parents=True)
+        con.execute("COPY (SELECT i AS id, to_seconds(i + CASE WHEN $side = 'b' AND i % 7 = 0 THEN 1 ELSE 0 END) "
+                    "+ to_microseconds(3) AS wait FROM range($n) t(i)) TO $out (FORMAT parquet)",
+                    {"side": side, "n": n, "out": str(tmp_path / side / "i" / "x.parquet")})
+    plain = diff_versions(lake, f"{tmp_path / 'a' / 'i'}/", f"{tmp_path / 'b' / 'i'}/", key=["id"],
+                          out=str(tmp_path / "i1.jsonl"))
+    mapped = diff_versions(lake, f"{tmp_path / 'a' / 'i'}/", f"{tmp_path / 'b' / 'i'}/", key=["id"],
+                           out=str(tmp_path / "i2.jsonl"), engine=LocalEngine(2))
+    assert plain.changed == 6 and fetched == []
+    assert _without_time(mapped.to_dict()) == _without_time(plain.to_dict())
+    assert (tmp_path / "i1.jsonl").read_bytes() == (tmp_path / "i2.jsonl").read_bytes()
 
 
 def test_map_tasks_match_column_names_case_insensitively_as_the_driver_does(

@@ -41,7 +41,8 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -300,8 +301,9 @@ def diff_versions(
 ) -> DiffSummary:
     """Diff A against B (version names or parquet paths); write the full diff to ``out`` when given.
 
-    With ``engine`` (e.g. Ray), a keyed diff compares keys and row hashes in map and reduce jobs on it
-    (``relake.diff_dist``); everything else runs here, and the summary and output are the same."""
+    With ``engine`` (e.g. Ray), a keyed diff checks the key, compares keys and row hashes and fetches the rows of
+    the differing keys in map, reduce and fetch jobs on it (``relake.diff_dist``); the exact comparison of those
+    rows and everything else runs here, and the summary, output and errors are the same."""
     start = time.perf_counter()
     if key is not None and keyless:
         raise InputError("--key and --keyless exclude each other")
@@ -379,14 +381,29 @@ def _run(
     key_cols: list[str] = []
     note: str | None = None
     side_rows: tuple[int, int] | None = None  # rows of each whole side, when a scan already counted them
+    own_index = any(c.name == "file_index" for c in a.columns)  # A's own column hides DuckDB's file_index
+    file_index = ConstantExpression(None) if own_index else ColumnExpression("file_index")
+
+    def check(cols: list[str]) -> tuple[list[KeyProblem], tuple[int, int]]:
+        keys = [by_name[k] for k in cols]
+        if engine is None:
+            return _check_key(db, a_src, b_src, keys)
+        # on the engine, the key check comes with the differing keys (TEMP TABLE dk) of the same shuffle
+        from relake.diff_dist import keyed_keys_on
+
+        values = [x for x in compared if x.name not in cols]
+        _keyed_views(a_src, b_src, keys, values, file_index)
+        return keyed_keys_on(engine, db, lake, a, b, keys, values, with_f=not own_index,
+                             withhold=withhold, memory_limit=memory_limit)
+
     if not keyless:
         if key is not None:
             key_cols = _explicit_key(key, by_name, pairs, a, b)
-            problems, side_rows = _check_key(db, a_src, b_src, [by_name[k] for k in key_cols])
+            problems, side_rows = check(key_cols)
             if problems:
                 raise InputError(_key_refusal(key_cols, problems, _sensitive_key(key_cols, a)))
         else:
-            key_cols, note, side_rows = _default_key(db, a, a_src, b_src, by_name)
+            key_cols, note, side_rows = _default_key(a, by_name, check)
             if engine is not None and not key_cols:
                 raise InputError(f"no key to diff by ({note}); {KEYLESS_LOCAL_ONLY}: give --key COLUMNS "
                                  "or use --engine local")
@@ -410,22 +427,20 @@ def _run(
         b_src = b_src.filter(ConstantExpression(False))
 
     values = [x for x in compared if x.name not in key_cols]
-    file_index = ConstantExpression(None) if any(c.name == "file_index" for c in a.columns) else ColumnExpression(
-        "file_index")
     if key_cols:
         keys = [by_name[k] for k in key_cols]
-        a_src.select(_key_expr(keys, "a").alias("k"), _struct(values, "a").alias("r"), file_index.alias("f")) \
-            .create_view("a", replace=True)
-        b_src.select(_key_expr(keys, "b").alias("k"), _struct(values, "b").alias("r")).create_view("b", replace=True)
-        if engine is None or differing == [] or side_rows is None:
-            query("diff/keyed_keys").run(db.con)
-        else:  # the same TEMP TABLE dk, from map and reduce jobs on the engine
-            from relake.diff_dist import keyed_keys_on
+        _keyed_views(a_src, b_src, keys, values, file_index)
+        with ExitStack() as stack:
+            if engine is None or differing == []:
+                query("diff/keyed_keys").run(db.con)
+            else:  # dk came from the engine's shuffle (check above); its rows are fetched there too
+                from relake.diff_dist import keyed_rows_on
 
-            keyed_keys_on(engine, db, lake, a, b, keys, values, rows=sum(side_rows),
-                          with_f=not any(c.name == "file_index" for c in a.columns), withhold=withhold,
-                          memory_limit=memory_limit)
-        query("diff/keyed").run(db.con, columns=[x.name for x in values], pointers=[_pointer(x.name) for x in values])
+                stack.enter_context(keyed_rows_on(engine, db, lake, a, b, keys, values,
+                                                  with_f=not own_index, withhold=withhold,
+                                                  memory_limit=memory_limit))
+            query("diff/keyed").run(db.con, columns=[x.name for x in values],
+                                    pointers=[_pointer(x.name) for x in values])
     else:
         a_src.select(_struct(values, "a").alias("r"), file_index.alias("f")).create_view("a", replace=True)
         b_src.select(_struct(values, "b").alias("r")).create_view("b", replace=True)
@@ -470,7 +485,7 @@ def _explicit_key(
 
 
 def _default_key(
-    db: Db, a: Side, a_src: duckdb.DuckDBPyRelation, b_src: duckdb.DuckDBPyRelation, by_name: dict[str, Compared]
+    a: Side, by_name: dict[str, Compared], check: Callable[[list[str]], tuple[list[KeyProblem], tuple[int, int]]]
 ) -> tuple[list[str], str | None, tuple[int, int] | None]:
     """A's id column, else URL + caption, when present on both sides, unique and non-NULL; else keyless."""
     candidates: list[list[str]] = []
@@ -483,13 +498,21 @@ def _default_key(
         if not all(c in by_name for c in cand):
             reasons.append(f"{'+'.join(cand)} is not on both sides")
             continue
-        problems, side_rows = _check_key(db, a_src, b_src, [by_name[c] for c in cand])
+        problems, side_rows = check(cand)
         if not problems:
             return cand, None, side_rows
         reasons.append(f"{'+'.join(cand)} is not a key: " + ", ".join(_problem_text(p) for p in problems))
     if not candidates:
         reasons.append("no id, URL or caption column found")
     return [], "keyless (multiset of rows): " + "; ".join(reasons), None
+
+
+def _keyed_views(a_src: duckdb.DuckDBPyRelation, b_src: duckdb.DuckDBPyRelation, keys: list[Compared],
+                 values: list[Compared], file_index: Expression) -> None:
+    """Views ``a`` (k, r, f) and ``b`` (k, r) of a keyed diff: the key, the other compared values, A's file."""
+    a_src.select(_key_expr(keys, "a").alias("k"), _struct(values, "a").alias("r"), file_index.alias("f")) \
+        .create_view("a", replace=True)
+    b_src.select(_key_expr(keys, "b").alias("k"), _struct(values, "b").alias("r")).create_view("b", replace=True)
 
 
 def _check_key(

@@ -9,13 +9,21 @@ The local keyed diff finds its differing keys with one FULL OUTER hash join on `
   removed (same anti-join as the driver), projects it with the very expressions of the local diff
   (``diff._key_expr``, ``diff._struct``, A's file index as ``f``) and writes ``k``, ``h = hash(r)``, ``f`` and
   the side as parquet partitioned by ``hash(k) & (P - 1)`` (``queries/diff/shuffle_map.sql``).
-- **reduce**: one job per bucket reads both sides' rows of its bucket and writes the added, removed and
-  candidate changed keys (``queries/diff/shuffle_reduce.sql``: the join of ``diff/keyed_keys`` restricted to
-  one bucket; equal keys always land in the same bucket, so the union over buckets is the same set of keys).
+- **reduce**: one job per bucket reads both sides' rows of its bucket. It checks the key there
+  (``diff/shuffle_key_groups`` and ``diff/shuffle_key_stats``: rows, NULL keys and duplicated keys per side,
+  with the bucket's 5 most repeated keys as candidate examples), and, when the bucket has no problem, writes
+  its added, removed and candidate changed keys (``queries/diff/shuffle_reduce.sql``: the join of
+  ``diff/keyed_keys`` restricted to one bucket). Every row of a key lands in the same bucket, so the sums over
+  buckets are the driver's key check (``diff/key_check``) and the union of the keys is the same set.
+- **fetch**: one job per input file again reads its file as the map did and writes the rows ``(k, r, f)`` of
+  the differing keys (``diff/shuffle_fetch``, a semi-join on the keys the driver wrote). The driver's views
+  ``a`` and ``b`` then hold only those rows, and ``diff/keyed`` compares them exactly as locally.
 
-The driver loads those keys as TEMP TABLE ``dk`` (``k`` and ``f`` cast back to the types of its own view
-``a``) and does everything else exactly as locally: the key check before, the exact fetch of differing rows
-(``diff/keyed``), the summary, provenance and ``--out``. So the summary and the output file are the same.
+So the driver never scans a side: it sums the key check, loads the differing keys as TEMP TABLE ``dk``
+(``k`` and ``f`` cast back to the types of its own view ``a``) and does the rest exactly as locally: the
+exact comparison of the fetched rows (``diff/keyed``), the summary, provenance and ``--out``. So the error
+of a bad key, the summary and the output file are the same. Rows whose compared values parquet would alter
+(INTERVAL, UNION) are fetched by the driver's own scan instead.
 
 P is a power of two from the rows of both sides (about ``ROWS_PER_BUCKET`` rows a bucket, 1 to
 ``MAX_BUCKETS``). Intermediate files live in a locked scratch folder under the lake's ``tmp/`` (a file
@@ -26,7 +34,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +43,7 @@ import duckdb
 from duckdb import ColumnExpression, ConstantExpression, Expression
 
 from relake.db import Db, first_line
-from relake.diff import Compared, Side, _key_expr, _struct
+from relake.diff import Compared, KeyProblem, Side, _key_expr, _struct
 from relake.engine import Engine, job_connection, plain_file
 from relake.errors import InputError
 from relake.lake import Lake, locked_dir
@@ -80,8 +89,24 @@ class ReduceJob:
     bucket: int
     map_dir: str  # holds one folder per map job, each with bucket=N subfolders
     out: str  # parquet file for this bucket's differing keys
+    examples: str  # parquet file for this bucket's most repeated duplicated keys (written only if any)
+    k_type: str  # the type of the driver's key, which keys are grouped, ordered and compared as
     spill: str
     memory_limit: str | None
+
+
+@dataclass(frozen=True)
+class ReduceResult:
+    differing: int  # rows written to ReduceJob.out (0 and no file when the bucket has a key problem)
+    sides: tuple[tuple[str, int, int, int, int], ...]  # (side, rows, null_rows, dup_keys, dup_rows) per side
+    examples: bool  # ReduceJob.examples was written
+
+
+@dataclass(frozen=True)
+class FetchJob:
+    map: MapJob  # the same file, read, conformed, withheld and projected as its map task did
+    wanted: str  # parquet file of the keys whose rows this side fetches (diff/write_wanted)
+    out: str  # parquet file for the fetched rows
 
 
 def _conform(rel: duckdb.DuckDBPyRelation, columns: tuple[tuple[str, str], ...]) -> duckdb.DuckDBPyRelation:
@@ -100,6 +125,19 @@ def _conform(rel: duckdb.DuckDBPyRelation, columns: tuple[tuple[str, str], ...])
     return rel.select(*exprs)
 
 
+def _part(con: duckdb.DuckDBPyConnection, job: MapJob, stack: ExitStack) -> None:
+    """View ``part`` (k, r, f): the job's file conformed to its side, sensitive rows withheld, projected."""
+    src = _conform(con.read_parquet(stack.enter_context(plain_file(job.path))), job.columns)
+    if job.withhold is not None and job.sensitive is not None:
+        sens = con.read_parquet(stack.enter_context(plain_file(job.sensitive)))
+        cond = ColumnExpression(job.withhold).cast(_VARCHAR) == ColumnExpression("relake_sensitive")
+        src = src.join(sens, cond, how="anti")
+    f: Expression = (ConstantExpression(job.index).cast(_UBIGINT) if job.with_f
+                     else ConstantExpression(None).cast(_UBIGINT))
+    src.select(_key_expr(job.keys, job.side).alias("k"), _struct(job.values, job.side).alias("r"),
+               f.alias("f")).create_view("part")
+
+
 def shuffle_map(job: MapJob) -> None:
     """A map task: one file's ``(k, hash(r), f, side)`` rows, written by key bucket into ``job.out``."""
     shutil.rmtree(job.out, ignore_errors=True)  # a retried task starts over
@@ -107,17 +145,8 @@ def shuffle_map(job: MapJob) -> None:
     con = job_connection(job.memory_limit, job.spill)
     try:
         with ExitStack() as stack:
-            plain = stack.enter_context(plain_file(job.path))
             try:
-                src = _conform(con.read_parquet(plain), job.columns)
-                if job.withhold is not None and job.sensitive is not None:
-                    sens = con.read_parquet(stack.enter_context(plain_file(job.sensitive)))
-                    cond = ColumnExpression(job.withhold).cast(_VARCHAR) == ColumnExpression("relake_sensitive")
-                    src = src.join(sens, cond, how="anti")
-                f: Expression = (ConstantExpression(job.index).cast(_UBIGINT) if job.with_f
-                                 else ConstantExpression(None).cast(_UBIGINT))
-                src.select(_key_expr(job.keys, job.side).alias("k"), _struct(job.values, job.side).alias("r"),
-                           f.alias("f")).create_view("part")
+                _part(con, job, stack)
                 query("diff/shuffle_map").run(con, side=job.side, mask=job.mask, out=str(Path(job.out) / "p"))
             except duckdb.Error as exc:
                 raise InputError(f"{job.label}: cannot read or hash its rows ({first_line(exc)})") from exc
@@ -125,25 +154,50 @@ def shuffle_map(job: MapJob) -> None:
         con.close()
 
 
-def shuffle_reduce(job: ReduceJob) -> int:
-    """A reduce task: the differing keys of one bucket, written to ``job.out``; returns how many."""
+def shuffle_fetch(job: FetchJob) -> int:
+    """A fetch task: the rows ``(k, r, f)`` of one file whose key is wanted, written to ``job.out``."""
+    con = job_connection(job.map.memory_limit, job.map.spill)
+    try:
+        with ExitStack() as stack:
+            try:
+                _part(con, job.map, stack)
+                con.read_parquet(stack.enter_context(plain_file(job.wanted))).create_view("wanted")
+                return int(query("diff/shuffle_fetch").rows(con, out=job.out)[0][0])
+            except duckdb.Error as exc:
+                raise InputError(f"{job.map.label}: cannot fetch its differing rows ({first_line(exc)})") from exc
+    finally:
+        con.close()
+
+
+def shuffle_reduce(job: ReduceJob) -> ReduceResult:
+    """A reduce task: the key check of one bucket and, when it passes, its differing keys in ``job.out``."""
     name = f"bucket={job.bucket}"
     files = sorted(str(p) for d in sorted(Path(job.map_dir).iterdir()) if (d / "p" / name).is_dir()
                    for p in (d / "p" / name).iterdir() if p.name.endswith(".parquet"))
     if not files:
-        return 0
+        return ReduceResult(0, (), False)
     con = job_connection(job.memory_limit, job.spill)
     try:
         with ExitStack() as stack:
             plain = [stack.enter_context(plain_file(p)) for p in files]
             try:
-                con.read_parquet(plain).create_view("parts")
-                n = int(query("diff/shuffle_reduce").rows(con, out=job.out)[0][0])
+                rel = con.read_parquet(plain, hive_partitioning=False)
+                rel.select(ColumnExpression("k").cast(duckdb.sqltype(job.k_type)).alias("k"),
+                           *(ColumnExpression(c) for c in ("h", "f", "side"))).create_view("parts")
+                query("diff/shuffle_key_groups").run(con)
+                sides = tuple((str(s), int(n), int(nul), int(dk), int(dr))
+                              for s, n, nul, dk, dr in query("diff/shuffle_key_stats").rows(con))
+                examples = any(dk for *_, dk, _ in sides)
+                if examples:
+                    query("diff/shuffle_key_examples").run(con, out=job.examples)
+                differing = 0
+                if not any(nul or dk for _, _, nul, dk, _ in sides):
+                    differing = int(query("diff/shuffle_reduce").rows(con, out=job.out)[0][0])
             except duckdb.Error as exc:
                 raise InputError(f"bucket {job.bucket}: cannot compare its keys ({first_line(exc)})") from exc
     finally:
         con.close()
-    return n
+    return ReduceResult(differing, sides, examples)
 
 
 def _side_columns(side: Side, names: list[str]) -> tuple[tuple[str, str], ...]:
@@ -174,38 +228,41 @@ def map_jobs(
 
 def keyed_keys_on(
     engine: Engine, db: Db, lake: Lake, a: Side, b: Side, keys: list[Compared], values: list[Compared], *,
-    rows: int, with_f: bool, withhold: bool, memory_limit: str | None,
-) -> None:
-    """TEMP TABLE ``dk`` on ``db`` as ``diff/keyed_keys`` makes it, computed by map and reduce jobs on ``engine``.
+    with_f: bool, withhold: bool, memory_limit: str | None,
+) -> tuple[list[KeyProblem], tuple[int, int]]:
+    """The key check of ``diff/key_check`` and, when the key has no problem, TEMP TABLE ``dk`` on ``db`` as
+    ``diff/keyed_keys`` makes it, both computed by map and reduce jobs on ``engine``.
 
-    ``db`` must hold views ``a`` (k, r, f) and, when ``withhold``, ``sensitive_removed``."""
-    k_type = db.con.table("a").dtypes[0]
+    Returns the key's problems (as ``diff._check_key`` finds them) and the rows of each side. ``db`` must hold
+    views ``a`` (k, r, f) and, when ``withhold``, ``sensitive_removed``."""
+    a_view = db.con.table("a")
+    k_type, f_type = a_view.dtypes[0], a_view.dtypes[2]
     if any(t in str(k_type).upper() for t in _NO_ROUND_TRIP):
-        raise InputError(f"--engine ray: a key of type {k_type} does not survive the shuffle's parquet files "
-                         "unchanged; diff with --engine local, or key by other columns")
-    buckets = bucket_count(rows)
-    with locked_dir(lake.tmp_dir, "diff-shuffle") as scratch_dir:
-        scratch = scratch_dir.path.absolute()
+        raise InputError(f"--engine {engine.name}: a key of type {k_type} does not survive the shuffle's parquet "
+                         "files unchanged; diff with --engine local, or key by other columns")
+    files = [db.plain_path(p) for p in (*a.paths, *b.paths)]
+    buckets = bucket_count(int(query("diff/footer_rows").rows(db.con, files=files)[0][0]))
+    with _scratch(db, lake, withhold) as (scratch, sensitive):
         (scratch / "map").mkdir()
         (scratch / "keys").mkdir()
-        (scratch / "spill").mkdir()
-        sensitive = None
-        if withhold:
-            sensitive = str(scratch / "sensitive.parquet")
-            query("diff/write_sensitive").run(db.con, path=sensitive)
         jobs = map_jobs(a, b, keys, values, with_f=with_f, sensitive=sensitive, mask=buckets - 1, scratch=scratch,
                         memory_limit=memory_limit)
         engine.map(shuffle_map, jobs, label=lambda j: j.label)
         reduces = [ReduceJob(i, str(scratch / "map"), str(scratch / "keys" / f"{i:06d}.parquet"),
+                             str(scratch / "keys" / f"examples-{i:06d}.parquet"), str(k_type),
                              str(scratch / "spill" / f"r{i:06d}"), memory_limit) for i in range(buckets)]
         found = engine.map(shuffle_reduce, reduces, label=lambda j: f"key bucket {j.bucket} of {buckets}")
-        parts = [Path(j.out) for j, n in zip(reduces, found, strict=True) if n]
-        missing = [p for p in parts if not p.is_file()]
-        if missing:
-            raise InputError(f"{missing[0]} was written by the {engine.name} engine but is not visible here; "
-                             "the lake must be on a file system every worker shares")
-        a_view = db.con.table("a")
-        k_type, f_type = a_view.dtypes[0], a_view.dtypes[2]
+        totals = {side: [0, 0, 0, 0] for side in ("a", "b")}  # rows, null_rows, dup_keys, dup_rows
+        for result in found:
+            for side, *counts in result.sides:
+                totals[side] = [t + c for t, c in zip(totals[side], counts, strict=True)]
+        rows = (totals["a"][0], totals["b"][0])
+        if any(t[1] or t[2] for t in totals.values()):
+            examples = _examples(db, engine, [Path(j.examples) for j, r in zip(reduces, found, strict=True)
+                                              if r.examples], k_type)
+            return [KeyProblem(side.upper(), t[2], t[3], t[1], examples.get(side, []))
+                    for side, t in totals.items() if t[1] or t[2]], rows
+        parts = _visible(engine, [Path(j.out) for j, r in zip(reduces, found, strict=True) if r.differing])
         f_null = f_type == duckdb.sqltype("NULL")  # A has its own file_index column: f is NULL, as locally
         if parts:
             rel = db.con.read_parquet([db.plain_path(p) for p in parts])
@@ -216,3 +273,70 @@ def keyed_keys_on(
             a_view.select(ColumnExpression("k"), ConstantExpression("added").alias("change"),
                           ColumnExpression("f")).limit(0).create_view("dk_parts", replace=True)
         query("diff/keyed_keys_load").run(db.con)
+    return [], rows
+
+
+@contextmanager
+def keyed_rows_on(
+    engine: Engine, db: Db, lake: Lake, a: Side, b: Side, keys: list[Compared], values: list[Compared], *,
+    with_f: bool, withhold: bool, memory_limit: str | None,
+) -> Iterator[None]:
+    """Views ``a`` and ``b`` on ``db`` replaced, while open, by only the rows of the differing keys of TEMP
+    TABLE ``dk``, fetched by one job per input file on ``engine`` (what ``diff/keyed`` reads of them).
+
+    Rows whose compared values parquet would alter are left to the driver's own views (its scan)."""
+    a_view, b_view = db.con.table("a"), db.con.table("b")
+    if any(t in str(a_view.dtypes[1]).upper() for t in _NO_ROUND_TRIP):
+        yield
+        return
+    with _scratch(db, lake, withhold) as (scratch, sensitive):
+        (scratch / "fetch").mkdir()
+        wanted = {}
+        for side, skip in (("a", "added"), ("b", "removed")):
+            wanted[side] = str(scratch / f"wanted-{side}.parquet")
+            query("diff/write_wanted").run(db.con, skip=skip, path=wanted[side])
+        jobs = [FetchJob(m, wanted[m.side], str(scratch / "fetch" / f"{m.side}{m.index:06d}.parquet"))
+                for m in map_jobs(a, b, keys, values, with_f=with_f, sensitive=sensitive, mask=0, scratch=scratch,
+                                  memory_limit=memory_limit)]
+        engine.map(shuffle_fetch, jobs, label=lambda j: j.map.label)
+        for side, view in (("a", a_view), ("b", b_view)):
+            # every task wrote its file, empty or not, so each side has at least one (with the columns)
+            parts = _visible(engine, [Path(j.out) for j in jobs if j.map.side == side])
+            types = dict(zip(view.columns, view.dtypes, strict=True))
+            rel = db.con.read_parquet([db.plain_path(p) for p in parts])
+            rel.select(*(ConstantExpression(None).alias(c) if t == duckdb.sqltype("NULL")
+                         else ColumnExpression(c).cast(t).alias(c) for c, t in types.items())
+                       ).create_view(side, replace=True)
+        yield
+
+
+@contextmanager
+def _scratch(db: Db, lake: Lake, withhold: bool) -> Iterator[tuple[Path, str | None]]:
+    """A locked scratch folder under the lake's tmp/ (with spill/ and, when ``withhold``, the sensitive values
+    as parquet for the tasks), removed when the block ends, failed or not."""
+    with locked_dir(lake.tmp_dir, "diff-shuffle") as scratch_dir:
+        scratch = scratch_dir.path.absolute()
+        (scratch / "spill").mkdir()
+        sensitive = None
+        if withhold:
+            sensitive = str(scratch / "sensitive.parquet")
+            query("diff/write_sensitive").run(db.con, path=sensitive)
+        yield scratch, sensitive
+
+
+def _visible(engine: Engine, parts: list[Path]) -> list[Path]:
+    missing = [p for p in parts if not p.is_file()]
+    if missing:
+        raise InputError(f"{missing[0]} was written by the {engine.name} engine but is not visible here; "
+                         "the lake must be on a file system every worker shares")
+    return parts
+
+
+def _examples(db: Db, engine: Engine, parts: list[Path], k_type: duckdb.sqltypes.DuckDBPyType) -> dict[str, list[str]]:
+    """Per side, up to 5 duplicated keys as JSON text, from every bucket's candidates (diff/shuffle_examples)."""
+    if not parts:
+        return {}
+    rel = db.con.read_parquet([db.plain_path(p) for p in _visible(engine, parts)])
+    rel.select(ColumnExpression("side"), ColumnExpression("k").cast(k_type).alias("k"),
+               ColumnExpression("n")).create_view("key_examples", replace=True)
+    return {str(side): [str(e) for e in ex] for side, ex in query("diff/shuffle_examples").rows(db.con)}
