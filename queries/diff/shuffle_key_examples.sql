@@ -7,8 +7,12 @@ COPY (
     SELECT side, k, n
     FROM (
         SELECT side, k, n, row_number() OVER (PARTITION BY side ORDER BY n DESC, k) AS i
-        FROM kg
-        WHERE k IS NOT NULL AND n > 1
+        FROM (
+            SELECT 'a' AS side, k, na AS n FROM kg WHERE na > 1
+            UNION ALL
+            SELECT 'b' AS side, k, nb AS n FROM kg WHERE nb > 1
+        )
+        WHERE k IS NOT NULL
     )
     WHERE i <= 5
 ) TO $out (FORMAT parquet)

@@ -1,10 +1,18 @@
--- Returns: nothing; creates TEMP TABLE kg with one row per side and key of one key bucket: side, k (NULL
---   for the rows whose key is NULL) and n (its rows). A reduce task's input to the key check that
---   diff/key_check makes on the driver for the local engine: every row of one key lands in one bucket, so
---   a key duplicated anywhere is duplicated inside its bucket.
+-- Returns: nothing; creates TEMP TABLE kg with one row per key of one key bucket (k NULL for the rows whose
+--   key is NULL): na and nb (its rows in A and in B), ha and hb (the 64-bit row hash h of one of its rows in
+--   A and in B; NULL on a side without it) and f (A's file index of one of its rows in A). One hash
+--   aggregate serves both the key check (diff/shuffle_key_stats: every row of a key lands in one bucket, so a
+--   key duplicated anywhere is duplicated here) and, once the keys are unique, the differing keys
+--   (diff/shuffle_reduce: the FULL OUTER join of diff/keyed_keys on unique keys).
 -- Reads: view parts (k, h, f, side: the rows of this bucket written by diff/shuffle_map for both sides).
 -- params: none
 CREATE OR REPLACE TEMP TABLE kg AS
-SELECT side, k, count(*) AS n
+SELECT
+    k,
+    count(*) FILTER (WHERE side = 'a') AS na,
+    count(*) FILTER (WHERE side = 'b') AS nb,
+    any_value(h) FILTER (WHERE side = 'a') AS ha,
+    any_value(h) FILTER (WHERE side = 'b') AS hb,
+    any_value(f) FILTER (WHERE side = 'a') AS f
 FROM parts
-GROUP BY side, k
+GROUP BY k
