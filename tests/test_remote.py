@@ -74,6 +74,24 @@ def test_memory_folder_equals_local_copy(lake: Lake, src: list[Path], remote: li
     assert list(lake.staging_dir.iterdir()) == []
 
 
+def test_downloaded_files_are_read_once_for_their_sha256(lake: Lake, src: list[Path], remote: list[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The digest taken while a file streams in is its sha256; the local copy is not hashed again."""
+    import relake.ingest
+
+    hashed: list[Path] = []
+    real = relake.ingest.sha256_file
+
+    def counting(path: Path) -> str:
+        hashed.append(Path(path))
+        return real(path)
+
+    monkeypatch.setattr(relake.ingest, "sha256_file", counting)
+    v = ingest_version(lake, "remote", ["memory://bucket/laion/"], copy=True)
+    assert hashed == []
+    assert [s.sha256 for s in v.shards] == [sha256_of(p) for p in src]
+
+
 def test_memory_glob_and_file_uri(lake: Lake, src: list[Path], remote: list[str], tmp_path: Path) -> None:
     v = ingest_version(lake, "glob", ["memory://bucket/laion/part-0000[02].parquet"], copy=True)
     assert [s.sha256 for s in v.shards] == [sha256_of(src[0]), sha256_of(src[2])]

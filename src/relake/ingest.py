@@ -150,9 +150,13 @@ def check_schemas(facts: Sequence[ShardFacts]) -> tuple[Column, ...]:
     return expected
 
 
-def gather_facts(db: Db, paths: Sequence[Path], progress: Callable[[int], None] | None = None) -> list[ShardFacts]:
+def gather_facts(
+    db: Db, paths: Sequence[Path], progress: Callable[[int], None] | None = None, known: dict[Path, str] | None = None
+) -> list[ShardFacts]:
+    """Facts of every file; a sha256 in ``known`` (a file just streamed in with its digest) is not read again."""
+    known = known or {}
     with ThreadPoolExecutor(max_workers=2) as pool:
-        digests = pool.map(sha256_file, paths)
+        digests = pool.map(lambda p: known.get(p) or sha256_file(p), paths)
         facts: list[ShardFacts] = []
         for p, digest in zip(paths, digests, strict=True):
             f = shard_facts(db, p, with_hash=False)
@@ -190,7 +194,7 @@ def ingest_version(
         paths = [f if isinstance(f, Path) else data / f"part-{i:05d}.parquet" for i, f in enumerate(inputs)]
         labels = [f.uri if isinstance(f, RemoteFile) else str(f) for f in inputs]
         with _named_by_uri({str(p): label for p, label in zip(paths, labels, strict=True) if str(p) != label}):
-            facts = gather_facts(db, paths, progress)
+            facts = gather_facts(db, paths, progress, known={paths[i]: d for i, d in fetched.items()})
             schema = check_schemas(facts)
             roles = detect_roles([c.name for c in schema], url=url_col, caption=caption_col, id=id_col,
                                  where=labels[0])
@@ -199,13 +203,11 @@ def ingest_version(
             if copy:
                 for i, f in enumerate(facts):
                     rel = f"data/part-{i:05d}.parquet"
-                    if i in fetched:
-                        changed = fetched[i] != f.sha256
-                    else:
+                    # a downloaded file is already the lake's copy, its sha256 taken while it streamed in
+                    if i not in fetched:
                         shutil.copyfile(f.path, staging.path / rel)
-                        changed = sha256_file(staging.path / rel) != f.sha256
-                    if changed:
-                        raise InputError(f"{labels[i]}: changed while it was being copied; try again")
+                        if sha256_file(staging.path / rel) != f.sha256:
+                            raise InputError(f"{labels[i]}: changed while it was being copied; try again")
                     shards.append(Shard(rel, f.rows, f.bytes, f.sha256, f.schema))
             else:
                 shards = [Shard(str(f.path), f.rows, f.bytes, f.sha256, f.schema) for f in facts]
