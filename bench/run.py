@@ -20,8 +20,10 @@ its own; every job runs on a warm page cache):
 2. keyed diff of orig vs v2 by SAMPLE_ID, ``relake diff --key SAMPLE_ID --memory-limit 1GB``; floor = DuckDB
    plain scan of both sides (count(*) and min() of every column, so nothing is pruned); polars = full join on
    SAMPLE_ID comparing every column (streaming engine, no memory limit).
-3. keyless diff, ``relake diff --keyless --memory-limit 1GB``; floor = the same scan; polars = counts per
-   64-bit row hash on both sides, joined (hash collisions possible; relake groups by the row itself).
+3. keyless diff, ``relake diff --keyless --memory-limit 1GB``; floor = the same scan; polars = the same job,
+   exact: counts per 64-bit row hash on both sides, then the whole rows of the hashes whose counts differ,
+   grouped by every column and compared (what relake reports: which rows, with no collision able to hide
+   one); also polars counts per row hash only (one pass, inexact: no rows, and a collision hides a change).
 4. ``relake fingerprint orig``; floor = DuckDB plain scan of orig; polars = struct hash of every row (summed),
    and concat_str of every column + hash.
 5. ``relake check`` / ``relake clean`` of the copy against the manifest; floor for check = DuckDB plain scan of
@@ -167,6 +169,31 @@ def child_polars_keyless(work: Path) -> dict[str, Any]:
     hb = b.select(h=pl.struct(pl.all()).hash(seed=0)).group_by("h").agg(nb=pl.len().cast(pl.Int64))
     j = ha.join(hb, on="h", how="full", coalesce=True).with_columns(pl.col("na").fill_null(0),
                                                                     pl.col("nb").fill_null(0))
+    res = j.select(
+        removed=(pl.col("na") - pl.col("nb")).clip(lower_bound=0).sum(),
+        added=(pl.col("nb") - pl.col("na")).clip(lower_bound=0).sum(),
+    ).collect(engine="streaming").row(0, named=True)
+    return {k: int(v) for k, v in res.items()}
+
+
+def child_polars_keyless_exact(work: Path) -> dict[str, Any]:
+    """The same job as relake's keyless diff: which rows differ, exactly (a hash collision cannot hide one).
+    Pass 1 counts rows per 64-bit row hash on each side; pass 2 groups the whole rows of the hashes whose counts
+    differ by every column, on both sides, and compares those counts."""
+    import polars as pl
+
+    a, b = _sides(work)
+    cols = a.collect_schema().names()
+    h = pl.struct(pl.all()).hash(seed=0)
+    ha = a.select(h=h).group_by("h").agg(na=pl.len().cast(pl.Int64))
+    hb = b.select(h=h).group_by("h").agg(nb=pl.len().cast(pl.Int64))
+    cand = ha.join(hb, on="h", how="full", coalesce=True).with_columns(
+        pl.col("na").fill_null(0), pl.col("nb").fill_null(0)).filter(pl.col("na") != pl.col("nb")).select(
+        "h").collect(engine="streaming")["h"]
+    ra = a.filter(h.is_in(cand.implode())).group_by(cols).agg(na=pl.len().cast(pl.Int64))
+    rb = b.filter(h.is_in(cand.implode())).group_by(cols).agg(nb=pl.len().cast(pl.Int64))
+    j = ra.join(rb, on=cols, how="full", coalesce=True, nulls_equal=True).with_columns(
+        pl.col("na").fill_null(0), pl.col("nb").fill_null(0))
     res = j.select(
         removed=(pl.col("na") - pl.col("nb")).clip(lower_bound=0).sum(),
         added=(pl.col("nb") - pl.col("na")).clip(lower_bound=0).sum(),
@@ -417,6 +444,7 @@ class Task:
     relake: list[str]
     floor: str
     polars: str | None = None
+    polars_also: str | None = None  # a second polars baseline, shown after the first in the ratio column
 
 
 def full_plan(work: Path, facts: dict[str, Any]) -> tuple[list[Job], list[Task]]:
@@ -437,7 +465,9 @@ def full_plan(work: Path, facts: dict[str, Any]) -> tuple[list[Job], list[Task]]
         child_job("polars_keyed", "polars full join on SAMPLE_ID", work),
         relake_job("relake-diff-keyless", f"relake diff --keyless --memory-limit {DIFF_MEMORY}", work,
                    ["diff", "orig", "v2", "--keyless", "--memory-limit", DIFF_MEMORY]),
-        child_job("polars_keyless", "polars counts per row hash", work),
+        child_job("polars_keyless_exact", "polars exact: counts per row hash, then whole rows of differing hashes",
+                  work),
+        child_job("polars_keyless", "polars counts per row hash only (inexact)", work),
         relake_job("relake-fingerprint", "relake fingerprint", work, ["fingerprint", "orig"]),
         child_job("duckdb_scan_orig", "DuckDB plain scan", work),
         child_job("polars_hash_rows", "polars struct hash of rows", work),
@@ -448,8 +478,9 @@ def full_plan(work: Path, facts: dict[str, Any]) -> tuple[list[Job], list[Task]]
              "duckdb_copy_per_shard", "polars_anti_join"),
         Task("keyed diff (orig vs v2)", n2, ["relake-diff-keyed", "duckdb_scan_both", "polars_keyed"],
              ["relake-diff-keyed"], "duckdb_scan_both", "polars_keyed"),
-        Task("keyless diff (orig vs v2)", n2, ["relake-diff-keyless", "duckdb_scan_both", "polars_keyless"],
-             ["relake-diff-keyless"], "duckdb_scan_both", "polars_keyless"),
+        Task("keyless diff (orig vs v2)", n2,
+             ["relake-diff-keyless", "duckdb_scan_both", "polars_keyless_exact", "polars_keyless"],
+             ["relake-diff-keyless"], "duckdb_scan_both", "polars_keyless_exact", "polars_keyless"),
         Task("fingerprint (orig)", n, ["relake-fingerprint", "duckdb_scan_orig", "polars_hash_rows",
                                        "polars_concat_hash"], ["relake-fingerprint"], "duckdb_scan_orig",
              "polars_hash_rows"),
@@ -490,6 +521,7 @@ def cross_check(o: dict[str, Outcome], facts: dict[str, Any]) -> list[str]:
         ("relake-diff-keyed", ("rows", "removed"), removed), ("relake-diff-keyed", ("rows", "added"), 0),
         ("relake-diff-keyless", ("rows", "removed"), removed), ("relake-fingerprint", ("rows",), facts["rows"]),
         ("polars_keyed", ("removed",), removed), ("polars_keyless", ("removed",), removed),
+        ("polars_keyless_exact", ("removed",), removed),
         ("duckdb_scan_both", ("rows",), facts["rows"] + facts["rows_v2"]),
         ("polars_hash_rows", ("rows",), facts["rows"]),
     ]:
@@ -586,6 +618,8 @@ def full_report(args: argparse.Namespace, m: dict[str, str], facts: dict[str, An
                 continue
             vs_floor = _ratio(oc, o.get(t.floor)) if name != t.floor else ""
             vs_polars = _ratio(oc, o.get(t.polars)) if t.polars and name in t.relake else ""
+            if vs_polars and t.polars_also and o[t.polars_also].runs:
+                vs_polars += f" ({_ratio(oc, o[t.polars_also])} of {t.polars_also})"
             lines.append(f"| {t.title} | {label} | {oc.wall:.2f} | {t.rows / oc.wall:,.0f} | {oc.rss:,.0f} | "
                          f"{oc.load:.1f} | {vs_floor} | {vs_polars} |")
     lines += ["", "rows/s: N rows for build and fingerprint, rows of A + B for diffs, rows of the copy for "
@@ -609,8 +643,9 @@ def ratios_summary(tasks: list[Task], o: dict[str, Outcome]) -> list[str]:
             if not o[r].runs:
                 continue
             parts = [f"{_ratio(o[r], o.get(t.floor))} of {o[t.floor].job.label}"] if o[t.floor].runs else []
-            if t.polars and o[t.polars].runs:
-                parts.append(f"{_ratio(o[r], o[t.polars])} of {o[t.polars].job.label}")
+            for other in (t.polars, t.polars_also):
+                if other and o[other].runs:
+                    parts.append(f"{_ratio(o[r], o[other])} of {o[other].job.label}")
             out.append(f"  {o[r].job.label}: {o[r].wall:.2f} s = " + ", ".join(parts))
     return out
 
