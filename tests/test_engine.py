@@ -345,7 +345,7 @@ def test_ray_map_task_failure_is_one_error_line_and_leaves_no_scratch(
 
     def with_a_broken_file(*args: Any, **kwargs: Any) -> list[relake.diff_dist.MapJob]:
         jobs = real(*args, **kwargs)  # the driver read every file; one task now meets a broken one
-        return [*jobs[:-1], dataclasses.replace(jobs[-1], path=str(bad))]
+        return [*jobs[:-1], dataclasses.replace(jobs[-1], files=((0, str(bad)),))]
 
     monkeypatch.setattr(relake.diff_dist, "map_jobs", with_a_broken_file)
     lake = tmp_path / "lake"
@@ -388,8 +388,10 @@ def test_engine_options_of_diff_and_check_are_validated(copy_case: Planted, tmp_
 
 
 def test_keyed_diff_on_local_threads_equals_the_single_join(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The map/reduce path on the local engine (no Ray): same summary and bytes as the in-process join."""
+    """The map/reduce path on the local engine (no Ray): same summary and bytes as the in-process join, with map
+    tasks of one file and of several (A: 30 + 30 rows; B: 19 + 19 + 20 rows, the first two in one task)."""
     monkeypatch.setattr(relake.diff_dist, "ROWS_PER_BUCKET", 8)
+    monkeypatch.setattr(relake.diff_dist, "ROWS_PER_MAP", 40)
     v1, v2 = _pair(tmp_path)
     lake = Lake.at(tmp_path / "lake")
     plain = diff_versions(lake, f"{v1}/", f"{v2}/", maps=["URL=url"], out=str(tmp_path / "a.parquet"))
@@ -398,6 +400,17 @@ def test_keyed_diff_on_local_threads_equals_the_single_join(tmp_path: Path, monk
     assert _without_time(mapped.to_dict()) == _without_time(plain.to_dict())
     assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
     assert plain.added == 4 and plain.removed == 6 and plain.changed == 7
+
+
+@pytest.mark.parametrize(("rows", "groups"), [
+    ([], []), ([5], [[0]]), ([10, 10, 10], [[0], [1], [2]]), ([3, 3, 3, 1, 9, 12], [[0, 1, 2, 3], [4], [5]]),
+    ([0, 0, 10, 0], [[0, 1, 2, 3]]),
+])
+def test_map_tasks_take_consecutive_files_up_to_a_row_budget(
+    monkeypatch: pytest.MonkeyPatch, rows: list[int], groups: list[list[int]]
+) -> None:
+    monkeypatch.setattr(relake.diff_dist, "ROWS_PER_MAP", 10)
+    assert relake.diff_dist.file_groups(rows) == groups
 
 
 def _dup_rows() -> list[dict[str, Any]]:
@@ -484,7 +497,7 @@ def test_engine_fetches_only_the_differing_rows_and_falls_back_for_interval_valu
     mapped = diff_versions(lake, f"{v1}/", f"{v2}/", maps=["URL=url"], engine=LocalEngine(2))
     assert _without_time(mapped.to_dict()) == _without_time(plain.to_dict())
     # A holds the removed and changed keys' rows, B the added and changed ones
-    assert sum(fetched) == (plain.removed + plain.changed) + (plain.added + plain.changed) and len(fetched) == 5
+    assert sum(fetched) == (plain.removed + plain.changed) + (plain.added + plain.changed) and len(fetched) == 2
 
     fetched.clear()
     con = duckdb.connect()

@@ -3,9 +3,10 @@
 The local keyed diff finds its differing keys with one FULL OUTER hash join on ``(k, hash(r), f)``
 (``queries/diff/keyed_keys.sql``). Here that join is split by key bucket:
 
-- **map**: one job per input file of A and of B, in its own single-threaded DuckDB. It reads its one file,
-  conforms it to its side's columns and types (what the driver's multi-file read gives: a column missing from
-  this file is NULL, a column typed otherwise in this file is cast), withholds the rows a sensitive rule
+- **map**: one job per run of consecutive input files of A or of B (about ``ROWS_PER_MAP`` rows, by their
+  footers; a larger file alone), in its own single-threaded DuckDB. It reads its files, conforms each to its
+  side's columns and types (what the driver's multi-file read gives: a column missing from a file is NULL, a
+  column typed otherwise in a file is cast), withholds the rows a sensitive rule
   removed (same anti-join as the driver), projects it with the very expressions of the local diff
   (``diff._key_expr``, ``diff._struct``, A's file index as ``f``) and writes ``k``, ``h = hash(r)``, ``f`` and
   the side as parquet partitioned by ``hash(k) & (P - 1)`` (``queries/diff/shuffle_map.sql``).
@@ -15,7 +16,7 @@ The local keyed diff finds its differing keys with one FULL OUTER hash join on `
   its added, removed and candidate changed keys (``queries/diff/shuffle_reduce.sql``: the join of
   ``diff/keyed_keys`` restricted to one bucket). Every row of a key lands in the same bucket, so the sums over
   buckets are the driver's key check (``diff/key_check``) and the union of the keys is the same set.
-- **fetch**: one job per input file again reads its file as the map did and writes the rows ``(k, r, f)`` of
+- **fetch**: one job per map job's files again reads them as the map did and writes the rows ``(k, r, f)`` of
   the differing keys (``diff/shuffle_fetch``, a semi-join on the keys the driver wrote). The driver's views
   ``a`` and ``b`` then hold only those rows, and ``diff/keyed`` compares them exactly as locally.
 
@@ -26,15 +27,17 @@ of a bad key, the summary and the output file are the same. Rows whose compared 
 (INTERVAL, UNION) are fetched by the driver's own scan instead.
 
 P is a power of two from the rows of both sides (about ``ROWS_PER_BUCKET`` rows a bucket, 1 to
-``MAX_BUCKETS``). Intermediate files live in a locked scratch folder under the lake's ``tmp/`` (a file
-system every node shares), removed when the diff ends, failed or not; `relake gc` sweeps a crashed run's.
+``MAX_BUCKETS``). The shuffle writes at most (map jobs) × P files: grouping files into map jobs keeps that
+product to about (rows / ``ROWS_PER_MAP``) × P, however small the input files are. Intermediate files
+live in a locked scratch folder under the lake's ``tmp/`` (a file system every node shares), removed when the
+diff ends, failed or not; `relake gc` sweeps a crashed run's.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +53,8 @@ from relake.lake import Lake, locked_dir
 from relake.sql import query
 
 ROWS_PER_BUCKET = 1 << 20
+ROWS_PER_MAP = 1 << 22  # rows of consecutive files one map (and fetch) task reads: fewer tasks, fewer shuffle files
+_F = "relake_shuffle_file"  # a map task's column for the file index, dropped by its projection
 MAX_BUCKETS = 1024
 _UBIGINT = duckdb.sqltype("UBIGINT")
 _NO_ROUND_TRIP = ("INTERVAL", "UNION(")  # key types parquet does not give back exactly (INTERVAL loses its µs)
@@ -66,11 +71,10 @@ def bucket_count(rows: int) -> int:
 
 @dataclass(frozen=True)
 class MapJob:
-    """One input file of one side: everything a map task needs, with absolute paths."""
+    """Consecutive input files of one side (about ``ROWS_PER_MAP`` rows): everything a map task needs."""
 
     side: str  # "a" | "b"
-    index: int  # the file's index in its side's file list
-    path: str
+    files: tuple[tuple[int, str], ...]  # (the file's index in its side's file list, its absolute path)
     label: str
     columns: tuple[tuple[str, str], ...]  # (name, type) of the side's columns it reads, as the driver sees them
     keys: tuple[Compared, ...]
@@ -109,8 +113,10 @@ class FetchJob:
     out: str  # parquet file for the fetched rows
 
 
-def _conform(rel: duckdb.DuckDBPyRelation, columns: tuple[tuple[str, str], ...]) -> duckdb.DuckDBPyRelation:
-    """This file's rows in the side's columns and types (as the driver's read of every file types them)."""
+def _conform(rel: duckdb.DuckDBPyRelation, columns: tuple[tuple[str, str], ...], *extra: Expression
+             ) -> duckdb.DuckDBPyRelation:
+    """This file's rows in the side's columns and types (as the driver's read of every file types them), and
+    ``extra``."""
     # names match case-insensitively, as in the driver's union_by_name read of every file
     have = {c.lower(): (c, str(t)) for c, t in zip(rel.columns, rel.dtypes, strict=True)}
     exprs: list[Expression] = []
@@ -122,20 +128,24 @@ def _conform(rel: duckdb.DuckDBPyRelation, columns: tuple[tuple[str, str], ...])
             exprs.append(ColumnExpression(found[0]).cast(duckdb.sqltype(type_)).alias(name))
         else:
             exprs.append(ColumnExpression(found[0]).alias(name))
-    return rel.select(*exprs)
+    return rel.select(*exprs, *extra)
 
 
 def _part(con: duckdb.DuckDBPyConnection, job: MapJob, stack: ExitStack) -> None:
-    """View ``part`` (k, r, f): the job's file conformed to its side, sensitive rows withheld, projected."""
-    src = _conform(con.read_parquet(stack.enter_context(plain_file(job.path))), job.columns)
+    """View ``part`` (k, r, f): the job's files, each conformed to its side and carrying its file index, one
+    after the other; sensitive rows withheld; projected."""
+    src: duckdb.DuckDBPyRelation | None = None
+    for index, path in job.files:
+        f = ConstantExpression(index if job.with_f else None).cast(_UBIGINT).alias(_F)
+        one = _conform(con.read_parquet(stack.enter_context(plain_file(path))), job.columns, f)
+        src = one if src is None else src.union(one)
+    assert src is not None  # every job has a file
     if job.withhold is not None and job.sensitive is not None:
         sens = con.read_parquet(stack.enter_context(plain_file(job.sensitive)))
         cond = ColumnExpression(job.withhold).cast(_VARCHAR) == ColumnExpression("relake_sensitive")
         src = src.join(sens, cond, how="anti")
-    f: Expression = (ConstantExpression(job.index).cast(_UBIGINT) if job.with_f
-                     else ConstantExpression(None).cast(_UBIGINT))
     src.select(_key_expr(job.keys, job.side).alias("k"), _struct(job.values, job.side).alias("r"),
-               f.alias("f")).create_view("part")
+               ColumnExpression(_F).alias("f")).create_view("part")
 
 
 def shuffle_map(job: MapJob) -> None:
@@ -205,23 +215,48 @@ def _side_columns(side: Side, names: list[str]) -> tuple[tuple[str, str], ...]:
     return tuple((n, types[n]) for n in dict.fromkeys(names))
 
 
+def file_rows(db: Db, side: Side) -> list[int]:
+    """Rows of each file of ``side``, from the footers."""
+    names = [db.plain_path(p) for p in side.paths]
+    rows = {str(f): int(n) for f, n in query("diff/file_rows").rows(db.con, files=names)}
+    return [rows[n] for n in names]
+
+
+def file_groups(rows: Sequence[int]) -> list[list[int]]:
+    """Consecutive file indexes in groups of at most ``ROWS_PER_MAP`` rows (a larger file alone)."""
+    groups: list[list[int]] = []
+    total = 0
+    for i, n in enumerate(rows):
+        if not groups or (total + n > ROWS_PER_MAP and groups[-1]):
+            groups.append([])
+            total = 0
+        groups[-1].append(i)
+        total += n
+    return groups
+
+
 def map_jobs(
-    a: Side, b: Side, keys: list[Compared], values: list[Compared], *, with_f: bool, sensitive: str | None,
-    mask: int, scratch: Path, memory_limit: str | None,
+    a: Side, b: Side, keys: list[Compared], values: list[Compared], *, rows: tuple[list[int], list[int]],
+    with_f: bool, sensitive: str | None, mask: int, scratch: Path, memory_limit: str | None,
 ) -> list[MapJob]:
+    """The map (or fetch) jobs of both sides; ``rows``: the rows of each file of A and of B."""
     jobs: list[MapJob] = []
-    for name, side in (("a", a), ("b", b)):
+    for (name, side), side_rows in zip((("a", a), ("b", b)), rows, strict=True):
         withhold = None
         if sensitive is not None:
             withhold = side.roles.url if side.roles.url is not None else side.roles.id
         used = [x.a if name == "a" else x.b for x in (*keys, *values)]
         columns = _side_columns(side, used + ([withhold] if withhold is not None else []))
-        for i, p in enumerate(side.paths):
+        for group in file_groups(side_rows):
+            first, last = group[0], group[-1]
+            what = (f"file {side.file_label(first)}" if first == last
+                    else f"files {side.file_label(first)} to {side.file_label(last)}")
             jobs.append(MapJob(
-                side=name, index=i, path=str(p.absolute()), label=f"{name.upper()} file {side.file_label(i)}",
-                columns=columns, keys=tuple(keys), values=tuple(values), with_f=with_f and name == "a",
-                withhold=withhold, sensitive=sensitive if withhold is not None else None, mask=mask,
-                out=str(scratch / "map" / f"{name}{i:06d}"), spill=str(scratch / "spill" / f"{name}{i:06d}"),
+                side=name, files=tuple((i, str(side.paths[i].absolute())) for i in group),
+                label=f"{name.upper()} {what}", columns=columns, keys=tuple(keys), values=tuple(values),
+                with_f=with_f and name == "a", withhold=withhold,
+                sensitive=sensitive if withhold is not None else None, mask=mask,
+                out=str(scratch / "map" / f"{name}{first:06d}"), spill=str(scratch / "spill" / f"{name}{first:06d}"),
                 memory_limit=memory_limit))
     return jobs
 
@@ -240,13 +275,13 @@ def keyed_keys_on(
     if any(t in str(k_type).upper() for t in _NO_ROUND_TRIP):
         raise InputError(f"--engine {engine.name}: a key of type {k_type} does not survive the shuffle's parquet "
                          "files unchanged; diff with --engine local, or key by other columns")
-    files = [db.plain_path(p) for p in (*a.paths, *b.paths)]
-    buckets = bucket_count(int(query("diff/footer_rows").rows(db.con, files=files)[0][0]))
+    rows_per_file = file_rows(db, a), file_rows(db, b)
+    buckets = bucket_count(sum(map(sum, rows_per_file)))
     with _scratch(db, lake, withhold) as (scratch, sensitive):
         (scratch / "map").mkdir()
         (scratch / "keys").mkdir()
-        jobs = map_jobs(a, b, keys, values, with_f=with_f, sensitive=sensitive, mask=buckets - 1, scratch=scratch,
-                        memory_limit=memory_limit)
+        jobs = map_jobs(a, b, keys, values, rows=rows_per_file, with_f=with_f, sensitive=sensitive,
+                        mask=buckets - 1, scratch=scratch, memory_limit=memory_limit)
         engine.map(shuffle_map, jobs, label=lambda j: j.label)
         reduces = [ReduceJob(i, str(scratch / "map"), str(scratch / "keys" / f"{i:06d}.parquet"),
                              str(scratch / "keys" / f"examples-{i:06d}.parquet"), str(k_type),
@@ -295,9 +330,10 @@ def keyed_rows_on(
         for side, skip in (("a", "added"), ("b", "removed")):
             wanted[side] = str(scratch / f"wanted-{side}.parquet")
             query("diff/write_wanted").run(db.con, skip=skip, path=wanted[side])
-        jobs = [FetchJob(m, wanted[m.side], str(scratch / "fetch" / f"{m.side}{m.index:06d}.parquet"))
-                for m in map_jobs(a, b, keys, values, with_f=with_f, sensitive=sensitive, mask=0, scratch=scratch,
-                                  memory_limit=memory_limit)]
+        maps = map_jobs(a, b, keys, values, rows=(file_rows(db, a), file_rows(db, b)), with_f=with_f,
+                        sensitive=sensitive, mask=0, scratch=scratch, memory_limit=memory_limit)
+        jobs = [FetchJob(m, wanted[m.side], str(scratch / "fetch" / f"{m.side}{m.files[0][0]:06d}.parquet"))
+                for m in maps]
         engine.map(shuffle_fetch, jobs, label=lambda j: j.map.label)
         for side, view in (("a", a_view), ("b", b_view)):
             # every task wrote its file, empty or not, so each side has at least one (with the columns)
