@@ -29,7 +29,7 @@ from duckdb import ColumnExpression, ConstantExpression, StarExpression
 from relake import __version__
 from relake.blocklist import Blocklist, load_blocklist
 from relake.canonical import CANONICAL_VERSION, register_canonical
-from relake.db import Db, connect, first_line, write_parquet_stable
+from relake.db import Db, bind_shard, connect, first_line, write_parquet_stable
 from relake.engine import Engine, LocalEngine, job_connection, plain_file
 from relake.errors import AuditError, InputError, NotFoundError, RelakeError, ResourceError, SpecError
 from relake.fingerprint import (
@@ -430,13 +430,14 @@ def _write_shard(job: tuple[str, Path, int, list[int], str, str | None]) -> None
     con = job_connection(memory_limit)
     try:
         with plain_file(src) as plain:
+            bind_shard(con, plain)
             if positions and rows:
                 mask = bytearray(b"0") * rows
                 for p in positions:
                     mask[p] = 0x31
-                query(f"build/write_shard_{codec}").run(con, src=plain, mask=mask.decode("ascii"), out=str(out))
+                query(f"build/write_shard_{codec}").run(con, mask=mask.decode("ascii"), out=str(out))
             else:
-                query(f"build/copy_shard_{codec}").run(con, src=plain, out=str(out))
+                query(f"build/copy_shard_{codec}").run(con, out=str(out))
     finally:
         con.close()
 

@@ -25,6 +25,42 @@ from relake.manifest import Roles
 from relake.sql import query
 
 
+def bind_shard(con: duckdb.DuckDBPyConnection, path: str, view: str = "shard") -> None:
+    """View ``view`` over one parquet file (a plain path) with its ``file_row_number``, for rewriting it.
+
+    DuckDB's parquet writer declares a column ``required`` when the statistics of what it writes show no NULL,
+    so a column the file declares optional (img2dataset, pyarrow and Spark declare every column so) would come
+    back required wherever a shard happens to hold no NULL: one dataset's shards would then disagree on their
+    schema (``pyarrow.concat_tables`` and datasets refuse them). Here each top-level column the file declares
+    optional passes through ``CASE WHEN c IS NULL THEN NULL ELSE c END``, which keeps every value and lets
+    the writer declare it optional again; required columns stay required."""
+    try:
+        elements = query("db/parquet_schema").rows(con, file=path)
+    except duckdb.Error as exc:
+        raise InputError(f"{path}: not a readable parquet file ({first_line(exc)})") from exc
+    optional: set[str] = set()
+    i = 1  # elements[0] is the root; each top-level column is followed by its subtree
+
+    def past(i: int) -> int:
+        end = i + 1
+        for _ in range(int(elements[i][2] or 0)):
+            end = past(end)
+        return end
+
+    while i < len(elements):
+        if elements[i][1] == "OPTIONAL":
+            optional.add(str(elements[i][0]))
+        i = past(i)
+    rel = con.read_parquet(path, file_row_number=True, hive_partitioning=False)
+    exprs = []
+    for c in rel.columns:
+        col = duckdb.ColumnExpression(c)
+        if c in optional:
+            col = duckdb.CaseExpression(col.isnull(), duckdb.ConstantExpression(None)).otherwise(col)
+        exprs.append(col.alias(c))
+    rel.select(*exprs).create_view(view, replace=True)
+
+
 def default_memory_limit() -> str:
     """Half of physical RAM, at least 1 GB: a sensible share when other work runs beside us."""
     try:
