@@ -1,10 +1,10 @@
--- Returns: nothing; writes copy shard $src without the rows whose position has bit 1 in the bitstring
+-- Returns: nothing; writes the copy shard of view shard without the rows whose position has bit 1 in the bitstring
 --   $mask ('0'/'1' per row), in the shard's order, with codec $codec. Run on a single-threaded connection
 --   so rows keep their order and the bytes are the same on every run.
--- Reads: the parquet file $src.
--- params: $src, $mask, $out, $codec
+-- Reads: view shard (db.bind_shard: the parquet file, with file_row_number; optional columns stay optional).
+-- params: $mask, $out, $codec
 COPY (
     SELECT * EXCLUDE (file_row_number)
-    FROM read_parquet($src, file_row_number = true, hive_partitioning = false)
+    FROM shard
     WHERE get_bit(CAST($mask AS BIT), CAST(file_row_number AS INTEGER)) = 0
 ) TO $out (FORMAT parquet, COMPRESSION $codec)

@@ -1,10 +1,11 @@
-"""Check and clean downstream copies: img2dataset output folders (webdataset tars or parquet), by manifest.
+"""Check and clean downstream copies: img2dataset output folders (webdataset, parquet or files), by manifest.
 
 A *copy* is a folder as img2dataset writes it: per shard ``NNNNN.parquet`` (a row for every input sample,
 failures included: ``url``, ``caption``, saved extra columns, ``key``, ``status``, ``error_message``, sizes,
 ``exif`` and an image hash column ``md5``/``sha256``/``sha1``), with ``NNNNN.tar`` (``{key}.jpg``,
-``{key}.txt``, ``{key}.json`` … per successful sample) in the webdataset layout, or the image bytes in a
-``jpg`` column in the parquet layout, and ``NNNNN_stats.json``. Copies are re-sharded and re-ordered relative
+``{key}.txt``, ``{key}.json`` … per successful sample) in the webdataset layout, the same files in a
+``NNNNN/`` folder in the files layout (img2dataset's default), or the image bytes in a ``jpg`` column in the
+parquet layout, and ``NNNNN_stats.json``. Copies are re-sharded and re-ordered relative
 to the release, and ``key`` is positional, so rows are matched by content only:
 
 - **manifest mode** (``manifest_dir``): a public removal manifest folder (``removed.parquet`` with
@@ -19,7 +20,8 @@ counts, never a URL or caption of an affected row (they may be harmful links).
 
 Cleaning writes the same layout to a new folder: affected parquet rows dropped (order kept, by DuckDB on a
 single-threaded connection); for tars, every member of an affected key dropped and every other member copied
-as its exact bytes (headers, pax records and data, in order) followed by a fresh end-of-archive; each
+as its exact bytes (headers, pax records and data, in order) followed by a fresh end-of-archive; in a
+shard's ``NNNNN/`` folder, every file of an affected key dropped and every other file copied; each
 ``_stats.json`` with ``count``, ``successes``, failure counts and ``status_dict`` reduced by the removed rows;
 unaffected shards and other files copied byte for byte; a shard's stale side files (e.g. a DALI ``.idx``) are
 dropped when its tar changes. Each output is written to a temp name and renamed; ``OUT/.relake-clean.json``
@@ -33,6 +35,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tarfile
 import time
 from collections import Counter
@@ -50,7 +53,7 @@ import pyarrow.parquet as pq
 from duckdb import ColumnExpression, ConstantExpression
 
 from relake.canonical import register_canonical
-from relake.db import Db, connect, detect_roles, first_line
+from relake.db import Db, bind_shard, connect, detect_roles, first_line
 from relake.engine import job_connection, plain_file
 from relake.errors import InputError, NotFoundError
 from relake.lake import Lake, check_user_path
@@ -143,16 +146,17 @@ class CopyShard:
     tar: Path | None
     stats: Path | None
     extras: tuple[Path, ...]  # other files named "<name>.*" (e.g. a DALI index)
+    folder: Path | None = None  # the files layout: the folder "<name>/" of its samples' files ("<key>.jpg" ...)
 
     @property
     def files(self) -> tuple[Path, ...]:
-        return tuple(p for p in (self.parquet, self.tar, self.stats, *self.extras) if p is not None)
+        return tuple(p for p in (self.parquet, self.tar, self.stats, *self.extras, self.folder) if p is not None)
 
 
 @dataclass(frozen=True)
 class CopyLayout:
     root: Path
-    layout: str  # "webdataset" | "parquet"
+    layout: str  # "webdataset" | "files" | "parquet"
     shards: tuple[CopyShard, ...]
     others: tuple[Path, ...]  # every other file, relative to root
     url: str
@@ -166,6 +170,8 @@ class CopyLayout:
 
 
 def _scan_copy(root: Path) -> tuple[str, tuple[CopyShard, ...], tuple[Path, ...]]:
+    if root.exists() and not root.is_dir():
+        raise InputError(f"{root}: is a file; give the folder of the copy (img2dataset's output folder)")
     if not root.is_dir():
         raise NotFoundError(f"{root}: no such folder")
     top = sorted(p.name for p in root.iterdir())
@@ -185,17 +191,26 @@ def _scan_copy(root: Path) -> tuple[str, tuple[CopyShard, ...], tuple[Path, ...]
         stats = root / f"{stem}_stats.json" if f"{stem}_stats.json" in top else None
         extras = tuple(root / x for x in top if x.startswith(stem + ".") and x not in (n, f"{stem}.tar")
                        and not x.endswith(".parquet") and (root / x).is_file())
+        folder = root / stem if (root / stem).is_dir() and not (root / stem).is_symlink() else None
         claimed.update(p.name for p in (tar, stats, *extras) if p is not None)
-        shards.append(CopyShard(stem, root / n, tar, stats, extras))
+        shards.append(CopyShard(stem, root / n, tar, stats, extras, folder))
     with_tar = [s for s in shards if s.tar is not None]
-    if with_tar and len(with_tar) != len(shards):
-        missing = next(s for s in shards if s.tar is None)
-        raise InputError(f"{root}: shard {missing.name} has no .tar while other shards have one; "
-                         "the copy is incomplete")
+    with_folder = [s for s in shards if s.folder is not None]
+    if with_tar and with_folder:
+        raise InputError(f"{root}: shard {with_tar[0].name} has a .tar and shard {with_folder[0].name} a sample "
+                         "folder; a copy is either webdataset or files, check each separately")
+    for kind, have in ((".tar", with_tar), ("/ sample folder", with_folder)):
+        if have and len(have) != len(shards):
+            missing = next(s for s in shards if s not in have)
+            raise InputError(f"{root}: shard {missing.name} has no {kind} while other shards have one; "
+                             "the copy is incomplete")
+    folders = {s.name for s in with_folder}
     others: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
         rel_dir = Path(dirpath).relative_to(root)
+        if rel_dir == Path("."):
+            dirnames[:] = [d for d in dirnames if d not in folders]  # a shard's samples, not other files
+        dirnames.sort()
         for f in sorted(filenames):
             rel = rel_dir / f
             if rel.parts == (f,) and (f in claimed or f == RECORD_NAME or f.endswith(TMP_SUFFIX)):
@@ -203,7 +218,7 @@ def _scan_copy(root: Path) -> tuple[str, tuple[CopyShard, ...], tuple[Path, ...]
             if len(rel.parts) > 1 and f.endswith((".parquet", ".tar")):
                 raise InputError(f"{root}: {rel} is a shard in a subfolder; check each folder of shards separately")
             others.append(rel)
-    return ("webdataset" if with_tar else "parquet"), tuple(shards), tuple(others)
+    return ("webdataset" if with_tar else "files" if with_folder else "parquet"), tuple(shards), tuple(others)
 
 
 def open_copy(
@@ -235,9 +250,10 @@ def open_copy(
         algo = prefer_image if prefer_image in found else (found[0] if found else None)
         image = by_lower[algo] if algo else None
     key, status, error = by_lower.get("key"), by_lower.get("status"), by_lower.get("error_message")
-    if layout == "webdataset" and key is None:
-        raise InputError(f"{root}: webdataset shards but no key column in the parquet files; "
-                         "tar members cannot be matched to rows")
+    if layout in ("webdataset", "files") and key is None:
+        what = "tar members" if layout == "webdataset" else "the files of the sample folders"
+        raise InputError(f"{root}: {layout} shards but no key column in the parquet files; "
+                         f"{what} cannot be matched to rows")
     _copy_rows(rel, (key, roles.url, roles.caption, status, error, image))
     return CopyLayout(root, layout, shards, others, roles.url, roles.caption, key, status, error, image, algo,
                       tuple(paths))
@@ -589,9 +605,9 @@ def prepare_clean(
     by_shard: dict[int, list[AffectedRow]] = {}
     for r in report.affected_rows:
         by_shard.setdefault(r.shard, []).append(r)
-        if layout.layout == "webdataset" and r.key is None and not r.failed:
+        if layout.layout in ("webdataset", "files") and r.key is None and not r.failed:
             raise InputError(f"{copy}: shard {layout.shards[r.shard].name} row {r.pos} is affected but has no key; "
-                             "its tar members cannot be found")
+                             "its files cannot be found")
     units = [_Unit(f"shard {s.name}", s.files, tuple(by_shard.get(i, ())), shard=s)
              for i, s in enumerate(layout.shards)]
     units += [_Unit(f"file {p.as_posix()}", (copy / p,), rel=p) for p in layout.others]
@@ -668,8 +684,11 @@ def run_clean(
     assert layout is not None
     out = plan.out
     record = _open_record(out, layout.root, plan.plan_id)
-    for leftover in out.rglob("*" + TMP_SUFFIX):
-        leftover.unlink(missing_ok=True)
+    for leftover in sorted(out.rglob("*" + TMP_SUFFIX)):
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover)
+        else:
+            leftover.unlink(missing_ok=True)
     rep = CleanReport(check.copy, str(out), False, check.layout, len(layout.shards), check=check)
     units: dict[str, Any] = record["units"]
     last_flush = time.monotonic()
@@ -731,7 +750,8 @@ def _absolute(unit: _Unit) -> _Unit:
     shard = unit.shard
     if shard is not None:
         shard = CopyShard(shard.name, shard.parquet.absolute(), shard.tar and shard.tar.absolute(),
-                          shard.stats and shard.stats.absolute(), tuple(p.absolute() for p in shard.extras))
+                          shard.stats and shard.stats.absolute(), tuple(p.absolute() for p in shard.extras),
+                          shard.folder and shard.folder.absolute())
     return replace(unit, sources=tuple(p.absolute() for p in unit.sources), shard=shard)
 
 
@@ -789,9 +809,19 @@ def _write_record(out: Path, record: dict[str, Any]) -> None:
     os.replace(tmp, out / RECORD_NAME)
 
 
-def _source_ids(paths: Sequence[Path]) -> dict[str, list[int]]:
-    out: dict[str, list[int]] = {}
+def _source_ids(paths: Sequence[Path]) -> dict[str, Any]:
+    """Size and mtime of each source file; for a sample folder (key ``name/``), its file count and a digest of
+    its files' names, sizes and mtimes."""
+    out: dict[str, Any] = {}
     for p in paths:
+        if p.is_dir():
+            listing = hashlib.sha256()
+            files = sorted(f for f in p.iterdir() if f.is_file())
+            for f in files:
+                st = f.stat()
+                listing.update(f"{f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+            out[p.name + "/"] = [len(files), listing.hexdigest()]
+            continue
         st = p.stat()
         out[p.name] = [st.st_size, st.st_mtime_ns]
     return out
@@ -806,9 +836,39 @@ def _finished(entry: dict[str, Any] | None, out: Path, sources: dict[str, list[i
         return False
     for rel, digest in outputs.items():
         p = out / rel
-        if not p.is_file() or sha256_file(p) != digest:
+        if rel.endswith("/"):
+            if not p.is_dir() or _folder_digest(p) != digest:
+                return False
+        elif not p.is_file() or sha256_file(p) != digest:
             return False
     return True
+
+
+def _folder_digest(folder: Path) -> str:
+    """sha256 over the sorted names and sha256 of a sample folder's files."""
+    h = hashlib.sha256()
+    for f in sorted(folder.iterdir()):
+        h.update(f"{f.name}\0{sha256_file(f) if f.is_file() else 'not a file'}\n".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
+
+
+def _filter_folder(src: Path, dst: Path, drop: set[str]) -> tuple[str, int]:
+    """The sample folder ``src`` as ``dst`` (a new folder) without the files of the keys in ``drop``; its digest
+    (``_folder_digest``) and the number of files dropped. Files are copied byte for byte, in name order."""
+    if dst.exists():
+        shutil.rmtree(dst)
+    dst.mkdir()
+    h = hashlib.sha256()
+    dropped = 0
+    for f in sorted(src.iterdir()):
+        if not f.is_file():
+            raise InputError(f"{src}: {f.name} is not a file; a sample folder holds only its samples' files")
+        if member_key(f.name) in drop:
+            dropped += 1
+            continue
+        digest, _ = _copy_file(f, dst / f.name)
+        h.update(f"{f.name}\0{digest}\n".encode("utf-8", "surrogateescape"))
+    return h.hexdigest(), dropped
 
 
 # --- one unit
@@ -832,6 +892,9 @@ def _run_unit(unit: _Unit, out: Path, entry: dict[str, Any] | None, memory_limit
     stale: list[str] = []
     if not unit.removed:
         for src in shard.files:
+            if src == shard.folder:
+                outputs[src.name + "/"], _ = _filter_folder(src, _tmp(out / src.name), set())
+                continue
             outputs[src.name], size = _copy_file(src, _tmp(out / src.name))
             if src == shard.tar:
                 tar_in = tar_out = size
@@ -843,11 +906,18 @@ def _run_unit(unit: _Unit, out: Path, entry: dict[str, Any] | None, memory_limit
             drop = {r.key for r in unit.removed if r.key is not None}
             digest, tar_in, tar_out, members_dropped = _filter_tar(shard.tar, _tmp(out / shard.tar.name), drop)
             outputs[shard.tar.name] = digest
+        if shard.folder is not None:
+            drop = {r.key for r in unit.removed if r.key is not None}
+            digest, members_dropped = _filter_folder(shard.folder, _tmp(out / shard.folder.name), drop)
+            outputs[shard.folder.name + "/"] = digest
         if shard.stats is not None:
             outputs[shard.stats.name] = _write_stats(shard.stats, _tmp(out / shard.stats.name), unit.removed)
         stale = [p.name for p in shard.extras]
         action = "rewritten"
     for name in outputs:
+        name = name.removesuffix("/")
+        if (out / name).is_dir() and not (out / name).is_symlink():
+            shutil.rmtree(out / name)  # a sample folder from an earlier, unfinished run: replaced whole
         os.replace(_tmp(out / name), out / name)
     for name in stale:
         (out / name).unlink(missing_ok=True)  # from an earlier run of an older copy
@@ -906,7 +976,8 @@ def _write_parquet(src: Path, dst: Path, positions: Sequence[int], memory_limit:
         codec = str(codec_rows[0][0]).lower() if codec_rows else "snappy"
         codec = codec if codec in ("snappy", "zstd", "gzip", "lz4", "brotli", "uncompressed") else "snappy"
         try:
-            query("copies/write_shard").run(db.con, src=plain, mask=mask.decode("ascii"), out=str(dst), codec=codec)
+            bind_shard(db.con, plain)
+            query("copies/write_shard").run(db.con, mask=mask.decode("ascii"), out=str(dst), codec=codec)
         except duckdb.Error as exc:
             raise InputError(f"{src}: cannot rewrite ({first_line(exc)})") from exc
     kept = _parquet_rows(dst)
