@@ -391,6 +391,27 @@ def test_resharded_webdataset_copy(relake: Relake, untouched: None, tmp_path: Pa
     assert_tars_cleaned(copy, out, drop)
 
 
+def test_image_hash_column_under_another_name(relake: Relake, untouched: None, tmp_path: Path) -> None:
+    """--image-col names a column whose name is no algorithm: its values' hex length says sha256; a column of
+    other values is refused (it used to be accepted, silently matching by URL only)."""
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for p in sorted((DATA / "parquet").glob("*.parquet")):
+        t = pq.read_table(p)
+        pq.write_table(t.rename_columns(["img_hash" if c == "sha256" else c for c in t.column_names]), copy / p.name)
+    rows = read_copy(copy)
+    want = keys_of(rows, {r["SAMPLE_ID"] for shard in rows.values() for r in shard
+                          if r["SAMPLE_ID"] in REMOVED or (r["img_hash"] is not None
+                                                           and r["img_hash"] in removed_image_hashes())})
+    assert sum(map(len, want.values())) > sum(map(len, keys_of(rows, set(REMOVED)).values()))  # 1017 by image
+    result = relake("check", copy, "--manifest", "v1..v2", "--image-col", "img_hash", "--json")
+    assert result.exit_code == 1, result.stderr
+    assert reported_keys(result) == want
+    result = relake("check", copy, "--manifest", "v1..v2", "--image-col", "caption")
+    assert result.exit_code == 1
+    assert "column 'caption' given for the image hash does not hold hex md5, sha1 or sha256" in error_line(result)
+
+
 # ---------------------------------------------------------------------------------------------- wrong inputs
 
 

@@ -255,8 +255,25 @@ def open_copy(
         raise InputError(f"{root}: {layout} shards but no key column in the parquet files; "
                          f"{what} cannot be matched to rows")
     _copy_rows(rel, (key, roles.url, roles.caption, status, error, image))
+    if image_col is not None and algo is None:
+        algo = _hash_algorithm(db, root, image_col)
     return CopyLayout(root, layout, shards, others, roles.url, roles.caption, key, status, error, image, algo,
                       tuple(paths))
+
+
+def _hash_algorithm(db: Db, root: Path, column: str) -> str:
+    """The algorithm of the image hashes in ``column`` (named with --image-col), from their hex length."""
+    by_length = {n: a for a, n in IMAGE_HASH_LENGTHS.items()}
+    try:
+        lengths = query("copies/image_hash_lengths").rows(db.con)
+    except duckdb.Error as exc:
+        raise InputError(f"{root}: cannot read column {column!r} ({first_line(exc)})") from exc
+    if len(lengths) == 1 and lengths[0][2] and int(lengths[0][0]) in by_length:
+        return by_length[int(lengths[0][0])]
+    found = ", ".join(f"{int(n):,} of length {int(n_len)}{'' if hex_ else ' (not hex)'}"
+                      for n_len, n, hex_ in lengths) or "no value"
+    raise InputError(f"{root}: column {column!r} given for the image hash does not hold hex md5, sha1 or sha256 "
+                     f"values ({found}); name the column of the images' hashes")
 
 
 def _copy_rows(rel: duckdb.DuckDBPyRelation, names: tuple[str | None, ...]) -> None:
