@@ -149,7 +149,7 @@ def _part(con: duckdb.DuckDBPyConnection, job: MapJob, stack: ExitStack) -> None
 
 
 def shuffle_map(job: MapJob) -> None:
-    """A map task: one file's ``(k, hash(r), f, side)`` rows, written by key bucket into ``job.out``."""
+    """A map task: its files' ``(k, hash(r), f, side)`` rows, written by key bucket into ``job.out``."""
     shutil.rmtree(job.out, ignore_errors=True)  # a retried task starts over
     os.mkdir(job.out)  # never recreates a scratch folder the driver has already removed
     con = job_connection(job.memory_limit, job.spill)
@@ -165,7 +165,7 @@ def shuffle_map(job: MapJob) -> None:
 
 
 def shuffle_fetch(job: FetchJob) -> int:
-    """A fetch task: the rows ``(k, r, f)`` of one file whose key is wanted, written to ``job.out``."""
+    """A fetch task: the rows ``(k, r, f)`` of its files whose key is wanted, written to ``job.out``."""
     con = job_connection(job.map.memory_limit, job.map.spill)
     try:
         with ExitStack() as stack:
@@ -317,7 +317,7 @@ def keyed_rows_on(
     with_f: bool, withhold: bool, memory_limit: str | None,
 ) -> Iterator[None]:
     """Views ``a`` and ``b`` on ``db`` replaced, while open, by only the rows of the differing keys of TEMP
-    TABLE ``dk``, fetched by one job per input file on ``engine`` (what ``diff/keyed`` reads of them).
+    TABLE ``dk``, fetched by one job per run of input files on ``engine`` (what ``diff/keyed`` reads of them).
 
     Rows whose compared values parquet would alter are left to the driver's own views (its scan)."""
     a_view, b_view = db.con.table("a"), db.con.table("b")
