@@ -1,5 +1,5 @@
--- Returns: nothing; writes view part (k, r, f: the input files of one map task, of one side of a keyed diff, projected as
---   diff/keyed_keys reads views a and b) to the folder $out as parquet partitioned by key bucket
+-- Returns: nothing; writes view part (k, r, f: the input files of one map task, of one side of a keyed
+--   diff, projected as diff/keyed_keys reads views a and b) to the folder $out as parquet partitioned by key bucket
 --   (subfolders bucket=N, N = hash(k) & $mask, only for buckets holding rows), each row as k, h (the 64-bit
 --   hash() of r, exactly as diff/keyed_keys computes it), f and side ($side: 'a' or 'b'). Run on a
 --   single-threaded connection (a map task of the distributed keyed diff).
