@@ -457,6 +457,27 @@ def test_engine_key_check_refuses_a_bad_key_with_the_local_message(
     assert _no_scratch(lake)
 
 
+def test_ray_key_check_refuses_a_bad_key_with_the_local_message(
+    ray_engine: RayEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On Ray too: the reduce tasks' counts and examples (written on the workers, summed on the driver) give
+    the local error, and the scratch folder is gone."""
+    monkeypatch.setattr(relake.diff_dist, "ROWS_PER_BUCKET", 16)
+    rows = _dup_rows()
+    write_split(pa.Table.from_pylist(rows, schema=V1_SCHEMA), tmp_path / "a", 3)
+    write_split(pa.Table.from_pylist(rows[:60], schema=V1_SCHEMA), tmp_path / "b", 2)
+    lake = tmp_path / "lake"
+    errors = {}
+    for engine in ("local", "ray"):
+        r = _invoke(lake, "diff", f"{tmp_path / 'a'}/", f"{tmp_path / 'b'}/", "--key", "SAMPLE_ID",
+                    "--engine", engine)
+        assert r.exit_code == 1
+        errors[engine] = [line for line in r.stderr.splitlines() if line.startswith("Error:")]
+    assert errors["ray"] == errors["local"] and len(errors["local"]) == 1
+    assert "(e.g. 1003, 1017, 1041, 1011, 1029)" in errors["local"][0]
+    assert _no_scratch(lake)
+
+
 def test_engine_default_key_falls_back_as_locally(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A's id is duplicated, so the default key is URL + caption, chosen by the engine's check as locally."""
     monkeypatch.setattr(relake.diff_dist, "ROWS_PER_BUCKET", 8)
