@@ -478,6 +478,32 @@ def test_ray_key_check_refuses_a_bad_key_with_the_local_message(
     assert _no_scratch(lake)
 
 
+def test_engine_reports_a_side_a_value_of_a_float_key_as_locally(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """-0.0 in A and 0.0 in B are one key: the change is reported with A's -0.0 on both paths, and a reduce
+    task's grouping takes A's value even when it reads B's rows first."""
+    monkeypatch.setattr(relake.diff_dist, "ROWS_PER_BUCKET", 8)
+    schema = pa.schema([("k", pa.float64()), ("v", pa.string())])
+    a = [{"k": float(i), "v": f"a{i}"} for i in range(1, 30)] + [{"k": -0.0, "v": "zero"}]
+    b = [{"k": 0.0, "v": "changed"}] + [{"k": float(i), "v": f"a{i}"} for i in range(1, 30)]
+    write_split(pa.Table.from_pylist(a, schema=schema), tmp_path / "a", 2)
+    write_split(pa.Table.from_pylist(b, schema=schema), tmp_path / "b", 2)
+    lake = Lake.at(tmp_path / "lake")
+    outs = {}
+    for name, engine in (("local", None), ("threads", LocalEngine(2))):
+        diff_versions(lake, f"{tmp_path / 'a'}/", f"{tmp_path / 'b'}/", key=["k"], engine=engine,
+                      out=str(tmp_path / f"{name}.jsonl"))
+        outs[name] = (tmp_path / f"{name}.jsonl").read_bytes()
+    assert outs["threads"] == outs["local"]
+    assert b'"k":-0.0' in outs["local"].replace(b" ", b"")
+
+    con = duckdb.connect()
+    con.sql("SELECT * FROM (VALUES (0.0::DOUBLE, 1::UBIGINT, NULL::UBIGINT, 'b'), "
+            "(-0.0::DOUBLE, 2::UBIGINT, 0::UBIGINT, 'a')) AS t(k, h, f, side)").create_view("parts")
+    relake.diff_dist.query("diff/shuffle_key_groups").run(con)
+    assert str(con.sql("SELECT k FROM kg").fetchall()[0][0]) == "-0.0"
+
+
 def test_engine_default_key_falls_back_as_locally(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A's id is duplicated, so the default key is URL + caption, chosen by the engine's check as locally."""
     monkeypatch.setattr(relake.diff_dist, "ROWS_PER_BUCKET", 8)

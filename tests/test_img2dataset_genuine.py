@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import random
+import shutil
 import tarfile
 from collections import Counter
 from collections.abc import Iterator
@@ -327,6 +328,48 @@ def test_clean_files_layout_drops_the_affected_images(
     assert json.loads(third.stdout)["resumed"] == len(rows) - 1
     assert victim.read_bytes() == (src / kept[0]).read_bytes()
     assert sorted(p.relative_to(out).as_posix() for p in out.glob("*/*")) == kept
+
+
+def test_files_layout_with_symlinked_sample_folders(
+    relake: Relake, manifest: Path, untouched: None, tmp_path: Path
+) -> None:
+    """Sample folders reached through symlinks are cleaned like real ones (they used to be skipped, and the
+    cleaned copy lost every image); a symlink to any other folder is refused, not silently left out."""
+    real, copy = tmp_path / "real", tmp_path / "copy"
+    shutil.copytree(DATA / "files", copy)
+    real.mkdir()
+    for d in sorted(p for p in copy.iterdir() if p.is_dir()):
+        shutil.move(d, real / d.name)
+        d.symlink_to(real / d.name, target_is_directory=True)
+    out, plain = tmp_path / "cleaned", tmp_path / "cleaned-plain"
+    result = relake("clean", copy, "--manifest", str(manifest), "--out", out)
+    assert result.exit_code == 0, result.stderr
+    assert relake("clean", DATA / "files", "--manifest", str(manifest), "--out", plain).exit_code == 0
+    listing = sorted(p.relative_to(plain).as_posix() for p in plain.rglob("*") if p.name != ".relake-clean.json")
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.name != ".relake-clean.json") == listing
+    gone = keys_of(read_copy(DATA / "files"), set(REMOVED))
+    kept = [p for p in (DATA / "files").glob("*/*") if p.name.split(".", 1)[0] not in gone[p.parent.name]]
+    assert len([x for x in listing if "/" in x]) == len(kept) > 0  # every kept sample file, in its folder
+    (copy / "extra").symlink_to(real, target_is_directory=True)
+    result = relake("check", copy, "--manifest", str(manifest))
+    assert result.exit_code == 1
+    assert error_line(result).endswith("extra is a symlink to a folder, which relake does not follow (its files "
+                                       "would be missing from a cleaned copy); replace it by the folder or remove it")
+
+
+def test_image_col_without_any_value_matches_by_url_with_a_note(
+    relake: Relake, manifest: Path, untouched: None, tmp_path: Path
+) -> None:
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for p in sorted((DATA / "parquet").glob("*.parquet")):
+        t = pq.read_table(p)
+        pq.write_table(t.append_column("img_hash", pa.nulls(t.num_rows, pa.string())), copy / p.name)
+    rows = read_copy(copy)
+    result = relake("check", copy, "--manifest", "v1..v2", "--image-col", "img_hash", "--json")
+    assert result.exit_code == 1, result.stderr
+    assert reported_keys(result) == keys_of(rows, expected_ids(rows, images=False))
+    assert "the copy's column img_hash holds no image hash: matched by URL only" in json.loads(result.stdout)["notes"]
 
 
 # ---------------------------------------------------------------------------------------------- re-sharded copies

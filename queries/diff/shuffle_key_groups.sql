@@ -1,14 +1,15 @@
--- Returns: nothing; creates TEMP TABLE kg with one row per key of one key bucket (k NULL for the rows whose
---   key is NULL): na and nb (its rows in A and in B), ha and hb (the 64-bit row hash h of one of its rows in
---   A and in B; NULL on a side without it) and f (A's file index of one of its rows in A). One hash
---   aggregate serves both the key check (diff/shuffle_key_stats: every row of a key lands in one bucket, so a
---   key duplicated anywhere is duplicated here) and, once the keys are unique, the differing keys
---   (diff/shuffle_reduce: the FULL OUTER join of diff/keyed_keys on unique keys).
+-- Returns: nothing; creates TEMP TABLE kg with one row per key of one key bucket: k (NULL for the rows whose
+--   key is NULL; A's value of the key when A has it, as diff/keyed_keys reports it: -0.0 in A and 0.0 in B
+--   group together and report -0.0), na and nb (its rows in A and in B), ha and hb (the 64-bit row hash h of
+--   one of its rows in A and in B; NULL on a side without it) and f (A's file index of one of its rows in
+--   A). One hash aggregate serves both the key check (diff/shuffle_key_stats: every row of a key lands in one
+--   bucket, so a key duplicated anywhere is duplicated here) and, once the keys are unique, the differing
+--   keys (diff/shuffle_reduce: the FULL OUTER join of diff/keyed_keys on unique keys).
 -- Reads: view parts (k, h, f, side: the rows of this bucket written by diff/shuffle_map for both sides).
 -- params: none
 CREATE OR REPLACE TEMP TABLE kg AS
 SELECT
-    k,
+    coalesce(any_value(k) FILTER (WHERE side = 'a'), any_value(k) FILTER (WHERE side = 'b')) AS k,
     count(*) FILTER (WHERE side = 'a') AS na,
     count(*) FILTER (WHERE side = 'b') AS nb,
     any_value(h) FILTER (WHERE side = 'a') AS ha,

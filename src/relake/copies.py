@@ -191,7 +191,7 @@ def _scan_copy(root: Path) -> tuple[str, tuple[CopyShard, ...], tuple[Path, ...]
         stats = root / f"{stem}_stats.json" if f"{stem}_stats.json" in top else None
         extras = tuple(root / x for x in top if x.startswith(stem + ".") and x not in (n, f"{stem}.tar")
                        and not x.endswith(".parquet") and (root / x).is_file())
-        folder = root / stem if (root / stem).is_dir() and not (root / stem).is_symlink() else None
+        folder = root / stem if (root / stem).is_dir() else None  # a symlink to a folder is followed
         claimed.update(p.name for p in (tar, stats, *extras) if p is not None)
         shards.append(CopyShard(stem, root / n, tar, stats, extras, folder))
     with_tar = [s for s in shards if s.tar is not None]
@@ -199,11 +199,11 @@ def _scan_copy(root: Path) -> tuple[str, tuple[CopyShard, ...], tuple[Path, ...]
     if with_tar and with_folder:
         raise InputError(f"{root}: shard {with_tar[0].name} has a .tar and shard {with_folder[0].name} a sample "
                          "folder; a copy is either webdataset or files, check each separately")
-    for kind, have in ((".tar", with_tar), ("/ sample folder", with_folder)):
+    for kind, have in (("{}.tar", with_tar), ("sample folder {}/", with_folder)):
         if have and len(have) != len(shards):
             missing = next(s for s in shards if s not in have)
-            raise InputError(f"{root}: shard {missing.name} has no {kind} while other shards have one; "
-                             "the copy is incomplete")
+            raise InputError(f"{root}: shard {missing.name} has no {kind.format(missing.name)} while other shards "
+                             "have one; the copy is incomplete")
     folders = {s.name for s in with_folder}
     others: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
@@ -211,6 +211,11 @@ def _scan_copy(root: Path) -> tuple[str, tuple[CopyShard, ...], tuple[Path, ...]
         if rel_dir == Path("."):
             dirnames[:] = [d for d in dirnames if d not in folders]  # a shard's samples, not other files
         dirnames.sort()
+        linked = [d for d in dirnames if (Path(dirpath) / d).is_symlink()]
+        if linked:
+            raise InputError(f"{root}: {(rel_dir / linked[0]).as_posix()} is a symlink to a folder, which relake "
+                             "does not follow (its files would be missing from a cleaned copy); replace it by "
+                             "the folder or remove it")
         for f in sorted(filenames):
             rel = rel_dir / f
             if rel.parts == (f,) and (f in claimed or f == RECORD_NAME or f.endswith(TMP_SUFFIX)):
@@ -261,13 +266,16 @@ def open_copy(
                       tuple(paths))
 
 
-def _hash_algorithm(db: Db, root: Path, column: str) -> str:
-    """The algorithm of the image hashes in ``column`` (named with --image-col), from their hex length."""
+def _hash_algorithm(db: Db, root: Path, column: str) -> str | None:
+    """The algorithm of the image hashes in ``column`` (named with --image-col), from their hex length; None when
+    the column holds no value at all (every download failed): the copy is then matched by URL only."""
     by_length = {n: a for a, n in IMAGE_HASH_LENGTHS.items()}
     try:
         lengths = query("copies/image_hash_lengths").rows(db.con)
     except duckdb.Error as exc:
         raise InputError(f"{root}: cannot read column {column!r} ({first_line(exc)})") from exc
+    if not lengths:
+        return None
     if len(lengths) == 1 and lengths[0][2] and int(lengths[0][0]) in by_length:
         return by_length[int(lengths[0][0])]
     found = ", ".join(f"{int(n):,} of length {int(n_len)}{'' if hex_ else ' (not hex)'}"
@@ -424,6 +432,8 @@ def check_copy(
             elif layout.image is None:
                 notes.append(f"the copy has no image hash column: matched by URL only (the manifest has "
                              f"{manifest.image_hash}; name the copy's column with --image-col)")
+            elif layout.image_algo is None:
+                notes.append(f"the copy's column {layout.image} holds no image hash: matched by URL only")
             elif not use_image:
                 notes.append(f"the copy's image hashes ({layout.image}) and the manifest's ({manifest.image_hash}) "
                              "use different algorithms: matched by URL only")
