@@ -413,6 +413,36 @@ def test_map_tasks_take_consecutive_files_up_to_a_row_budget(
     assert relake.diff_dist.file_groups(rows) == groups
 
 
+def test_each_fetch_task_reads_only_the_keys_of_its_own_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                               ) -> None:
+    """The differing keys are routed to the fetch task of the files holding their rows (by the file index the
+    shuffle carried): every task finds every key it was given, each key goes to one task, and a task whose
+    files hold no differing key does not run."""
+    monkeypatch.setattr(relake.diff_dist, "ROWS_PER_BUCKET", 8)
+    monkeypatch.setattr(relake.diff_dist, "ROWS_PER_MAP", 20)  # A: 30 + 30 rows, 2 tasks; B: 3 files, 3 tasks
+    seen: list[tuple[str, int, int]] = []
+    real = relake.diff_dist.shuffle_fetch
+
+    def recording(job: relake.diff_dist.FetchJob) -> int:
+        n = real(job)
+        seen.append((job.map.side, pq.read_table(job.wanted).num_rows, n))
+        return n
+
+    monkeypatch.setattr(relake.diff_dist, "shuffle_fetch", recording)
+    rows = v1_rows()
+    write_split(pa.Table.from_pylist(rows, schema=V1_SCHEMA), tmp_path / "a", 2)
+    edited = [dict(r, TEXT="edited") if i in (3, 7) else r for i, r in enumerate(rows) if i != 12]  # A file 0
+    write_split(pa.Table.from_pylist(edited, schema=V1_SCHEMA), tmp_path / "b", 3)
+    lake = Lake.at(tmp_path / "lake")
+    plain = diff_versions(lake, f"{tmp_path / 'a'}/", f"{tmp_path / 'b'}/")
+    mapped = diff_versions(lake, f"{tmp_path / 'a'}/", f"{tmp_path / 'b'}/", engine=LocalEngine(2))
+    assert _without_time(mapped.to_dict()) == _without_time(plain.to_dict())
+    assert (plain.changed, plain.removed, plain.added) == (2, 1, 0)
+    assert all(wanted == found for _, wanted, found in seen)  # each task found every key it was routed
+    assert sorted(side for side, _, _ in seen) == ["a", "b"]  # A's file 1 and B's files 1 and 2: no task
+    assert sum(w for side, w, _ in seen if side == "a") == 3 and sum(w for side, w, _ in seen if side == "b") == 2
+
+
 def _dup_rows() -> list[dict[str, Any]]:
     """v1 with 7 ids duplicated 2-4 times (ties included), one NULL id, and a NULL caption duplicated."""
     rows = v1_rows(80)
@@ -498,8 +528,8 @@ def test_engine_reports_a_side_a_value_of_a_float_key_as_locally(tmp_path: Path,
     assert b'"k":-0.0' in outs["local"].replace(b" ", b"")
 
     con = duckdb.connect()
-    con.sql("SELECT * FROM (VALUES (0.0::DOUBLE, 1::UBIGINT, NULL::UBIGINT, 'b'), "
-            "(-0.0::DOUBLE, 2::UBIGINT, 0::UBIGINT, 'a')) AS t(k, h, f, side)").create_view("parts")
+    con.sql("SELECT * FROM (VALUES (0.0::DOUBLE, 1::UBIGINT, NULL::UBIGINT, 0::UBIGINT, 'b'), "
+            "(-0.0::DOUBLE, 2::UBIGINT, 0::UBIGINT, 0::UBIGINT, 'a')) AS t(k, h, f, fi, side)").create_view("parts")
     relake.diff_dist.query("diff/shuffle_key_groups").run(con)
     assert str(con.sql("SELECT k FROM kg").fetchall()[0][0]) == "-0.0"
 

@@ -54,7 +54,8 @@ from relake.sql import query
 
 ROWS_PER_BUCKET = 1 << 20
 ROWS_PER_MAP = 1 << 22  # rows of consecutive files one map (and fetch) task reads: fewer tasks, fewer shuffle files
-_F = "relake_shuffle_file"  # a map task's column for the file index, dropped by its projection
+_F = "relake_shuffle_file"  # a map task's column for the reported file index f (NULL when A has its own)
+_FI = "relake_shuffle_fi"  # a map task's column for the file index in its side, always (to route fetches)
 MAX_BUCKETS = 1024
 _UBIGINT = duckdb.sqltype("UBIGINT")
 _NO_ROUND_TRIP = ("INTERVAL", "UNION(")  # key types parquet does not give back exactly (INTERVAL loses its µs)
@@ -108,8 +109,8 @@ class ReduceResult:
 
 @dataclass(frozen=True)
 class FetchJob:
-    map: MapJob  # the same file, read, conformed, withheld and projected as its map task did
-    wanted: str  # parquet file of the keys whose rows this side fetches (diff/write_wanted)
+    map: MapJob  # the same files, read, conformed, withheld and projected as their map task did
+    wanted: str  # folder of parquet files: the keys whose rows are in these files (diff/write_wanted)
     out: str  # parquet file for the fetched rows
 
 
@@ -132,12 +133,13 @@ def _conform(rel: duckdb.DuckDBPyRelation, columns: tuple[tuple[str, str], ...],
 
 
 def _part(con: duckdb.DuckDBPyConnection, job: MapJob, stack: ExitStack) -> None:
-    """View ``part`` (k, r, f): the job's files, each conformed to its side and carrying its file index, one
-    after the other; sensitive rows withheld; projected."""
+    """View ``part`` (k, r, f, fi): the job's files, each conformed to its side and carrying its file index (f,
+    as reported; fi, always), one after the other; sensitive rows withheld; projected."""
     src: duckdb.DuckDBPyRelation | None = None
     for index, path in job.files:
         f = ConstantExpression(index if job.with_f else None).cast(_UBIGINT).alias(_F)
-        one = _conform(con.read_parquet(stack.enter_context(plain_file(path))), job.columns, f)
+        fi = ConstantExpression(index).cast(_UBIGINT).alias(_FI)
+        one = _conform(con.read_parquet(stack.enter_context(plain_file(path))), job.columns, f, fi)
         src = one if src is None else src.union(one)
     assert src is not None  # every job has a file
     if job.withhold is not None and job.sensitive is not None:
@@ -145,7 +147,7 @@ def _part(con: duckdb.DuckDBPyConnection, job: MapJob, stack: ExitStack) -> None
         cond = ColumnExpression(job.withhold).cast(_VARCHAR) == ColumnExpression("relake_sensitive")
         src = src.join(sens, cond, how="anti")
     src.select(_key_expr(job.keys, job.side).alias("k"), _struct(job.values, job.side).alias("r"),
-               ColumnExpression(_F).alias("f")).create_view("part")
+               ColumnExpression(_F).alias("f"), ColumnExpression(_FI).alias("fi")).create_view("part")
 
 
 def shuffle_map(job: MapJob) -> None:
@@ -171,7 +173,8 @@ def shuffle_fetch(job: FetchJob) -> int:
         with ExitStack() as stack:
             try:
                 _part(con, job.map, stack)
-                con.read_parquet(stack.enter_context(plain_file(job.wanted))).create_view("wanted")
+                wanted = sorted(str(p) for p in Path(job.wanted).iterdir() if p.name.endswith(".parquet"))
+                con.read_parquet([stack.enter_context(plain_file(p)) for p in wanted]).create_view("wanted")
                 return int(query("diff/shuffle_fetch").rows(con, out=job.out)[0][0])
             except duckdb.Error as exc:
                 raise InputError(f"{job.map.label}: cannot fetch its differing rows ({first_line(exc)})") from exc
@@ -193,7 +196,7 @@ def shuffle_reduce(job: ReduceJob) -> ReduceResult:
             try:
                 rel = con.read_parquet(plain, hive_partitioning=False)
                 rel.select(ColumnExpression("k").cast(duckdb.sqltype(job.k_type)).alias("k"),
-                           *(ColumnExpression(c) for c in ("h", "f", "side"))).create_view("parts")
+                           *(ColumnExpression(c) for c in ("h", "f", "fi", "side"))).create_view("parts")
                 query("diff/shuffle_key_groups").run(con)
                 sides = tuple((str(s), int(n), int(nul), int(dk), int(dr))
                               for s, n, nul, dk, dr in query("diff/shuffle_key_stats").rows(con))
@@ -303,10 +306,13 @@ def keyed_keys_on(
             rel = db.con.read_parquet([db.plain_path(p) for p in parts])
             f_expr = ConstantExpression(None) if f_null else ColumnExpression("f").cast(f_type)
             rel.select(ColumnExpression("k").cast(k_type).alias("k"), ColumnExpression("change"),
-                       f_expr.alias("f")).create_view("dk_parts", replace=True)
+                       f_expr.alias("f"), ColumnExpression("fa").cast(_UBIGINT).alias("fa"),
+                       ColumnExpression("fb").cast(_UBIGINT).alias("fb")).create_view("dk_parts", replace=True)
         else:
-            a_view.select(ColumnExpression("k"), ConstantExpression("added").alias("change"),
-                          ColumnExpression("f")).limit(0).create_view("dk_parts", replace=True)
+            a_view.select(ColumnExpression("k"), ConstantExpression("added").alias("change"), ColumnExpression("f"),
+                          ConstantExpression(None).cast(_UBIGINT).alias("fa"),
+                          ConstantExpression(None).cast(_UBIGINT).alias("fb")
+                          ).limit(0).create_view("dk_parts", replace=True)
         query("diff/keyed_keys_load").run(db.con)
     return [], rows
 
@@ -317,7 +323,9 @@ def keyed_rows_on(
     with_f: bool, withhold: bool, memory_limit: str | None,
 ) -> Iterator[None]:
     """Views ``a`` and ``b`` on ``db`` replaced, while open, by only the rows of the differing keys of TEMP
-    TABLE ``dk``, fetched by one job per run of input files on ``engine`` (what ``diff/keyed`` reads of them).
+    TABLE ``dk``, fetched by one job per map job's files on ``engine`` (what ``diff/keyed`` reads of them).
+    Each job reads only the keys whose rows its files hold (``dk``'s fa and fb, from the shuffle); a job whose
+    files hold none is not run.
 
     Rows whose compared values parquet would alter are left to the driver's own views (its scan)."""
     a_view, b_view = db.con.table("a"), db.con.table("b")
@@ -326,20 +334,30 @@ def keyed_rows_on(
         return
     with _scratch(db, lake, withhold) as (scratch, sensitive):
         (scratch / "fetch").mkdir()
-        wanted = {}
-        for side, skip in (("a", "added"), ("b", "removed")):
-            wanted[side] = str(scratch / f"wanted-{side}.parquet")
-            query("diff/write_wanted").run(db.con, skip=skip, path=wanted[side])
         maps = map_jobs(a, b, keys, values, rows=(file_rows(db, a), file_rows(db, b)), with_f=with_f,
                         sensitive=sensitive, mask=0, scratch=scratch, memory_limit=memory_limit)
-        jobs = [FetchJob(m, wanted[m.side], str(scratch / "fetch" / f"{m.side}{m.files[0][0]:06d}.parquet"))
-                for m in maps]
+        jobs: list[FetchJob] = []
+        for side, skip, paths in (("a", "added", a.paths), ("b", "removed", b.paths)):
+            mine = [m for m in maps if m.side == side]
+            groups = [0] * len(paths)  # each file's map job (its index among this side's jobs)
+            for g, m in enumerate(mine):
+                for i, _ in m.files:
+                    groups[i] = g
+            wanted = scratch / f"wanted-{side}"
+            query("diff/write_wanted").run(db.con, side=side, skip=skip, groups=groups, path=str(wanted))
+            for g, m in enumerate(mine):  # only the jobs whose files hold a wanted key
+                if (wanted / f"g={g}").is_dir():
+                    jobs.append(FetchJob(m, str(wanted / f"g={g}"),
+                                         str(scratch / "fetch" / f"{side}{m.files[0][0]:06d}.parquet")))
+        views = (("a", a_view), ("b", b_view))
+        empty = {side: str(scratch / f"empty-{side}.parquet") for side, _ in views}
+        for side, view in views:  # so a side whose rows no task fetched still reads as its columns
+            view.limit(0).write_parquet(empty[side])
         engine.map(shuffle_fetch, jobs, label=lambda j: j.map.label)
-        for side, view in (("a", a_view), ("b", b_view)):
-            # every task wrote its file, empty or not, so each side has at least one (with the columns)
-            parts = _visible(engine, [Path(j.out) for j in jobs if j.map.side == side])
+        for side, view in views:
+            parts = [Path(empty[side]), *_visible(engine, [Path(j.out) for j in jobs if j.map.side == side])]
             types = dict(zip(view.columns, view.dtypes, strict=True))
-            rel = db.con.read_parquet([db.plain_path(p) for p in parts])
+            rel = db.con.read_parquet([db.plain_path(p) for p in parts], union_by_name=True)
             rel.select(*(ConstantExpression(None).alias(c) if t == duckdb.sqltype("NULL")
                          else ColumnExpression(c).cast(t).alias(c) for c, t in types.items())
                        ).create_view(side, replace=True)
