@@ -17,8 +17,10 @@ The local keyed diff finds its differing keys with one FULL OUTER hash join on `
   ``diff/keyed_keys`` restricted to one bucket). Every row of a key lands in the same bucket, so the sums over
   buckets are the driver's key check (``diff/key_check``) and the union of the keys is the same set.
 - **fetch**: one job per map job's files again reads them as the map did and writes the rows ``(k, r, f)`` of
-  the differing keys (``diff/shuffle_fetch``, a semi-join on the keys the driver wrote). The driver's views
-  ``a`` and ``b`` then hold only those rows, and ``diff/keyed`` compares them exactly as locally.
+  the differing keys (``diff/shuffle_fetch``, a semi-join). The shuffle carries each row's file index in its
+  side (``fi``; per key ``fa``/``fb``), so the driver routes every differing key to the one job whose files
+  hold its row (``diff/write_wanted``, partitioned by job) and runs only the jobs that got keys. The driver's
+  views ``a`` and ``b`` then hold only those rows, and ``diff/keyed`` compares them exactly as locally.
 
 So the driver never scans a side: it sums the key check, loads the differing keys as TEMP TABLE ``dk``
 (``k`` and ``f`` cast back to the types of its own view ``a``) and does the rest exactly as locally: the
