@@ -531,7 +531,16 @@ def test_engine_reports_a_side_a_value_of_a_float_key_as_locally(tmp_path: Path,
     con.sql("SELECT * FROM (VALUES (0.0::DOUBLE, 1::UBIGINT, NULL::UBIGINT, 0::UBIGINT, 'b'), "
             "(-0.0::DOUBLE, 2::UBIGINT, 0::UBIGINT, 0::UBIGINT, 'a')) AS t(k, h, f, fi, side)").create_view("parts")
     relake.diff_dist.query("diff/shuffle_key_groups").run(con)
-    assert str(con.sql("SELECT k FROM kg").fetchall()[0][0]) == "-0.0"
+    assert [str(x) for x in con.sql("SELECT ka, kb FROM kg").fetchall()[0]] == ["-0.0", "0.0"]
+
+    # B's duplicated 0.0 is shown as B holds it, not as A's -0.0
+    write_split(pa.Table.from_pylist([*b, {"k": 0.0, "v": "again"}], schema=schema), tmp_path / "b2", 2)
+    errors = []
+    for engine in (None, LocalEngine(2)):
+        with pytest.raises(InputError) as info:
+            diff_versions(lake, f"{tmp_path / 'a'}/", f"{tmp_path / 'b2'}/", key=["k"], engine=engine)
+        errors.append(str(info.value))
+    assert errors[0] == errors[1] and "in B (e.g. 0.0)" in errors[0]
 
 
 def test_engine_default_key_falls_back_as_locally(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

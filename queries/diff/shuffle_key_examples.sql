@@ -8,9 +8,9 @@ COPY (
     FROM (
         SELECT side, k, n, row_number() OVER (PARTITION BY side ORDER BY n DESC, k) AS i
         FROM (
-            SELECT 'a' AS side, k, na AS n FROM kg WHERE na > 1
+            SELECT 'a' AS side, ka AS k, na AS n FROM kg WHERE na > 1
             UNION ALL
-            SELECT 'b' AS side, k, nb AS n FROM kg WHERE nb > 1
+            SELECT 'b' AS side, kb AS k, nb AS n FROM kg WHERE nb > 1
         )
         WHERE k IS NOT NULL
     )

@@ -1,6 +1,6 @@
--- Returns: nothing; creates TEMP TABLE kg with one row per key of one key bucket: k (NULL for the rows whose
---   key is NULL; A's value of the key when A has it, as diff/keyed_keys reports it: -0.0 in A and 0.0 in B
---   group together and report -0.0), na and nb (its rows in A and in B), ha and hb (the 64-bit row hash h of
+-- Returns: nothing; creates TEMP TABLE kg with one row per key of one key bucket: ka and kb (the key's value
+--   in A and in B, NULL on a side without it: -0.0 in A and 0.0 in B group together, and each side reports
+--   its own, as diff/keyed_keys and diff/key_check do; both NULL for the rows whose key is NULL), na and nb (its rows in A and in B), ha and hb (the 64-bit row hash h of
 --   one of its rows in A and in B; NULL on a side without it), f (A's file index of one of its rows in
 --   A, as reported) and fa and fb (the file index in A and in B of one of its rows there, always: where a
 --   fetch task finds it). One hash aggregate serves both the key check (diff/shuffle_key_stats: every row of a key lands in one
@@ -10,7 +10,8 @@
 -- params: none
 CREATE OR REPLACE TEMP TABLE kg AS
 SELECT
-    coalesce(any_value(k) FILTER (WHERE side = 'a'), any_value(k) FILTER (WHERE side = 'b')) AS k,
+    any_value(k) FILTER (WHERE side = 'a') AS ka,
+    any_value(k) FILTER (WHERE side = 'b') AS kb,
     count(*) FILTER (WHERE side = 'a') AS na,
     count(*) FILTER (WHERE side = 'b') AS nb,
     any_value(h) FILTER (WHERE side = 'a') AS ha,

@@ -11,9 +11,9 @@ SELECT
     coalesce(sum(n) FILTER (WHERE k IS NOT NULL AND n > 1), 0) AS dup_rows
 FROM (VALUES ('a'), ('b')) AS s(side)
 LEFT JOIN (
-    SELECT 'a' AS side, k, na AS n FROM kg WHERE na > 0
+    SELECT 'a' AS side, ka AS k, na AS n FROM kg WHERE na > 0
     UNION ALL
-    SELECT 'b' AS side, k, nb AS n FROM kg WHERE nb > 0
+    SELECT 'b' AS side, kb AS k, nb AS n FROM kg WHERE nb > 0
 ) AS g ON g.side = s.side
 GROUP BY s.side
 ORDER BY s.side

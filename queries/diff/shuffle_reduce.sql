@@ -8,7 +8,7 @@
 -- params: $out
 COPY (
     SELECT
-        k,
+        coalesce(ka, kb) AS k,
         CASE WHEN na = 0 THEN 'added' WHEN nb = 0 THEN 'removed' ELSE 'changed' END AS change,
         f,
         fa,

@@ -6,10 +6,10 @@ The local keyed diff finds its differing keys with one FULL OUTER hash join on `
 - **map**: one job per run of consecutive input files of A or of B (about ``ROWS_PER_MAP`` rows, by their
   footers; a larger file alone), in its own single-threaded DuckDB. It reads its files, conforms each to its
   side's columns and types (what the driver's multi-file read gives: a column missing from a file is NULL, a
-  column typed otherwise in a file is cast), withholds the rows a sensitive rule
-  removed (same anti-join as the driver), projects it with the very expressions of the local diff
-  (``diff._key_expr``, ``diff._struct``, A's file index as ``f``) and writes ``k``, ``h = hash(r)``, ``f`` and
-  the side as parquet partitioned by ``hash(k) & (P - 1)`` (``queries/diff/shuffle_map.sql``).
+  column typed otherwise in a file is cast), withholds the rows a sensitive rule removed (same anti-join as
+  the driver), projects it with the very expressions of the local diff (``diff._key_expr``, ``diff._struct``,
+  A's file index as ``f``) and writes ``k``, ``h = hash(r)``, ``f``, ``fi`` (the row's file index in its
+  side) and the side as parquet partitioned by ``hash(k) & (P - 1)`` (``queries/diff/shuffle_map.sql``).
 - **reduce**: one job per bucket reads both sides' rows of its bucket. It checks the key there
   (``diff/shuffle_key_groups`` and ``diff/shuffle_key_stats``: rows, NULL keys and duplicated keys per side,
   with the bucket's 5 most repeated keys as candidate examples), and, when the bucket has no problem, writes
@@ -153,7 +153,7 @@ def _part(con: duckdb.DuckDBPyConnection, job: MapJob, stack: ExitStack) -> None
 
 
 def shuffle_map(job: MapJob) -> None:
-    """A map task: its files' ``(k, hash(r), f, side)`` rows, written by key bucket into ``job.out``."""
+    """A map task: its files' ``(k, hash(r), f, fi, side)`` rows, written by key bucket into ``job.out``."""
     shutil.rmtree(job.out, ignore_errors=True)  # a retried task starts over
     os.mkdir(job.out)  # never recreates a scratch folder the driver has already removed
     con = job_connection(job.memory_limit, job.spill)
