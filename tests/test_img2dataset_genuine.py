@@ -372,6 +372,117 @@ def test_image_col_without_any_value_matches_by_url_with_a_note(
     assert "the copy's column img_hash holds no image hash: matched by URL only" in json.loads(result.stdout)["notes"]
 
 
+# ---------------------------------------------------------------------------------------------- tfrecord
+
+
+def _pb_varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            return bytes(out)
+
+
+def _pb_bytes(field: int, payload: bytes) -> bytes:
+    return _pb_varint(field << 3 | 2) + _pb_varint(len(payload)) + payload
+
+
+def _example(features: dict[str, bytes | int]) -> bytes:
+    """A serialized tf.train.Example, encoded from the protobuf spec (bytes_list or int64_list features)."""
+    entries = b""
+    for name, value in features.items():
+        if isinstance(value, bytes):
+            feature = _pb_bytes(1, _pb_bytes(1, value))  # bytes_list { value }
+        else:
+            feature = _pb_bytes(3, _pb_bytes(1, _pb_varint(value)))  # int64_list { packed value }
+        entries += _pb_bytes(1, _pb_bytes(1, name.encode()) + _pb_bytes(2, feature))
+    return _pb_bytes(1, entries)
+
+
+def _tfrecord(records: list[bytes]) -> bytes:
+    from relake.copies import _masked_crc32c
+
+    out = b""
+    for r in records:
+        n = len(r).to_bytes(8, "little")
+        out += n + _masked_crc32c(n).to_bytes(4, "little") + r + _masked_crc32c(r).to_bytes(4, "little")
+    return out
+
+
+def test_crc32c_is_the_castagnoli_checksum() -> None:
+    from relake.copies import _masked_crc32c
+
+    crc = 0xE3069283  # CRC-32C of b"123456789", the standard check value (RFC 3720, B.4)
+    assert _masked_crc32c(b"123456789") == (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def tfrecord_copy(folder: Path) -> dict[str, list[str]]:
+    """An img2dataset tfrecord copy made from the genuine parquet output: per shard the parquet (without the
+    image column), the stats, and NNNNN.tfrecord with an Example (key, jpg, txt, SAMPLE_ID) per downloaded
+    sample, as img2dataset's TFRecordSampleWriter writes them. Returns each shard's record keys in order."""
+    folder.mkdir()
+    keys: dict[str, list[str]] = {}
+    for p in sorted((DATA / "parquet").glob("*.parquet")):
+        t = pq.read_table(p)
+        rows = t.to_pylist()
+        pq.write_table(t.drop_columns(["jpg"]), folder / p.name)
+        shutil.copy(DATA / "parquet" / f"{p.stem}_stats.json", folder)
+        ok = [r for r in rows if r["status"] == "success"]
+        (folder / f"{p.stem}.tfrecord").write_bytes(_tfrecord([
+            _example({"key": r["key"].encode(), "jpg": r["jpg"], "txt": (r["caption"] or "").encode(),
+                      "SAMPLE_ID": r["SAMPLE_ID"]}) for r in ok]))
+        keys[p.stem] = [r["key"] for r in ok]
+    return keys
+
+
+def test_clean_tfrecord_layout_drops_the_affected_records(
+    relake: Relake, manifest: Path, untouched: None, tmp_path: Path
+) -> None:
+    copy = tmp_path / "copy"
+    keys = tfrecord_copy(copy)
+    rows = read_copy(copy)
+    gone = keys_of(rows, set(REMOVED))
+    result = relake("check", copy, "--manifest", str(manifest), "--json")
+    assert result.exit_code == 1, result.stderr
+    assert reported_keys(result) == gone
+    out = tmp_path / "cleaned"
+    result = relake("clean", copy, "--manifest", str(manifest), "--out", out, "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["layout"] == "tfrecord"
+    assert report["removed_members"] == sum(k in gone[s] for s, ks in keys.items() for k in ks) > 0
+    for stem, ks in keys.items():
+        src = (copy / f"{stem}.tfrecord").read_bytes()
+        want = _tfrecord([_example({"key": k.encode(), "jpg": r["jpg"], "txt": (r["caption"] or "").encode(),
+                                    "SAMPLE_ID": r["SAMPLE_ID"]})
+                          for k in ks if k not in gone[stem]
+                          for r in pq.read_table(DATA / "parquet" / f"{stem}.parquet").to_pylist() if r["key"] == k])
+        assert (out / f"{stem}.tfrecord").read_bytes() == want, stem
+        if not gone[stem]:
+            assert (out / f"{stem}.tfrecord").read_bytes() == src
+    assert_parquet_cleaned(copy, out, set(REMOVED))
+    assert_stats_cleaned(copy, out, set(REMOVED))
+    again = relake("check", out, "--manifest", str(manifest), "--json")
+    assert again.exit_code == 0, again.stderr
+
+
+def test_damaged_tfrecord_is_refused_and_nothing_is_published(
+    relake: Relake, manifest: Path, untouched: None, tmp_path: Path
+) -> None:
+    copy = tmp_path / "copy"
+    keys = tfrecord_copy(copy)
+    stem = next(s for s, ks in keys.items() if set(ks) & keys_of(read_copy(copy), set(REMOVED))[s])
+    data = bytearray((copy / f"{stem}.tfrecord").read_bytes())
+    data[3] ^= 0xFF  # the first record's length no longer matches its checksum
+    (copy / f"{stem}.tfrecord").write_bytes(bytes(data))
+    result = relake("clean", copy, "--manifest", str(manifest), "--out", tmp_path / "cleaned")
+    assert result.exit_code == 1
+    assert error_line(result) == (f"Error: {copy / f'{stem}.tfrecord'}: not a tfrecord file, or damaged at byte 0 "
+                                  "(a record's length or its checksum is wrong); restore it from the download")
+    assert not (tmp_path / "cleaned" / f"{stem}.tfrecord").exists()
+
+
 # ---------------------------------------------------------------------------------------------- re-sharded copies
 
 

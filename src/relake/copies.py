@@ -4,7 +4,8 @@ A *copy* is a folder as img2dataset writes it: per shard ``NNNNN.parquet`` (a ro
 failures included: ``url``, ``caption``, saved extra columns, ``key``, ``status``, ``error_message``, sizes,
 ``exif`` and an image hash column ``md5``/``sha256``/``sha1``), with ``NNNNN.tar`` (``{key}.jpg``,
 ``{key}.txt``, ``{key}.json`` … per successful sample) in the webdataset layout, the same files in a
-``NNNNN/`` folder in the files layout (img2dataset's default), or the image bytes in a ``jpg`` column in the
+``NNNNN/`` folder in the files layout (img2dataset's default), ``NNNNN.tfrecord`` (a tf.train.Example with a
+``key`` feature per successful sample) in the tfrecord layout, or the image bytes in a ``jpg`` column in the
 parquet layout, and ``NNNNN_stats.json``. Copies are re-sharded and re-ordered relative
 to the release, and ``key`` is positional, so rows are matched by content only:
 
@@ -21,7 +22,8 @@ counts, never a URL or caption of an affected row (they may be harmful links).
 Cleaning writes the same layout to a new folder: affected parquet rows dropped (order kept, by DuckDB on a
 single-threaded connection); for tars, every member of an affected key dropped and every other member copied
 as its exact bytes (headers, pax records and data, in order) followed by a fresh end-of-archive; in a
-shard's ``NNNNN/`` folder, every file of an affected key dropped and every other file copied; each
+shard's ``NNNNN/`` folder, every file of an affected key dropped and every other file copied; in a tfrecord,
+every record of an affected key dropped and every other record copied as its exact bytes; each
 ``_stats.json`` with ``count``, ``successes``, failure counts and ``status_dict`` reduced by the removed rows;
 unaffected shards and other files copied byte for byte; a shard's stale side files (e.g. a DALI ``.idx``) are
 dropped when its tar changes. Each output is written to a temp name and renamed; ``OUT/.relake-clean.json``
@@ -147,16 +149,18 @@ class CopyShard:
     stats: Path | None
     extras: tuple[Path, ...]  # other files named "<name>.*" (e.g. a DALI index)
     folder: Path | None = None  # the files layout: the folder "<name>/" of its samples' files ("<key>.jpg" ...)
+    records: Path | None = None  # the tfrecord layout: "<name>.tfrecord" (a tf.train.Example per sample)
 
     @property
     def files(self) -> tuple[Path, ...]:
-        return tuple(p for p in (self.parquet, self.tar, self.stats, *self.extras, self.folder) if p is not None)
+        return tuple(p for p in (self.parquet, self.tar, self.stats, *self.extras, self.folder, self.records)
+                     if p is not None)
 
 
 @dataclass(frozen=True)
 class CopyLayout:
     root: Path
-    layout: str  # "webdataset" | "files" | "parquet"
+    layout: str  # "webdataset" | "files" | "tfrecord" | "parquet"
     shards: tuple[CopyShard, ...]
     others: tuple[Path, ...]  # every other file, relative to root
     url: str
@@ -179,27 +183,32 @@ def _scan_copy(root: Path) -> tuple[str, tuple[CopyShard, ...], tuple[Path, ...]
     if not parquets:
         raise NotFoundError(f"{root}: holds no .parquet shards; is this an img2dataset output folder?")
     stems = {n[: -len(".parquet")] for n in parquets}
-    orphans = [n for n in top if n.endswith(".tar") and n[: -len(".tar")] not in stems]
+    orphans = [n for n in top if n.endswith((".tar", ".tfrecord")) and n.rsplit(".", 1)[0] not in stems]
     if orphans:
         raise InputError(f"{root}: {orphans[0]} has no matching .parquet; relake matches rows through the "
-                         "parquet files, restore it or remove the tar")
+                         "parquet files, restore it or remove it")
     claimed: set[str] = set(parquets)
     shards: list[CopyShard] = []
     for n in parquets:
         stem = n[: -len(".parquet")]
         tar = root / f"{stem}.tar" if f"{stem}.tar" in top else None
         stats = root / f"{stem}_stats.json" if f"{stem}_stats.json" in top else None
-        extras = tuple(root / x for x in top if x.startswith(stem + ".") and x not in (n, f"{stem}.tar")
+        records = root / f"{stem}.tfrecord" if f"{stem}.tfrecord" in top else None
+        extras = tuple(root / x for x in top if x.startswith(stem + ".")
+                       and x not in (n, f"{stem}.tar", f"{stem}.tfrecord")
                        and not x.endswith(".parquet") and (root / x).is_file())
         folder = root / stem if (root / stem).is_dir() else None  # a symlink to a folder is followed
-        claimed.update(p.name for p in (tar, stats, *extras) if p is not None)
-        shards.append(CopyShard(stem, root / n, tar, stats, extras, folder))
+        claimed.update(p.name for p in (tar, stats, records, *extras) if p is not None)
+        shards.append(CopyShard(stem, root / n, tar, stats, extras, folder, records))
     with_tar = [s for s in shards if s.tar is not None]
     with_folder = [s for s in shards if s.folder is not None]
-    if with_tar and with_folder:
-        raise InputError(f"{root}: shard {with_tar[0].name} has a .tar and shard {with_folder[0].name} a sample "
-                         "folder; a copy is either webdataset or files, check each separately")
-    for kind, have in (("{}.tar", with_tar), ("sample folder {}/", with_folder)):
+    with_records = [s for s in shards if s.records is not None]
+    kinds = [(f"a {what}", have[0].name) for what, have in
+             ((".tar", with_tar), ("sample folder", with_folder), (".tfrecord", with_records)) if have]
+    if len(kinds) > 1:
+        raise InputError(f"{root}: shard {kinds[0][1]} has {kinds[0][0]} and shard {kinds[1][1]} {kinds[1][0]}; "
+                         "a copy has one layout (webdataset, files or tfrecord), check each separately")
+    for kind, have in (("{}.tar", with_tar), ("sample folder {}/", with_folder), ("{}.tfrecord", with_records)):
         if have and len(have) != len(shards):
             missing = next(s for s in shards if s not in have)
             raise InputError(f"{root}: shard {missing.name} has no {kind.format(missing.name)} while other shards "
@@ -220,10 +229,11 @@ def _scan_copy(root: Path) -> tuple[str, tuple[CopyShard, ...], tuple[Path, ...]
             rel = rel_dir / f
             if rel.parts == (f,) and (f in claimed or f == RECORD_NAME or f.endswith(TMP_SUFFIX)):
                 continue
-            if len(rel.parts) > 1 and f.endswith((".parquet", ".tar")):
+            if len(rel.parts) > 1 and f.endswith((".parquet", ".tar", ".tfrecord")):
                 raise InputError(f"{root}: {rel} is a shard in a subfolder; check each folder of shards separately")
             others.append(rel)
-    return ("webdataset" if with_tar else "files" if with_folder else "parquet"), tuple(shards), tuple(others)
+    layout = "webdataset" if with_tar else "files" if with_folder else "tfrecord" if with_records else "parquet"
+    return layout, tuple(shards), tuple(others)
 
 
 def open_copy(
@@ -255,8 +265,9 @@ def open_copy(
         algo = prefer_image if prefer_image in found else (found[0] if found else None)
         image = by_lower[algo] if algo else None
     key, status, error = by_lower.get("key"), by_lower.get("status"), by_lower.get("error_message")
-    if layout in ("webdataset", "files") and key is None:
-        what = "tar members" if layout == "webdataset" else "the files of the sample folders"
+    if layout in ("webdataset", "files", "tfrecord") and key is None:
+        what = {"webdataset": "tar members", "files": "the files of the sample folders",
+                "tfrecord": "tfrecord records"}[layout]
         raise InputError(f"{root}: {layout} shards but no key column in the parquet files; "
                          f"{what} cannot be matched to rows")
     _copy_rows(rel, (key, roles.url, roles.caption, status, error, image))
@@ -632,7 +643,7 @@ def prepare_clean(
     by_shard: dict[int, list[AffectedRow]] = {}
     for r in report.affected_rows:
         by_shard.setdefault(r.shard, []).append(r)
-        if layout.layout in ("webdataset", "files") and r.key is None and not r.failed:
+        if layout.layout in ("webdataset", "files", "tfrecord") and r.key is None and not r.failed:
             raise InputError(f"{copy}: shard {layout.shards[r.shard].name} row {r.pos} is affected but has no key; "
                              "its files cannot be found")
     units = [_Unit(f"shard {s.name}", s.files, tuple(by_shard.get(i, ())), shard=s)
@@ -778,7 +789,7 @@ def _absolute(unit: _Unit) -> _Unit:
     if shard is not None:
         shard = CopyShard(shard.name, shard.parquet.absolute(), shard.tar and shard.tar.absolute(),
                           shard.stats and shard.stats.absolute(), tuple(p.absolute() for p in shard.extras),
-                          shard.folder and shard.folder.absolute())
+                          shard.folder and shard.folder.absolute(), shard.records and shard.records.absolute())
     return replace(unit, sources=tuple(p.absolute() for p in unit.sources), shard=shard)
 
 
@@ -937,6 +948,10 @@ def _run_unit(unit: _Unit, out: Path, entry: dict[str, Any] | None, memory_limit
             drop = {r.key for r in unit.removed if r.key is not None}
             digest, members_dropped = _filter_folder(shard.folder, _tmp(out / shard.folder.name), drop)
             outputs[shard.folder.name + "/"] = digest
+        if shard.records is not None:
+            drop = {r.key for r in unit.removed if r.key is not None}
+            digest, members_dropped = _filter_tfrecord(shard.records, _tmp(out / shard.records.name), drop)
+            outputs[shard.records.name] = digest
         if shard.stats is not None:
             outputs[shard.stats.name] = _write_stats(shard.stats, _tmp(out / shard.stats.name), unit.removed)
         stale = [p.name for p in shard.extras]
@@ -1228,6 +1243,120 @@ def _filter_tar(src: Path, dst: Path, drop: set[str]) -> tuple[str, int, int, in
     if w.size != sum(end - begin for begin, end in ranges) + trailer:
         raise InputError(f"{src}: the rewritten tar has an unexpected size; nothing was renamed into place")
     return w.sha.hexdigest(), src.stat().st_size, w.size, dropped
+
+
+# --- tfrecord (img2dataset's output_format="tfrecord": one tf.train.Example per downloaded sample)
+
+
+def _masked_crc32c(data: bytes) -> int:
+    """TFRecord's checksum: CRC-32C (Castagnoli), rotated right by 15 bits plus 0xa282ead8."""
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 & -(crc & 1))
+    crc ^= 0xFFFFFFFF
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(buf) or shift > 63:
+            raise ValueError("truncated varint")
+        b = buf[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, pos
+        shift += 7
+
+
+def _proto_fields(buf: bytes) -> Iterator[tuple[int, int, bytes | int]]:
+    """(field number, wire type, value) of a protobuf message: bytes for length-delimited fields."""
+    pos = 0
+    while pos < len(buf):
+        tag, pos = _varint(buf, pos)
+        number, wire = tag >> 3, tag & 7
+        if wire == 0:
+            value, pos = _varint(buf, pos)
+            yield number, wire, value
+        elif wire == 2:
+            size, pos = _varint(buf, pos)
+            if pos + size > len(buf):
+                raise ValueError("truncated field")
+            yield number, wire, buf[pos:pos + size]
+            pos += size
+        elif wire in (1, 5):
+            pos += 8 if wire == 1 else 4
+            if pos > len(buf):
+                raise ValueError("truncated field")
+        else:
+            raise ValueError(f"unsupported wire type {wire}")
+
+
+def example_key(record: bytes) -> str | None:
+    """The ``key`` feature (first bytes value, UTF-8) of a serialized tf.train.Example, None without one.
+
+    Example: features (1) → Features: feature (1, map entries: key 1, value 2) → Feature: bytes_list (1) →
+    BytesList: value (1, repeated bytes)."""
+    for number, wire, features in _proto_fields(record):
+        if number != 1 or wire != 2:
+            continue
+        assert isinstance(features, bytes)
+        for n_entry, w_entry, entry in _proto_fields(features):
+            if n_entry != 1 or w_entry != 2:
+                continue
+            assert isinstance(entry, bytes)
+            name: bytes | None = None
+            feature: bytes | None = None
+            for n, w, v in _proto_fields(entry):
+                if n == 1 and w == 2:
+                    name = v  # type: ignore[assignment]
+                elif n == 2 and w == 2:
+                    feature = v  # type: ignore[assignment]
+            if name != b"key" or feature is None:
+                continue
+            for n_kind, w_kind, kind in _proto_fields(feature):
+                if n_kind == 1 and w_kind == 2:  # bytes_list
+                    assert isinstance(kind, bytes)
+                    for n_v, w_v, value in _proto_fields(kind):
+                        if n_v == 1 and w_v == 2:
+                            assert isinstance(value, bytes)
+                            return value.decode("utf-8", "surrogateescape")
+            return None
+    return None
+
+
+def _filter_tfrecord(src: Path, dst: Path, drop: set[str]) -> tuple[str, int]:
+    """``src`` as ``dst`` without the records whose ``key`` feature is in ``drop``: every other record copied as
+    its exact bytes (length, its checksum, data, data checksum), in order. Each record's length checksum is
+    verified and its key read; (sha256 of ``dst``, records dropped)."""
+    dropped = 0
+    with open(src, "rb") as fh, _hashing_writer(dst) as w:
+        pos = 0
+        while head := fh.read(12):
+            if len(head) < 12 or _masked_crc32c(head[:8]) != int.from_bytes(head[8:], "little"):
+                raise InputError(f"{src}: not a tfrecord file, or damaged at byte {pos} (a record's length or its "
+                                 "checksum is wrong); restore it from the download")
+            size = int.from_bytes(head[:8], "little")
+            body = fh.read(size + 4)
+            if len(body) < size + 4:
+                raise InputError(f"{src}: truncated at byte {pos}: its last record is incomplete; restore it")
+            try:
+                key = example_key(body[:size])
+            except ValueError as exc:
+                raise InputError(f"{src}: the record at byte {pos} is not a tf.train.Example ({exc})") from exc
+            if key is None:
+                raise InputError(f"{src}: the record at byte {pos} has no 'key' feature; its sample cannot be "
+                                 "matched to a parquet row")
+            if key in drop:
+                dropped += 1
+            else:
+                w.write(head)
+                w.write(body)
+            pos += 12 + size + 4
+    return w.sha.hexdigest(), dropped
 
 
 def _write_stats(src: Path, dst: Path, removed: Sequence[AffectedRow]) -> str:
