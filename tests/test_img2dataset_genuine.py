@@ -467,6 +467,43 @@ def test_clean_tfrecord_layout_drops_the_affected_records(
     assert again.exit_code == 0, again.stderr
 
 
+def _record_keys(path: Path) -> list[str]:
+    from relake.copies import example_key
+
+    data, keys, pos = path.read_bytes(), [], 0
+    while pos < len(data):
+        size = int.from_bytes(data[pos:pos + 8], "little")
+        key = example_key(data[pos + 12:pos + 12 + size])
+        assert key is not None
+        keys.append(key)
+        pos += 16 + size
+    return keys
+
+
+def test_genuine_tfrecord_copy_is_checked_and_cleaned(
+    relake: Relake, manifest: Path, untouched: None, tmp_path: Path
+) -> None:
+    """img2dataset 1.47.0's own tfrecord output (TensorFlow's writer): the keys relake reads from its records
+    are the ones TensorFlow read (tfrecord_keys.json), and a clean keeps exactly the unaffected records."""
+    src = DATA / "tfrecord"
+    tf_keys: dict[str, list[str]] = json.loads((DATA / "tfrecord_keys.json").read_text())
+    assert {p.stem: _record_keys(p) for p in sorted(src.glob("*.tfrecord"))} == tf_keys
+    rows = read_copy(src)
+    gone = keys_of(rows, set(REMOVED))
+    result = relake("check", src, "--manifest", str(manifest), "--json")
+    assert result.exit_code == 1, result.stderr
+    assert reported_keys(result) == gone
+    out = tmp_path / "cleaned"
+    result = relake("clean", src, "--manifest", str(manifest), "--out", out, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["layout"] == "tfrecord"
+    for stem, keys in tf_keys.items():
+        assert _record_keys(out / f"{stem}.tfrecord") == [k for k in keys if k not in gone[stem]], stem
+    assert_parquet_cleaned(src, out, set(REMOVED))
+    assert_stats_cleaned(src, out, set(REMOVED))
+    assert relake("check", out, "--manifest", str(manifest)).exit_code == 0
+
+
 def test_damaged_tfrecord_is_refused_and_nothing_is_published(
     relake: Relake, manifest: Path, untouched: None, tmp_path: Path
 ) -> None:

@@ -5,11 +5,13 @@
 
 Writes into OUT (the argument; default: this folder): ``input.parquet`` (LAION columns URL, TEXT, SAMPLE_ID,
 punsafe, sha256), ``blocklist.txt`` and one genuine img2dataset output folder per format (``webdataset/``,
-``parquet/``, ``files/``), downloaded from a ``python -m http.server`` on 127.0.0.1:PORT serving a temporary
-folder (server and folder are removed at the end). The URLs embed PORT, so keep the default to reproduce the
-fixtures' URLs. The output folders are exactly as img2dataset wrote them (it removes its own ``_tmp``); timings
-and tar mtimes differ from run to run, and rows within a shard may come in another order (4 download threads),
-so tests must not pin the fixtures' bytes.
+``parquet/``, ``files/``, ``tfrecord/``), downloaded from a ``python -m http.server`` on 127.0.0.1:PORT
+serving a temporary folder (server and folder are removed at the end). The URLs embed PORT, so keep the default
+to reproduce the fixtures' URLs. The output folders are exactly as img2dataset wrote them (it removes its own
+``_tmp``); timings and tar mtimes differ from run to run, and rows within a shard may come in another order (4
+download threads), so tests must not pin the fixtures' bytes.
+
+``tfrecord`` needs tensorflow and tensorflow_io in the same venv (``pip install tensorflow-cpu tensorflow-io``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # img2dataset imports al
 from img2dataset import download
 
 PORT = 47613
+FORMATS = ("webdataset", "parquet", "files", "tfrecord")
 ROWS = 20
 PER_SHARD = 5
 MISSING = {5, 14}  # 404: failed_to_download
@@ -119,7 +122,7 @@ def wait_for_port(port: int) -> None:
 def main() -> None:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent).absolute()
     out.mkdir(parents=True, exist_ok=True)
-    for name in ("input.parquet", "blocklist.txt", "webdataset", "parquet", "files"):
+    for name in ("input.parquet", "blocklist.txt", *FORMATS):
         p = out / name
         if p.is_dir():
             shutil.rmtree(p)
@@ -132,7 +135,7 @@ def main() -> None:
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(PORT)
-        for fmt in ("webdataset", "parquet", "files"):
+        for fmt in FORMATS:
             download(
                 url_list=str(out / "input.parquet"),
                 output_folder=str(out / fmt),
