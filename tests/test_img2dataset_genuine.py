@@ -436,21 +436,32 @@ def tfrecord_copy(folder: Path) -> dict[str, list[str]]:
     return keys
 
 
+def check_and_clean_tfrecords(relake: Relake, manifest: Path, copy: Path, out: Path
+                              ) -> tuple[dict[str, set[str]], dict[str, Any]]:
+    """check reports exactly the removed rows' keys; clean into ``out`` as the tfrecord layout, its parquet and
+    stats cleaned, and a re-check finds nothing. The keys gone per shard, and clean's report."""
+    gone = keys_of(read_copy(copy), set(REMOVED))
+    result = relake("check", copy, "--manifest", str(manifest), "--json")
+    assert result.exit_code == 1, result.stderr
+    assert reported_keys(result) == gone
+    result = relake("clean", copy, "--manifest", str(manifest), "--out", out, "--json")
+    assert result.exit_code == 0, result.stderr
+    report: dict[str, Any] = json.loads(result.stdout)
+    assert report["layout"] == "tfrecord"
+    assert_parquet_cleaned(copy, out, set(REMOVED))
+    assert_stats_cleaned(copy, out, set(REMOVED))
+    again = relake("check", out, "--manifest", str(manifest), "--json")
+    assert again.exit_code == 0, again.stderr
+    return gone, report
+
+
 def test_clean_tfrecord_layout_drops_the_affected_records(
     relake: Relake, manifest: Path, untouched: None, tmp_path: Path
 ) -> None:
     copy = tmp_path / "copy"
     keys = tfrecord_copy(copy)
-    rows = read_copy(copy)
-    gone = keys_of(rows, set(REMOVED))
-    result = relake("check", copy, "--manifest", str(manifest), "--json")
-    assert result.exit_code == 1, result.stderr
-    assert reported_keys(result) == gone
     out = tmp_path / "cleaned"
-    result = relake("clean", copy, "--manifest", str(manifest), "--out", out, "--json")
-    assert result.exit_code == 0, result.stderr
-    report = json.loads(result.stdout)
-    assert report["layout"] == "tfrecord"
+    gone, report = check_and_clean_tfrecords(relake, manifest, copy, out)
     assert report["removed_members"] == sum(k in gone[s] for s, ks in keys.items() for k in ks) > 0
     for stem, ks in keys.items():
         src = (copy / f"{stem}.tfrecord").read_bytes()
@@ -461,10 +472,6 @@ def test_clean_tfrecord_layout_drops_the_affected_records(
         assert (out / f"{stem}.tfrecord").read_bytes() == want, stem
         if not gone[stem]:
             assert (out / f"{stem}.tfrecord").read_bytes() == src
-    assert_parquet_cleaned(copy, out, set(REMOVED))
-    assert_stats_cleaned(copy, out, set(REMOVED))
-    again = relake("check", out, "--manifest", str(manifest), "--json")
-    assert again.exit_code == 0, again.stderr
 
 
 def _record_keys(path: Path) -> list[str]:
@@ -488,20 +495,10 @@ def test_genuine_tfrecord_copy_is_checked_and_cleaned(
     src = DATA / "tfrecord"
     tf_keys: dict[str, list[str]] = json.loads((DATA / "tfrecord_keys.json").read_text())
     assert {p.stem: _record_keys(p) for p in sorted(src.glob("*.tfrecord"))} == tf_keys
-    rows = read_copy(src)
-    gone = keys_of(rows, set(REMOVED))
-    result = relake("check", src, "--manifest", str(manifest), "--json")
-    assert result.exit_code == 1, result.stderr
-    assert reported_keys(result) == gone
     out = tmp_path / "cleaned"
-    result = relake("clean", src, "--manifest", str(manifest), "--out", out, "--json")
-    assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout)["layout"] == "tfrecord"
+    gone, _ = check_and_clean_tfrecords(relake, manifest, src, out)
     for stem, keys in tf_keys.items():
         assert _record_keys(out / f"{stem}.tfrecord") == [k for k in keys if k not in gone[stem]], stem
-    assert_parquet_cleaned(src, out, set(REMOVED))
-    assert_stats_cleaned(src, out, set(REMOVED))
-    assert relake("check", out, "--manifest", str(manifest)).exit_code == 0
 
 
 def test_damaged_tfrecord_is_refused_and_nothing_is_published(

@@ -886,8 +886,13 @@ def _folder_digest(folder: Path) -> str:
     """sha256 over the sorted names and sha256 of a sample folder's files."""
     h = hashlib.sha256()
     for f in sorted(folder.iterdir()):
-        h.update(f"{f.name}\0{sha256_file(f) if f.is_file() else 'not a file'}\n".encode("utf-8", "surrogateescape"))
+        h.update(_folder_entry(f.name, sha256_file(f) if f.is_file() else "not a file"))
     return h.hexdigest()
+
+
+def _folder_entry(name: str, digest: str) -> bytes:
+    """One file's line in a sample folder's digest (``_folder_digest``, ``_filter_folder``)."""
+    return f"{name}\0{digest}\n".encode("utf-8", "surrogateescape")
 
 
 def _filter_folder(src: Path, dst: Path, drop: set[str]) -> tuple[str, int]:
@@ -905,7 +910,7 @@ def _filter_folder(src: Path, dst: Path, drop: set[str]) -> tuple[str, int]:
             dropped += 1
             continue
         digest, _ = _copy_file(f, dst / f.name)
-        h.update(f"{f.name}\0{digest}\n".encode("utf-8", "surrogateescape"))
+        h.update(_folder_entry(f.name, digest))
     return h.hexdigest(), dropped
 
 
@@ -940,16 +945,14 @@ def _run_unit(unit: _Unit, out: Path, entry: dict[str, Any] | None, memory_limit
     else:
         outputs[shard.parquet.name] = _write_parquet(shard.parquet, _tmp(out / shard.parquet.name),
                                                      [r.pos for r in unit.removed], memory_limit)
+        drop = {r.key for r in unit.removed if r.key is not None}  # the samples of the tar, folder or tfrecord
         if shard.tar is not None:
-            drop = {r.key for r in unit.removed if r.key is not None}
             digest, tar_in, tar_out, members_dropped = _filter_tar(shard.tar, _tmp(out / shard.tar.name), drop)
             outputs[shard.tar.name] = digest
         if shard.folder is not None:
-            drop = {r.key for r in unit.removed if r.key is not None}
             digest, members_dropped = _filter_folder(shard.folder, _tmp(out / shard.folder.name), drop)
             outputs[shard.folder.name + "/"] = digest
         if shard.records is not None:
-            drop = {r.key for r in unit.removed if r.key is not None}
             digest, members_dropped = _filter_tfrecord(shard.records, _tmp(out / shard.records.name), drop)
             outputs[shard.records.name] = digest
         if shard.stats is not None:
