@@ -51,7 +51,7 @@ def build_inputs(work: Path, rows: int, shard_size: int, affected: float) -> tup
     manifest.mkdir()
     pq.write_table(pa.table({"url_sha256": hashes, "category": ["safety"] * len(hashes)}), manifest / "removed.parquet")
     (manifest / "manifest.json").write_text(json.dumps({
-        "format": "relake.manifest/1", "hash": "sha256", "canonical_url_version": "1", "image_hash": None,
+        "format": "relake.record/1", "hash": "sha256", "canonical_url_version": "1", "image_hash": None,
         "rows": len(hashes), "counts": {"safety": len(hashes)}}))
     return copy, manifest
 

@@ -76,7 +76,7 @@ def write_manifest(folder: Path, url_hashes: list[str], images: list[str | None]
     if algo is not None:
         cols[f"image_{algo}"] = pa.array([i for _, i in pairs], type=pa.string())
     pq.write_table(pa.table(cols), folder / "removed.parquet")
-    sidecar = {"format": "relake.manifest/1", "hash": "sha256", "canonical_url_version": "1", "image_hash": algo,
+    sidecar = {"format": "relake.record/1", "hash": "sha256", "canonical_url_version": "1", "image_hash": algo,
                "rows": len(pairs), "counts": {"safety": len(pairs)}} | meta
     (folder / "manifest.json").write_text(json.dumps(sidecar), encoding="utf-8")
     return folder
@@ -279,12 +279,12 @@ def test_check_without_image_column_matches_by_url_only(planted: Planted, tmp_pa
 
 
 def test_check_manifest_errors(planted: Planted, cli: Cli, tmp_path: Path) -> None:
-    bad = write_manifest(tmp_path / "v2", ["a" * 64], [None], format="relake.manifest/2")
+    bad = write_manifest(tmp_path / "v2", ["a" * 64], [None], format="relake.record/2")
     result = cli("check", planted.copy, "--manifest", bad)
     assert result.exit_code == 1
     assert error_line(result) == (
-        f"Error: {bad}/manifest.json: format 'relake.manifest/2' is not one this relake understands "
-        "(relake.manifest/1); upgrade relake or ask for a manifest in that format")
+        f"Error: {bad}/manifest.json: format 'relake.record/2' is not one this relake understands "
+        "(relake.record/1); upgrade relake or ask for a manifest in that format")
     old_rule = write_manifest(tmp_path / "c0", ["a" * 64], [None], canonical_url_version="0")
     assert "canonical URL rule version '0'" in error_line(cli("check", planted.copy, "--manifest", old_rule))
     upper = write_manifest(tmp_path / "up", ["A" * 64], [None])

@@ -19,7 +19,7 @@ from relake.db import connect
 from relake.fingerprint import combine, fingerprint_src
 from relake.ingest import ingest_version
 from relake.lake import Lake
-from relake.manifest import Fingerprint
+from relake.record import Fingerprint
 from relake.sql import query
 
 MOD = 1 << 128

@@ -30,7 +30,7 @@ from relake.errors import InputError, InvalidNameError, InvalidPathError, NotFou
 from relake.fingerprint import fingerprint_src
 from relake.ingest import ingest_version, resolve_sources
 from relake.lake import Lake
-from relake.manifest import Column, Roles, Version
+from relake.record import Column, Roles, Version
 
 
 def fp_value(paths: list[Path]) -> tuple[int, str]:

@@ -342,7 +342,7 @@ def test_public_manifest_format_and_counts(world: World) -> None:
     assert got == sorted(got) and len(set(got)) == len(got)
     assert got == sorted((sha(canon_of(i)), "safety") for i in GEN1)
     meta = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    assert meta["format"] == "relake.manifest/1" and meta["hash"] == "sha256"
+    assert meta["format"] == "relake.record/1" and meta["hash"] == "sha256"
     assert meta["canonical_url_version"] == CANONICAL_VERSION
     for side, name in (("from", "orig"), ("to", "research")):
         version = json.loads((world.lake / "versions" / name / "version.json").read_text(encoding="utf-8"))

@@ -12,13 +12,17 @@ import pytest
 from relake.errors import QueryError
 from relake.sql import Query, all_queries, parse_query, queries_dir, query, query_hashes
 
-REPO_QUERIES = Path(__file__).resolve().parent.parent / "queries"
+REPO = Path(__file__).resolve().parent.parent
+REPO_QUERIES = REPO / "src" / "relake" / "queries"
 SQL_FILES = sorted(REPO_QUERIES.rglob("*.sql"))
 
 
-def test_queries_dir_is_the_checkout_folder() -> None:
-    assert queries_dir().resolve() == REPO_QUERIES.resolve()
+def test_queries_dir_is_the_package_folder() -> None:
+    assert Path(str(queries_dir())).resolve() == REPO_QUERIES.resolve()
     assert SQL_FILES, "queries/ holds no .sql files"
+    # one source of truth: the checkout's top-level queries is a link to the package's folder, not a copy
+    top = REPO / "queries"
+    assert top.is_symlink() and top.resolve() == REPO_QUERIES.resolve()
 
 
 def test_all_queries_loads_every_file() -> None:

@@ -48,7 +48,7 @@ from relake import __version__
 from relake.db import connect, first_line
 from relake.errors import BlocklistError, InputError, InvalidNameError, NotFoundError
 from relake.lake import Lake, publish_dir, validate_name
-from relake.manifest import sha256_file
+from relake.record import sha256_file
 from relake.sql import query
 
 __all__ = [

@@ -43,7 +43,7 @@ from relake.fingerprint import (
 )
 from relake.ingest import resolve_sources, shard_facts
 from relake.lake import Lake, checkpoint, validate_name
-from relake.manifest import Fingerprint, Roles, Shard, Version, sha256_file
+from relake.record import Fingerprint, Roles, Shard, Version, sha256_file
 from relake.spec import Rule, Spec
 from relake.sql import all_queries, query
 
@@ -125,7 +125,7 @@ def build_version(
         removed_total = int(q("build/removed_count").rows(db.con)[0][0])
         by_rule = {str(r): int(n) for r, n in q("build/removed_by_rule").rows(db.con)}
         by_category = {str(c): int(n) for c, n, _ in q("build/removed_stats").rows(db.con)}
-        codec = str(q("build/shard_codec").rows(db.con, file=plain[0])[0][0]).lower() if plain else "zstd"
+        codec = str(q("db/shard_codec").rows(db.con, file=plain[0])[0][0]).lower() if plain else "zstd"
         codec = codec if codec in ("snappy", "zstd") else "zstd"
 
         with lake.staging(spec.name) as staging:
@@ -435,9 +435,9 @@ def _write_shard(job: tuple[str, Path, int, list[int], str, str | None]) -> None
                 mask = bytearray(b"0") * rows
                 for p in positions:
                     mask[p] = 0x31
-                query(f"build/write_shard_{codec}").run(con, mask=mask.decode("ascii"), out=str(out))
+                query("db/write_shard").run(con, mask=mask.decode("ascii"), out=str(out), codec=codec)
             else:
-                query(f"build/copy_shard_{codec}").run(con, out=str(out))
+                query("db/copy_shard").run(con, out=str(out), codec=codec)
     finally:
         con.close()
 

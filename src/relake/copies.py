@@ -59,8 +59,8 @@ from relake.db import Db, bind_shard, connect, detect_roles, first_line
 from relake.engine import job_connection, plain_file
 from relake.errors import InputError, NotFoundError
 from relake.lake import Lake, check_user_path
-from relake.manifest import sha256_file
 from relake.publish import IMAGE_HASH_LENGTHS, Manifest, load_manifest, manifest_for_pair
+from relake.record import sha256_file
 from relake.sql import query
 
 if TYPE_CHECKING:
@@ -1017,12 +1017,12 @@ def _write_parquet(src: Path, dst: Path, positions: Sequence[int], memory_limit:
         mask[p] = 0x31
     with connect(None, threads=1, memory_limit=memory_limit) as db:
         plain = db.plain_path(src)
-        codec_rows = query("copies/shard_codec").rows(db.con, file=plain)
+        codec_rows = query("db/shard_codec").rows(db.con, file=plain)
         codec = str(codec_rows[0][0]).lower() if codec_rows else "snappy"
         codec = codec if codec in ("snappy", "zstd", "gzip", "lz4", "brotli", "uncompressed") else "snappy"
         try:
             bind_shard(db.con, plain)
-            query("copies/write_shard").run(db.con, mask=mask.decode("ascii"), out=str(dst), codec=codec)
+            query("db/write_shard").run(db.con, mask=mask.decode("ascii"), out=str(dst), codec=codec)
         except duckdb.Error as exc:
             raise InputError(f"{src}: cannot rewrite ({first_line(exc)})") from exc
     kept = _parquet_rows(dst)

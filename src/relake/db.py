@@ -21,7 +21,7 @@ import duckdb
 
 from relake.errors import InputError, ResourceError
 from relake.lake import Lake, has_glob_chars
-from relake.manifest import Roles
+from relake.record import Roles
 from relake.sql import query
 
 

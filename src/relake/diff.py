@@ -55,7 +55,7 @@ from relake.errors import InputError, NotFoundError
 from relake.fingerprint import ALGORITHM, fingerprint_src
 from relake.ingest import resolve_sources
 from relake.lake import VERSION_FILE, Lake, check_user_path
-from relake.manifest import Column, Fingerprint, Roles, Version
+from relake.record import Column, Fingerprint, Roles, Version
 from relake.sql import query
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ import duckdb
 from relake.db import Db, connect, first_line
 from relake.engine import Engine, plain_file
 from relake.errors import InputError
-from relake.manifest import Fingerprint
+from relake.record import Fingerprint
 from relake.sql import query
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ from relake.db import Db, connect, detect_roles, first_line
 from relake.errors import InputError, NotFoundError
 from relake.fingerprint import fingerprint_and_row_hashes
 from relake.lake import Lake, check_user_path, checkpoint, has_glob_chars, validate_name
-from relake.manifest import Column, Shard, Version, sha256_file
+from relake.record import Column, Shard, Version, sha256_file
 from relake.remote import RemoteFile, download, is_uri, redact, redact_text, resolve_remote
 from relake.sql import query
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from relake.errors import InvalidNameError, InvalidPathError, NotFoundError, VersionExistsError
-from relake.manifest import Version
+from relake.record import Version
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 MAX_NAME = 100

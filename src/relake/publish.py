@@ -28,10 +28,10 @@ from relake.canonical import CANONICAL_RULE, CANONICAL_VERSION, register_canonic
 from relake.db import Db, connect, write_parquet_stable
 from relake.errors import CrowdError, InputError, InvalidPathError, NotFoundError
 from relake.lake import Lake, checkpoint, fsync_dir, fsync_tree
-from relake.manifest import Version, sha256_file
+from relake.record import Version, sha256_file
 from relake.sql import query
 
-MANIFEST_FORMAT = "relake.manifest/1"
+MANIFEST_FORMAT = "relake.record/1"
 IMAGE_HASH_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64}
 DEFAULT_MIN_CROWD = 1000
 

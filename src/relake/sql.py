@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
+from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any
 
 import duckdb
@@ -22,13 +24,22 @@ from relake.errors import QueryError
 _PARAMS_LINE = re.compile(r"^--\s*params:\s*(.*)$", re.IGNORECASE | re.MULTILINE)
 
 
-def queries_dir() -> Path:
-    """The folder holding ``queries/``: packaged inside a wheel, or at the top of a checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "queries", here.parent.parent / "queries"):
-        if candidate.is_dir():
-            return candidate
-    raise QueryError(f"cannot find the queries/ folder next to {here}; reinstall relake")
+def queries_dir() -> Traversable:
+    """The package's ``queries/`` folder (``relake/queries`` inside the package; a checkout's top-level
+    ``queries`` is a link to it), read through ``importlib.resources`` so it works from a wheel too."""
+    root = resources.files("relake") / "queries"
+    if not root.is_dir():
+        raise QueryError(f"cannot find relake's queries/ folder ({root}); reinstall relake")
+    return root
+
+
+def _sql_files(folder: Traversable, prefix: str = "") -> Iterator[tuple[str, Traversable]]:
+    """``(name, file)`` for every ``.sql`` file below ``folder``, names like ``build/match_url``, sorted."""
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.is_dir():
+            yield from _sql_files(entry, f"{prefix}{entry.name}/")
+        elif entry.name.endswith(".sql"):
+            yield f"{prefix}{entry.name[: -len('.sql')]}", entry
 
 
 @dataclass(frozen=True)
@@ -100,9 +111,8 @@ def all_queries() -> dict[str, Query]:
     out: dict[str, Query] = {}
     con = duckdb.connect()
     try:
-        for path in sorted(root.rglob("*.sql")):
-            name = path.relative_to(root).with_suffix("").as_posix()
-            out[name] = parse_query(name, path.read_text(encoding="utf-8"), con)
+        for name, entry in _sql_files(root):
+            out[name] = parse_query(name, entry.read_text(encoding="utf-8"), con)
     finally:
         con.close()
     return out

@@ -15,7 +15,7 @@ from relake.errors import InputError, NotFoundError, RelakeError
 from relake.fingerprint import fingerprint_src
 from relake.ingest import shard_facts
 from relake.lake import VERSION_FILE, Lake
-from relake.manifest import Version, sha256_file
+from relake.record import Version, sha256_file
 
 
 @dataclass

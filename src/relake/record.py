@@ -1,4 +1,5 @@
-"""The version manifest (``version.json``): frozen dataclasses, JSON in and out, file hashing."""
+"""The version record (``version.json``): frozen dataclasses, JSON in and out, file hashing. (The removal
+manifest, a different thing, is ``publish.py``'s ``Manifest``.)"""
 
 from __future__ import annotations
 

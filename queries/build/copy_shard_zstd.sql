@@ -1,4 +1,0 @@
--- Returns: nothing; rewrites the base shard of view shard whole (no row removed), zstd-compressed, single-threaded.
--- Reads: view shard (db.bind_shard: the parquet file, with file_row_number; optional columns stay optional).
--- params: $out
-COPY (SELECT * EXCLUDE (file_row_number) FROM shard) TO $out (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)
