@@ -11,8 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 import relake.blocklist as bl
-from relake.blocklist import KINDS, Blocklist, add_blocklist, list_blocklists, load_blocklist
+from relake.blocklist import Blocklist, add_blocklist, list_blocklists, load_blocklist
 from relake.errors import BlocklistError, InputError, InvalidNameError, NotFoundError
+from relake.kinds import KINDS
 from relake.lake import Lake
 
 MD5_A = "0cc175b9c0f1b6a831c399e269772661"  # md5("a")

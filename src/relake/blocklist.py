@@ -39,7 +39,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import idna
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -47,31 +46,19 @@ import pyarrow.parquet as pq
 from relake import __version__
 from relake.db import connect, first_line
 from relake.errors import BlocklistError, InputError, InvalidNameError, NotFoundError
+from relake.kinds import BLOCKLIST_KINDS, HEX, BlocklistKind, HexDigest, MalformedEntry, blocklist_kind
 from relake.lake import Lake, publish_dir, validate_name
 from relake.record import sha256_file
 from relake.sql import query
 
 __all__ = [
     "HASH_OF",
-    "KINDS",
     "Blocklist",
     "add_blocklist",
     "list_blocklists",
     "load_blocklist",
 ]
 
-KINDS: tuple[str, ...] = (
-    "url",
-    "url-sha256",
-    "url-md5",
-    "url-sha1",
-    "domain",
-    "key",
-    "image-md5",
-    "image-sha256",
-    "image-sha1",
-)
-URL_HASH_KINDS = frozenset({"url-sha256", "url-md5", "url-sha1"})
 HASH_OF: tuple[str, ...] = ("canonical", "raw")
 FORMAT = "relake.blocklist/1"
 ENTRIES_FILE = "entries.parquet"
@@ -81,12 +68,6 @@ BATCH = 1 << 17  # csv/parquet values normalised, and sorted entries hashed, per
 READ_BYTES = 8 << 20  # text read per batch
 MAX_REPORTED = 5
 
-_DIGEST_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64}
-_ALGO_BY_LENGTH = {n: a for a, n in _DIGEST_LENGTHS.items()}
-_HEX = re.compile(r"[0-9a-fA-F]+")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_URL_OK = re.compile(r"[^\s\x00-\x1f\x7f-\x9f]+")
-_LABEL = re.compile(r"[a-z0-9-]{1,63}")
 _HEADER_LIKE = re.compile(r"[A-Za-z_][A-Za-z0-9_ .()#-]{0,63}")
 _ASCII_SPACE = " \t\n\r\x0b\x0c"
 _SCHEMA = pa.schema([pa.field("entry", pa.string(), nullable=False)])
@@ -132,7 +113,7 @@ def add_blocklist(
     ``.parquet`` (``column`` or the single column), anything else one entry a line.
     """
     validate_name(name, "blocklist")
-    hash_of = _check_kind(kind, hash_of)
+    entry_kind, hash_of = _check_kind(kind, hash_of)
     file = Path(file)
     fmt = _format_of(file)
     if column is not None and fmt == "text":
@@ -148,8 +129,8 @@ def add_blocklist(
     with lake.staging("blocklist") as staging:
         raw_path = staging.path / "raw.parquet"
         with pq.ParquetWriter(raw_path, _SCHEMA, **_PARQUET_OPTIONS) as writer:
-            collector = _Collector(kind, writer, keep_going=skip_invalid)
-            for chunk in _chunks(file, fmt, kind, column, collector.normalise):
+            collector = _Collector(entry_kind, writer, keep_going=skip_invalid)
+            for chunk in _chunks(file, fmt, entry_kind, column, collector.normalise):
                 collector.add(chunk)
         tally = collector.tally
         if tally.bad and not skip_invalid:
@@ -217,20 +198,19 @@ def list_blocklists(lake: Lake) -> list[Blocklist]:
 # --------------------------------------------------------------------------------------------- checks
 
 
-def _check_kind(kind: str, hash_of: str | None) -> str | None:
-    if kind not in KINDS:
-        raise BlocklistError(f"unknown blocklist kind {kind!r}; valid kinds: {', '.join(KINDS)}")
-    if kind in URL_HASH_KINDS:
+def _check_kind(kind: str, hash_of: str | None) -> tuple[BlocklistKind, str | None]:
+    """The registered kind and the ``hash_of`` to record ("canonical" by default for URL hash kinds)."""
+    entry_kind = blocklist_kind(kind)
+    if entry_kind.hash_of:
         if hash_of is None:
-            return "canonical"
+            return entry_kind, "canonical"
         if hash_of not in HASH_OF:
             raise BlocklistError(f"unknown --hash-of {hash_of!r}; use one of: {', '.join(HASH_OF)}")
-        return hash_of
+        return entry_kind, hash_of
     if hash_of is not None:
-        raise BlocklistError(
-            f"--hash-of applies to the URL hash kinds ({', '.join(sorted(URL_HASH_KINDS))}) only, not {kind}"
-        )
-    return None
+        url_hash_kinds = sorted(k.name for k in BLOCKLIST_KINDS.values() if k.hash_of)
+        raise BlocklistError(f"--hash-of applies to the URL hash kinds ({', '.join(url_hash_kinds)}) only, not {kind}")
+    return entry_kind, None
 
 
 def _format_of(file: Path) -> str:
@@ -260,12 +240,6 @@ def _names(lake: Lake) -> list[str]:
 # --------------------------------------------------------------------------------------------- normalising
 
 
-class _Malformed(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
 @dataclass(frozen=True)
 class _Bad:
     """A value judged malformed while reading (e.g. invalid UTF-8), before normalising."""
@@ -273,118 +247,10 @@ class _Bad:
     reason: str
 
 
-def _normaliser(kind: str) -> Callable[[str], str]:
-    """A function from a stripped, non-empty value to its normal form; raises _Malformed."""
-    if kind == "url":
-        return _url
-    if kind == "domain":
-        return _domain
-    if kind == "key":
-        return _key
-    return _hash_normaliser(kind.rsplit("-", 1)[1])
-
-
-def _hash_normaliser(algo: str) -> Callable[[str], str]:
-    n = _DIGEST_LENGTHS[algo]
-    exact = re.compile(f"[0-9a-f]{{{n}}}")
-
-    def normalise(value: str) -> str:
-        low = value.lower()
-        if exact.fullmatch(low):
-            return low
-        raise _Malformed(_hash_reason(value, algo, n))
-
-    return normalise
-
-
-def _hash_reason(value: str, algo: str, n: int) -> str:
-    if _quoted(value):
-        return "enclosed in quotes"
-    if _HEX.fullmatch(value):
-        other = _ALGO_BY_LENGTH.get(len(value))
-        if other is not None and other != algo:
-            return f"{len(value)} hex digits: looks like a {other} hash, not {algo} (wrong kind)"
-        return f"{len(value)} hex digits, expected {n} for {algo}"
-    if _url_like(value):
-        return "looks like a URL, not a hash (wrong kind)"
-    if _domain_like(value):
-        return "looks like a domain, not a hash (wrong kind)"
-    return "not hexadecimal"
-
-
-def _url(value: str) -> str:
-    if not _URL_OK.fullmatch(value):
-        if _CONTROL.search(value):
-            raise _Malformed("contains control characters")
-        raise _Malformed("contains whitespace")
-    if _quoted(value):
-        raise _Malformed("enclosed in quotes")
-    other = _hash_like(value)
-    if other is not None:
-        raise _Malformed(f"looks like a {other} hash, not a URL (wrong kind; use --kind url-{other})")
-    if "." not in value and "/" not in value:
-        raise _Malformed("does not look like a URL (no '.' or '/')")
-    return value
-
-
-def _domain(value: str) -> str:
-    if _quoted(value):
-        raise _Malformed("enclosed in quotes")
-    d = value.lower()
-    if "/" in d or ":" in d:
-        raise _Malformed("looks like a URL, not a domain (wrong kind; use --kind url)")
-    other = _hash_like(d)
-    if other is not None:
-        raise _Malformed(f"looks like a {other} hash, not a domain (wrong kind)")
-    if d.endswith("."):
-        d = d[:-1]
-    if d.startswith("*."):
-        d = d[2:]
-    if not d.isascii():
-        try:
-            d = idna.encode(d, uts46=True).decode("ascii")
-        except (idna.IDNAError, UnicodeError, ValueError):
-            raise _Malformed("not a valid internationalised domain name") from None
-    if len(d) > 253:
-        raise _Malformed("longer than 253 characters")
-    labels = d.split(".")
-    if len(labels) < 2:
-        raise _Malformed("a single label, not a domain name")
-    for label in labels:
-        if not _LABEL.fullmatch(label):
-            raise _Malformed("not a hostname (labels of 1-63 letters, digits or '-', separated by '.')")
-    return d
-
-
-def _key(value: str) -> str:
-    if _CONTROL.search(value):
-        raise _Malformed("contains control characters")
-    return value
-
-
-def _quoted(value: str) -> bool:
-    return len(value) >= 2 and value[0] in "\"'" and value[-1] == value[0]
-
-
-def _hash_like(value: str) -> str | None:
-    algo = _ALGO_BY_LENGTH.get(len(value))
-    return algo if algo is not None and _HEX.fullmatch(value) else None
-
-
-def _url_like(value: str) -> bool:
-    low = value.lower()
-    return "://" in low or low.startswith(("http:", "https:", "ftp:", "www."))
-
-
-def _domain_like(value: str) -> bool:
-    labels = value.lower().rstrip(".").split(".")
-    return len(labels) >= 2 and all(_LABEL.fullmatch(label) for label in labels)
-
-
 def _valid(normalise: Callable[[str], str], value: str) -> bool:
     try:
         normalise(value)
-    except _Malformed:
+    except MalformedEntry:
         return False
     return True
 
@@ -419,7 +285,9 @@ class _Values:
 _Chunk = _Lines | _Strings | _Values
 
 
-def _chunks(file: Path, fmt: str, kind: str, column: str | None, normalise: Callable[[str], str]) -> Iterator[_Chunk]:
+def _chunks(
+    file: Path, fmt: str, kind: BlocklistKind, column: str | None, normalise: Callable[[str], str]
+) -> Iterator[_Chunk]:
     try:
         if fmt == "text":
             yield from _text_chunks(file)
@@ -496,7 +364,7 @@ def _is_header(value: str, normalise: Callable[[str], str]) -> bool:
     value = value.strip()
     if _valid(normalise, value) or not _HEADER_LIKE.fullmatch(value):
         return False
-    return not (len(value) >= 16 and _HEX.fullmatch(value))
+    return not (len(value) >= 16 and HEX.fullmatch(value))
 
 
 def _listing(names: list[str]) -> str:
@@ -511,7 +379,7 @@ def _utf8_clean(value: str) -> bool:
     return True
 
 
-def _parquet_chunks(file: Path, kind: str, column: str | None) -> Iterator[_Chunk]:
+def _parquet_chunks(file: Path, kind: BlocklistKind, column: str | None) -> Iterator[_Chunk]:
     try:
         pf = pq.ParquetFile(file)
         schema = pf.schema_arrow
@@ -538,10 +406,10 @@ def _parquet_chunks(file: Path, kind: str, column: str | None) -> Iterator[_Chun
         or pa.types.is_fixed_size_binary(dtype)
         or pa.types.is_binary_view(dtype)
     )
-    integer = pa.types.is_integer(dtype) and kind == "key"
+    integer = pa.types.is_integer(dtype) and kind.integer_entries
     if not (textual or binary or integer):
         raise InputError(f"{file}: column {column!r} has type {dtype}; expected text")
-    digest = _DIGEST_LENGTHS.get(kind.rsplit("-", 1)[-1])
+    digest = kind.algorithm.hex_length if kind.algorithm is not None else None
     start = 1
     try:
         for batch in pf.iter_batches(batch_size=BATCH, columns=[column]):
@@ -583,14 +451,13 @@ class _Tally:
 FastPath = Callable[[pa.Array], tuple[pa.Array, pa.Array]]
 
 
-def _fast_path(kind: str) -> FastPath | None:
-    """For hash kinds, a vectorised check accepting exactly the values the Python path accepts unchanged
-    modulo ASCII whitespace and case; (accepted mask, normalised values). Everything else takes the
+def _fast_path(kind: BlocklistKind) -> FastPath | None:
+    """For kinds of hex digests, a vectorised check accepting exactly the values the Python path accepts
+    unchanged modulo ASCII whitespace and case; (accepted mask, normalised values). Everything else takes the
     Python path, value by value."""
-    algo = kind.rsplit("-", 1)[-1]
-    if algo not in _DIGEST_LENGTHS:
+    if not isinstance(kind.normalise, HexDigest):
         return None
-    pattern = f"^[0-9a-f]{{{_DIGEST_LENGTHS[algo]}}}$"
+    pattern = kind.normalise.pattern
 
     def fast(arr: pa.Array) -> tuple[pa.Array, pa.Array]:
         normal = pc.ascii_lower(pc.ascii_trim(arr, _ASCII_SPACE))
@@ -604,8 +471,8 @@ class _Collector:
     """Normalises chunks of values and appends the good ones to the staging parquet. After a malformed
     value, unless ``keep_going``, it only counts (the import fails, but its message counts every bad line)."""
 
-    def __init__(self, kind: str, writer: pq.ParquetWriter, keep_going: bool) -> None:
-        self.normalise = _normaliser(kind)
+    def __init__(self, kind: BlocklistKind, writer: pq.ParquetWriter, keep_going: bool) -> None:
+        self.normalise = kind.normalise
         self.fast = _fast_path(kind)
         self.writer = writer
         self.keep_going = keep_going
@@ -679,7 +546,7 @@ class _Collector:
         self.tally.raw += 1
         try:
             out.append(self.normalise(value))
-        except _Malformed as exc:
+        except MalformedEntry as exc:
             self._malformed(position, exc.reason)
 
     def _malformed(self, position: int, reason: str) -> None:

@@ -42,13 +42,12 @@ from relake.fingerprint import (
     subtract,
 )
 from relake.ingest import resolve_sources, shard_facts
+from relake.kinds import BLOCKLIST_KINDS, HASH_ALGORITHMS, BlocklistKind
 from relake.lake import Lake, checkpoint, validate_name
 from relake.record import Fingerprint, Roles, Shard, Version, sha256_file
 from relake.spec import Rule, Spec
 from relake.sql import all_queries, query
 
-URL_HASH_KINDS = {"url-md5": "md5", "url-sha1": "sha1", "url-sha256": "sha256"}
-IMAGE_KINDS = {"image-md5": "md5", "image-sha1": "sha1", "image-sha256": "sha256"}
 _VARCHAR = duckdb.sqltypes.VARCHAR
 
 
@@ -251,10 +250,10 @@ def _plan(lake: Lake, rule: Rule, roles: Roles) -> _Plan:
     except NotFoundError:
         raise SpecError(f"rule {rule.id!r} names blocklist {rule.blocklist!r}, which is not in the lake; "
                         "import it with `relake blocklist add`") from None
-    needs = {"url": "url", "domain": "url", "key": "id"}.get(bl.kind) or ("url" if bl.kind in URL_HASH_KINDS else None)
-    if needs and getattr(roles, needs) is None:
-        raise SpecError(f"rule {rule.id!r}: a {bl.kind} blocklist needs a {needs} column, and the base has none")
-    if bl.kind not in IMAGE_KINDS and (rule.column or rule.side):
+    kind = _kind(rule, bl)
+    if kind.role and getattr(roles, kind.role) is None:
+        raise SpecError(f"rule {rule.id!r}: a {bl.kind} blocklist needs a {kind.role} column, and the base has none")
+    if kind.reads != "image" and (rule.column or rule.side):
         raise SpecError(f"rule {rule.id!r}: 'column'/'side' only apply to image-hash blocklists")
     side: list[Path] = []
     if rule.side:
@@ -344,25 +343,27 @@ def _run_rules(db: Db, plans: Sequence[_Plan], spec: Spec, roles: Roles, columns
                 _run_where(db, r, spec)
                 continue
             bl = p.blocklist
+            kind = _kind(r, bl)
             db.con.read_parquet(db.plain_path(bl.path)).create_view("bl", replace=True)
-            if bl.kind == "url":
-                query("build/match_url").run(db.con, rule=r.id)
-            elif bl.kind in URL_HASH_KINDS:
-                raw = bl.hash_of == "raw"
-                query("build/match_url_hash").run(
-                    db.con, rule=r.id, algo=URL_HASH_KINDS[bl.kind], raw=raw,
-                    how=f"{bl.kind}:{'raw' if raw else 'canonical'}")
-            elif bl.kind == "domain":
-                query("build/match_domain").run(db.con, rule=r.id)
-            elif bl.kind == "key":
-                query("build/match_key").run(db.con, rule=r.id)
-            elif bl.kind in IMAGE_KINDS:
-                how = _bind_images(db, p, IMAGE_KINDS[bl.kind], roles, columns)
-                query("build/match_image").run(db.con, rule=r.id, how=how)
+            raw = bl.hash_of == "raw"
+            algo = kind.algorithm.name if kind.algorithm is not None else None
+            if kind.reads == "image":
+                assert algo is not None
+                how = _bind_images(db, p, algo, roles, columns)
             else:
-                raise SpecError(f"rule {r.id!r}: blocklist kind {bl.kind!r} is not supported")
+                how = f"{kind.name}:{'raw' if raw else 'canonical'}" if kind.hash_of else kind.name
+            match = query(kind.match)  # binds $rule and whichever of $algo, $raw, $how it declares
+            given: dict[str, Any] = {"rule": r.id, "algo": algo, "raw": raw, "how": how}
+            match.run(db.con, **{k: v for k, v in given.items() if k in match.params})
         except duckdb.Error as exc:
             raise SpecError(f"rule {r.id!r} failed: {first_line(exc)}") from exc
+
+
+def _kind(rule: Rule, bl: Blocklist) -> BlocklistKind:
+    kind = BLOCKLIST_KINDS.get(bl.kind)
+    if kind is None:
+        raise SpecError(f"rule {rule.id!r}: blocklist kind {bl.kind!r} is not supported")
+    return kind
 
 
 def _run_where(db: Db, rule: Rule, spec: Spec) -> None:
@@ -401,7 +402,7 @@ def _bind_base_images(db: Db, plans: Sequence[_Plan], roles: Roles, columns: Seq
     """Point view img at the base's own image hashes (a hash column, or the first image rule's side table)
     so removed rows keep them; partner lists never feed this. Returns the hash algorithm, if any."""
     for c in columns:
-        if c.lower() in ("md5", "sha256", "sha1"):
+        if c.lower() in HASH_ALGORITHMS:
             db.con.table("base").select(
                 ColumnExpression("filename").alias("file"), ColumnExpression("file_row_number").alias("pos"),
                 ColumnExpression(c).alias("img"),
@@ -409,9 +410,10 @@ def _bind_base_images(db: Db, plans: Sequence[_Plan], roles: Roles, columns: Seq
             query("build/img_column").run(db.con)
             return c.lower()
     for p in plans:
-        if p.blocklist is not None and p.blocklist.kind in IMAGE_KINDS:
-            _bind_images(db, p, IMAGE_KINDS[p.blocklist.kind], roles, columns)
-            return IMAGE_KINDS[p.blocklist.kind]
+        kind = BLOCKLIST_KINDS.get(p.blocklist.kind) if p.blocklist is not None else None
+        if kind is not None and kind.reads == "image" and kind.algorithm is not None:
+            _bind_images(db, p, kind.algorithm.name, roles, columns)
+            return kind.algorithm.name
     query("build/img_none").run(db.con)
     return None
 

@@ -58,8 +58,9 @@ from relake.canonical import register_canonical
 from relake.db import Db, bind_shard, connect, detect_roles, first_line
 from relake.engine import job_connection, plain_file
 from relake.errors import InputError, NotFoundError
+from relake.kinds import HASH_LENGTHS as IMAGE_HASH_LENGTHS
 from relake.lake import Lake, check_user_path
-from relake.publish import IMAGE_HASH_LENGTHS, Manifest, load_manifest, manifest_for_pair
+from relake.publish import Manifest, load_manifest, manifest_for_pair
 from relake.record import sha256_file
 from relake.sql import query
 

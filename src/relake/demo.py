@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from relake.db import connect
 from relake.diff import diff_versions
 from relake.errors import RelakeError
 from relake.ingest import ingest_version, resolve_sources
+from relake.kinds import HASH_ALGORITHMS, KindName
 from relake.lake import Lake
 from relake.publish import check_sums, load_manifest, lookup_urls, publish_release
 from relake.spec import load_spec
@@ -146,12 +146,12 @@ def run_demo(lake: Lake, *, rows: int = 1_000_000, work: Path | None = None) -> 
         console.out.print("  " + line)
 
 
-DEMO_BLOCKLISTS: tuple[tuple[str, str, str | None], ...] = (
-    ("partner-urls", "url", None),
-    ("partner-url-sha256", "url-sha256", "canonical"),
-    ("partner-image-md5", "image-md5", None),
-    ("bad-domains", "domain", None),
-    ("takedown-keys", "key", None),
+DEMO_BLOCKLISTS: tuple[tuple[str, KindName, str | None], ...] = (
+    ("partner-urls", KindName.URL, None),
+    ("partner-url-sha256", KindName.URL_SHA256, "canonical"),
+    ("partner-image-md5", KindName.IMAGE_MD5, None),
+    ("bad-domains", KindName.DOMAIN, None),
+    ("takedown-keys", KindName.KEY, None),
 )
 
 RESEARCH_SPEC = """\
@@ -225,7 +225,7 @@ def plant_blocklists(lake: Lake, original: Path, out: Path) -> None:
         query("demo/side_md5").run(db.con, out=str(out / "laion-md5.parquet"))
         imgs = q.rows(db.con, n=6, salt="images")
         _write_lines(out / "partner-image-md5.txt",
-                     [hashlib.md5(f"image-bytes-{k}".encode(), usedforsecurity=False).hexdigest() for _, _, k in imgs])
+                     [HASH_ALGORITHMS["md5"].hexdigest(f"image-bytes-{k}".encode()) for _, _, k in imgs])
         host = query("demo/top_domain").rows(db.con, rank=3)
         parent = str(host[0][0]).split(".", 1)[1] if host else "example.invalid"
         _write_lines(out / "bad-domains.txt", ["# registrable domains: every sub-domain is removed too", parent])

@@ -27,12 +27,12 @@ from relake import __version__
 from relake.canonical import CANONICAL_RULE, CANONICAL_VERSION, register_canonical
 from relake.db import Db, connect, write_parquet_stable
 from relake.errors import CrowdError, InputError, InvalidPathError, NotFoundError
+from relake.kinds import HASH_LENGTHS
 from relake.lake import Lake, checkpoint, fsync_dir, fsync_tree
 from relake.record import Version, sha256_file
 from relake.sql import query
 
 MANIFEST_FORMAT = "relake.record/1"
-IMAGE_HASH_LENGTHS = {"md5": 32, "sha1": 40, "sha256": 64}
 DEFAULT_MIN_CROWD = 1000
 
 
@@ -371,9 +371,9 @@ def load_manifest(folder: Path) -> Manifest:
             f"this relake implements version {CANONICAL_VERSION}; they would not match, upgrade relake"
         )
     image_hash = meta.get("image_hash")
-    if image_hash is not None and image_hash not in IMAGE_HASH_LENGTHS:
+    if image_hash is not None and image_hash not in HASH_LENGTHS:
         raise InputError(f"{meta_path}: image_hash {image_hash!r} is not one of null, "
-                         f"{', '.join(IMAGE_HASH_LENGTHS)}")
+                         f"{', '.join(HASH_LENGTHS)}")
     files = meta.get("files")
     if isinstance(files, dict) and isinstance(files.get("removed.parquet"), str):
         if sha256_file(removed) != files["removed.parquet"]:
@@ -387,7 +387,7 @@ def load_manifest(folder: Path) -> Manifest:
     names = list(schema.names)
     if "url_sha256" not in names:
         raise InputError(f"{removed}: no url_sha256 column (columns: {', '.join(names)})")
-    image_cols = [n for n in names if n.startswith("image_") and n[6:] in IMAGE_HASH_LENGTHS]
+    image_cols = [n for n in names if n.startswith("image_") and n[6:] in HASH_LENGTHS]
     image_column = f"image_{image_hash}" if image_hash else None
     if image_column is not None and image_column not in names:
         raise InputError(f"{meta_path}: image_hash is {image_hash!r} but removed.parquet has no {image_column} column")

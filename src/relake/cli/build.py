@@ -12,6 +12,7 @@ from relake import console
 from relake.cli.app import JsonOpt, app, handled, lake
 from relake.engine import EngineKind
 from relake.errors import SpecError
+from relake.kinds import BLOCKLIST_KINDS
 from relake.lake import check_user_path
 
 EngineOpt = Annotated[EngineKind, typer.Option(
@@ -20,6 +21,14 @@ EngineOpt = Annotated[EngineKind, typer.Option(
 RayAddressOpt = Annotated[str | None, typer.Option(
     "--ray-address", metavar="ADDR", help="With --engine ray: the cluster to join, e.g. ray://head:10001 or auto "
     "(default: $RAY_ADDRESS, else a new local cluster).")]
+
+
+def kind_help() -> str:
+    """--kind's help, from the registry of blocklist kinds. Called where the option is declared: annotations are
+    strings here (``from __future__ import annotations``), evaluated each time typer builds the command."""
+    return "Kind of entries: " + ", ".join(f"{k.name} ({k.help})" for k in BLOCKLIST_KINDS.values()) + "."
+
+
 blocklist_app = typer.Typer(help="Import and list blocklists.", no_args_is_help=True)
 app.add_typer(blocklist_app, name="blocklist")
 
@@ -29,8 +38,7 @@ app.add_typer(blocklist_app, name="blocklist")
 def blocklist_add(
     name: Annotated[str, typer.Argument(help="Name for the blocklist in the lake.")],
     file: Annotated[str, typer.Argument(help="A .txt (one entry a line), .csv/.tsv or .parquet file.")],
-    kind: Annotated[str, typer.Option("--kind", help="url, url-sha256, url-md5, url-sha1, domain, key, "
-                                                     "image-md5, image-sha256 or image-sha1.")],
+    kind: Annotated[str, typer.Option("--kind", help=kind_help())],
     hash_of: Annotated[str | None, typer.Option("--hash-of", help="url-* hashes: of the 'canonical' (default) "
                                                                   "or 'raw' URL.")] = None,
     column: Annotated[str | None, typer.Option("--column", help="Column to read (csv/tsv/parquet).")] = None,
