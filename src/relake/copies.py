@@ -61,6 +61,7 @@ from relake.errors import InputError, NotFoundError
 from relake.lake import Lake, check_user_path
 from relake.publish import IMAGE_HASH_LENGTHS, Manifest, load_manifest, manifest_for_pair
 from relake.record import sha256_file
+from relake.sources import resolve_side
 from relake.sql import query
 
 if TYPE_CHECKING:
@@ -537,8 +538,6 @@ def _match_manifest_on(
 
 
 def _bind_release(db: Db, lake: Lake, spec: str) -> None:
-    from relake.diff import resolve_side
-
     side = resolve_side(lake, db, spec)
     if side.roles.url is None or side.roles.caption is None:
         raise InputError(f"--keep-only {spec}: the release needs URL and caption columns "
