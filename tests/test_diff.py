@@ -21,10 +21,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpers import Cli, error_line, read_rows, shuffled, write_split, write_table
-from relake.diff import DiffSummary, diff_versions, fingerprint_target
+from relake.diff import DiffSummary, diff_versions
 from relake.errors import InputError
-from relake.ingest import ingest_version, resolve_sources
+from relake.fingerprint import fingerprint_target
+from relake.ingest import ingest_version
 from relake.lake import Lake
+from relake.sources import resolve_sources
 
 # --- the independent model ----------------------------------------------------------------------------
 
@@ -256,7 +258,7 @@ def test_keyless_diff_is_exact_with_few_hash_buckets(
 ) -> None:
     """With 1, 2 or 8 buckets nearly every bucket differs and holds equal rows too: the second pass still
     groups whole rows, so the diff (and the rows of each side, counted from the buckets) stays exact."""
-    monkeypatch.setattr("relake.diff._BUCKET_MASK", mask)
+    monkeypatch.setattr("relake.diff.local._BUCKET_MASK", mask)
     rows = v1_rows(30)
     a = write_split(pa.Table.from_pylist([*rows, rows[3], rows[3]], schema=V1_SCHEMA), tmp_path / "a", 2)
     b = write_split(pa.Table.from_pylist([*rows[1:], rows[3], rows[8]], schema=V1_SCHEMA), tmp_path / "b", 3)

@@ -23,7 +23,7 @@ import pytest
 from typer.testing import CliRunner
 
 import relake.diff
-import relake.diff_dist
+import relake.diff.shuffle
 from helpers import sha256_of, shuffled, snapshot, write_shards, write_split, write_table
 from relake.build import build_version
 from relake.cli import app
@@ -303,7 +303,7 @@ def _no_scratch(lake: Path) -> bool:
 @pytest.mark.parametrize("key", [[], ["--key", "URL,TEXT"]], ids=["id-key", "struct-key"])
 def test_ray_keyed_diff_equals_local(ray_engine: RayEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                      key: list[str]) -> None:
-    monkeypatch.setattr(relake.diff_dist, "ROWS_PER_BUCKET", 16)  # 118 rows: 8 key buckets, most with rows
+    monkeypatch.setattr(relake.diff.shuffle, "ROWS_PER_BUCKET", 16)  # 118 rows: 8 key buckets, most with rows
     v1, v2 = _pair(tmp_path)
     lake = tmp_path / "lake"
     out: dict[str, dict[str, Any]] = {}
@@ -341,13 +341,13 @@ def test_ray_map_task_failure_is_one_error_line_and_leaves_no_scratch(
     v1, v2 = _pair(tmp_path)
     bad = tmp_path / "broken.parquet"
     bad.write_bytes(b"PAR1 not really parquet PAR1")
-    real = relake.diff_dist.map_jobs
+    real = relake.diff.shuffle.map_jobs
 
-    def with_a_broken_file(*args: Any, **kwargs: Any) -> list[relake.diff_dist.MapJob]:
+    def with_a_broken_file(*args: Any, **kwargs: Any) -> list[relake.diff.shuffle.MapJob]:
         jobs = real(*args, **kwargs)  # the driver read every file; one task now meets a broken one
         return [*jobs[:-1], dataclasses.replace(jobs[-1], files=((0, str(bad)),))]
 
-    monkeypatch.setattr(relake.diff_dist, "map_jobs", with_a_broken_file)
+    monkeypatch.setattr(relake.diff.shuffle, "map_jobs", with_a_broken_file)
     lake = tmp_path / "lake"
     r = _invoke(lake, "diff", f"{v1}/", f"{v2}/", "--map", "URL=url", "--engine", "ray", "--out",
                 tmp_path / "d.parquet")
@@ -390,8 +390,8 @@ def test_engine_options_of_diff_and_check_are_validated(copy_case: Planted, tmp_
 def test_keyed_diff_on_local_threads_equals_the_single_join(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The map/reduce path on the local engine (no Ray): same summary and bytes as the in-process join, with map
     tasks of one file and of several (A: 30 + 30 rows; B: 19 + 19 + 20 rows, the first two in one task)."""
-    monkeypatch.setattr(relake.diff_dist, "ROWS_PER_BUCKET", 8)
-    monkeypatch.setattr(relake.diff_dist, "ROWS_PER_MAP", 40)
+    monkeypatch.setattr(relake.diff.shuffle, "ROWS_PER_BUCKET", 8)
+    monkeypatch.setattr(relake.diff.shuffle, "ROWS_PER_MAP", 40)
     v1, v2 = _pair(tmp_path)
     lake = Lake.at(tmp_path / "lake")
     plain = diff_versions(lake, f"{v1}/", f"{v2}/", maps=["URL=url"], out=str(tmp_path / "a.parquet"))
@@ -409,8 +409,8 @@ def test_keyed_diff_on_local_threads_equals_the_single_join(tmp_path: Path, monk
 def test_map_tasks_take_consecutive_files_up_to_a_row_budget(
     monkeypatch: pytest.MonkeyPatch, rows: list[int], groups: list[list[int]]
 ) -> None:
-    monkeypatch.setattr(relake.diff_dist, "ROWS_PER_MAP", 10)
-    assert relake.diff_dist.file_groups(rows) == groups
+    monkeypatch.setattr(relake.diff.shuffle, "ROWS_PER_MAP", 10)
+    assert relake.diff.shuffle.file_groups(rows) == groups
 
 
 def test_each_fetch_task_reads_only_the_keys_of_its_own_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -418,17 +418,17 @@ def test_each_fetch_task_reads_only_the_keys_of_its_own_files(tmp_path: Path, mo
     """The differing keys are routed to the fetch task of the files holding their rows (by the file index the
     shuffle carried): every task finds every key it was given, each key goes to one task, and a task whose
     files hold no differing key does not run."""
-    monkeypatch.setattr(relake.diff_dist, "ROWS_PER_BUCKET", 8)
-    monkeypatch.setattr(relake.diff_dist, "ROWS_PER_MAP", 20)  # A: 30 + 30 rows, 2 tasks; B: 3 files, 3 tasks
+    monkeypatch.setattr(relake.diff.shuffle, "ROWS_PER_BUCKET", 8)
+    monkeypatch.setattr(relake.diff.shuffle, "ROWS_PER_MAP", 20)  # A: 30 + 30 rows, 2 tasks; B: 3 files, 3 tasks
     seen: list[tuple[str, int, int]] = []
-    real = relake.diff_dist.shuffle_fetch
+    real = relake.diff.shuffle.shuffle_fetch
 
-    def recording(job: relake.diff_dist.FetchJob) -> int:
+    def recording(job: relake.diff.shuffle.FetchJob) -> int:
         n = real(job)
         seen.append((job.map.side, pq.read_table(job.wanted).num_rows, n))
         return n
 
-    monkeypatch.setattr(relake.diff_dist, "shuffle_fetch", recording)
+    monkeypatch.setattr(relake.diff.shuffle, "shuffle_fetch", recording)
     rows = v1_rows()
     write_split(pa.Table.from_pylist(rows, schema=V1_SCHEMA), tmp_path / "a", 2)
     edited = [dict(r, TEXT="edited") if i in (3, 7) else r for i, r in enumerate(rows) if i != 12]  # A file 0
@@ -459,7 +459,7 @@ def test_engine_key_check_refuses_a_bad_key_with_the_local_message(
 ) -> None:
     """The key check runs in the reduce tasks: the same counts and the same 5 examples (most repeated first,
     then by key, across buckets) as the driver's check, and no side is scanned on the driver for it."""
-    monkeypatch.setattr(relake.diff_dist, "ROWS_PER_BUCKET", 8)  # 190 rows: 32 buckets
+    monkeypatch.setattr(relake.diff.shuffle, "ROWS_PER_BUCKET", 8)  # 190 rows: 32 buckets
     rows = _dup_rows()
     rows[12]["URL"], rows[12]["TEXT"] = rows[4]["URL"], rows[4]["TEXT"]  # URL+TEXT: one duplicated pair
     write_split(pa.Table.from_pylist(rows, schema=V1_SCHEMA), tmp_path / "a", 3)
@@ -471,7 +471,7 @@ def test_engine_key_check_refuses_a_bad_key_with_the_local_message(
                     *(["--engine", "local"] if engine == "local" else []))
         if engine == "threads":  # the CLI's --engine local has no map/reduce; call it directly
             with pytest.raises(InputError) as info:
-                monkeypatch.setattr(relake.diff, "_check_key", None)  # never called on an engine
+                monkeypatch.setattr(relake.diff, "check_key", None)  # never called on an engine
                 diff_versions(Lake.at(lake), f"{tmp_path / 'a'}/", f"{tmp_path / 'b'}/", key=key[1].split(","),
                               engine=LocalEngine(2))
             errors[engine] = f"Error: {info.value}"
@@ -492,7 +492,7 @@ def test_ray_key_check_refuses_a_bad_key_with_the_local_message(
 ) -> None:
     """On Ray too: the reduce tasks' counts and examples (written on the workers, summed on the driver) give
     the local error, and the scratch folder is gone."""
-    monkeypatch.setattr(relake.diff_dist, "ROWS_PER_BUCKET", 16)
+    monkeypatch.setattr(relake.diff.shuffle, "ROWS_PER_BUCKET", 16)
     rows = _dup_rows()
     write_split(pa.Table.from_pylist(rows, schema=V1_SCHEMA), tmp_path / "a", 3)
     write_split(pa.Table.from_pylist(rows[:60], schema=V1_SCHEMA), tmp_path / "b", 2)
@@ -512,7 +512,7 @@ def test_engine_reports_a_side_a_value_of_a_float_key_as_locally(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """-0.0 in A and 0.0 in B are one key: the change is reported with A's -0.0 on both paths, and a reduce
     task's grouping takes A's value even when it reads B's rows first."""
-    monkeypatch.setattr(relake.diff_dist, "ROWS_PER_BUCKET", 8)
+    monkeypatch.setattr(relake.diff.shuffle, "ROWS_PER_BUCKET", 8)
     schema = pa.schema([("k", pa.float64()), ("v", pa.string())])
     a = [{"k": float(i), "v": f"a{i}"} for i in range(1, 30)] + [{"k": -0.0, "v": "zero"}]
     b = [{"k": 0.0, "v": "changed"}] + [{"k": float(i), "v": f"a{i}"} for i in range(1, 30)]
@@ -530,7 +530,7 @@ def test_engine_reports_a_side_a_value_of_a_float_key_as_locally(tmp_path: Path,
     con = duckdb.connect()
     con.sql("SELECT * FROM (VALUES (0.0::DOUBLE, 1::UBIGINT, NULL::UBIGINT, 0::UBIGINT, 'b'), "
             "(-0.0::DOUBLE, 2::UBIGINT, 0::UBIGINT, 0::UBIGINT, 'a')) AS t(k, h, f, fi, side)").create_view("parts")
-    relake.diff_dist.query("diff/shuffle_key_groups").run(con)
+    relake.diff.shuffle.query("diff/shuffle_key_groups").run(con)
     assert [str(x) for x in con.sql("SELECT ka, kb FROM kg").fetchall()[0]] == ["-0.0", "0.0"]
 
     # B's duplicated 0.0 is shown as B holds it, not as A's -0.0
@@ -545,7 +545,7 @@ def test_engine_reports_a_side_a_value_of_a_float_key_as_locally(tmp_path: Path,
 
 def test_engine_default_key_falls_back_as_locally(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A's id is duplicated, so the default key is URL + caption, chosen by the engine's check as locally."""
-    monkeypatch.setattr(relake.diff_dist, "ROWS_PER_BUCKET", 8)
+    monkeypatch.setattr(relake.diff.shuffle, "ROWS_PER_BUCKET", 8)
     rows = v1_rows(80)
     rows[5]["URL"] = "https://e.example.com/5.jpg"  # URL + TEXT unique
     rows[7]["SAMPLE_ID"] = rows[6]["SAMPLE_ID"]
@@ -567,16 +567,16 @@ def test_engine_fetches_only_the_differing_rows_and_falls_back_for_interval_valu
 ) -> None:
     """Fetch tasks write exactly the rows of the differing keys; an INTERVAL value (which parquet would alter)
     is fetched by the driver instead, with the same result as locally."""
-    monkeypatch.setattr(relake.diff_dist, "ROWS_PER_BUCKET", 8)
+    monkeypatch.setattr(relake.diff.shuffle, "ROWS_PER_BUCKET", 8)
     fetched: list[int] = []
-    real = relake.diff_dist.shuffle_fetch
+    real = relake.diff.shuffle.shuffle_fetch
 
-    def counting(job: relake.diff_dist.FetchJob) -> int:
+    def counting(job: relake.diff.shuffle.FetchJob) -> int:
         n = real(job)
         fetched.append(n)
         return n
 
-    monkeypatch.setattr(relake.diff_dist, "shuffle_fetch", counting)
+    monkeypatch.setattr(relake.diff.shuffle, "shuffle_fetch", counting)
     v1, v2 = _pair(tmp_path)
     lake = Lake.at(tmp_path / "lake")
     plain = diff_versions(lake, f"{v1}/", f"{v2}/", maps=["URL=url"])
@@ -607,7 +607,7 @@ def test_map_tasks_match_column_names_case_insensitively_as_the_driver_does(
     """B's second file spells TEXT as text: the driver's union_by_name read matches it to TEXT, and so must each
     map task reading that file alone (else its captions read as NULL and the edit of row 45, NULL before, is
     missed)."""
-    monkeypatch.setattr(relake.diff_dist, "ROWS_PER_BUCKET", 8)
+    monkeypatch.setattr(relake.diff.shuffle, "ROWS_PER_BUCKET", 8)
     rows = v1_rows()
     write_split(pa.Table.from_pylist(rows, schema=V1_SCHEMA), tmp_path / "a", 2)
     edited = [dict(r, TEXT=f"edited {i}") if i in (3, 40, 45) else r for i, r in enumerate(rows)]  # 45: was NULL

@@ -28,9 +28,10 @@ from relake.cli import app
 from relake.db import connect, detect_roles
 from relake.errors import InputError, InvalidNameError, InvalidPathError, NotFoundError, VersionExistsError
 from relake.fingerprint import fingerprint_src
-from relake.ingest import ingest_version, resolve_sources
+from relake.ingest import ingest_version
 from relake.lake import Lake
 from relake.record import Column, Roles, Version
+from relake.sources import resolve_sources
 
 
 def fp_value(paths: list[Path]) -> tuple[int, str]:

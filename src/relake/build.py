@@ -41,10 +41,11 @@ from relake.fingerprint import (
     row_hash_stats,
     subtract,
 )
-from relake.ingest import resolve_sources, shard_facts
+from relake.ingest import shard_facts
 from relake.kinds import BLOCKLIST_KINDS, HASH_ALGORITHMS, BlocklistKind
 from relake.lake import Lake, checkpoint, validate_name
 from relake.record import Fingerprint, Roles, Shard, Version, sha256_file
+from relake.sources import source_paths
 from relake.spec import Rule, Spec
 from relake.sql import all_queries, query
 
@@ -257,11 +258,7 @@ def _plan(lake: Lake, rule: Rule, roles: Roles) -> _Plan:
         raise SpecError(f"rule {rule.id!r}: 'column'/'side' only apply to image-hash blocklists")
     side: list[Path] = []
     if rule.side:
-        if "/" not in rule.side and not rule.side.endswith(".parquet") and lake.has_version(rule.side):
-            v = lake.load_version(rule.side)
-            side = [v.shard_path(lake.version_dir(rule.side), s) for s in v.shards]
-        else:
-            side = resolve_sources([rule.side])
+        side = source_paths(lake, rule.side)
     return _Plan(rule, bl, tuple(side))
 
 

@@ -62,6 +62,7 @@ from relake.kinds import HASH_LENGTHS as IMAGE_HASH_LENGTHS
 from relake.lake import Lake, check_user_path
 from relake.publish import Manifest, load_manifest, manifest_for_pair
 from relake.record import sha256_file
+from relake.sources import resolve_side
 from relake.sql import query
 
 if TYPE_CHECKING:
@@ -538,8 +539,6 @@ def _match_manifest_on(
 
 
 def _bind_release(db: Db, lake: Lake, spec: str) -> None:
-    from relake.diff import resolve_side
-
     side = resolve_side(lake, db, spec)
     if side.roles.url is None or side.roles.caption is None:
         raise InputError(f"--keep-only {spec}: the release needs URL and caption columns "

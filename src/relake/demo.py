@@ -14,12 +14,14 @@ from relake.copies import check_copy, clean_copy
 from relake.db import connect
 from relake.diff import diff_versions
 from relake.errors import RelakeError
-from relake.ingest import ingest_version, resolve_sources
+from relake.ingest import ingest_version
 from relake.kinds import HASH_ALGORITHMS, KindName
 from relake.lake import Lake
 from relake.publish import check_sums, load_manifest, lookup_urls, publish_release
+from relake.sources import resolve_sources
 from relake.spec import load_spec
 from relake.sql import query
+from relake.synth import synth_original
 from relake.synthcopy import synth_copy
 from relake.verify import verify_target
 
@@ -27,8 +29,6 @@ ORIGINAL = "laion-demo"
 
 
 def run_demo(lake: Lake, *, rows: int = 1_000_000, work: Path | None = None) -> None:
-    from relake.synth import synth_original
-
     if lake.versions_dir.is_dir() and lake.version_names():
         raise RelakeError(
             f"the lake {lake.root} already holds versions ({', '.join(lake.version_names()[:5])}); the demo "

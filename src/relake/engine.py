@@ -19,13 +19,13 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
+
+import duckdb
 
 from relake.errors import RelakeError
 from relake.lake import has_glob_chars
-
-if TYPE_CHECKING:
-    import duckdb
+from relake.sql import query
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -175,10 +175,6 @@ def plain_file(path: str) -> Iterator[str]:
 def job_connection(memory_limit: str | None = None, spill: str | None = None) -> duckdb.DuckDBPyConnection:
     """The DuckDB of one engine job: in memory, single-threaded and in insertion order (so its output bytes do
     not depend on the machine), quiet, with the driver's memory limit and, when given, its own spill folder."""
-    import duckdb  # here, not at import: the CLI imports this module and must start fast
-
-    from relake.sql import query
-
     config: dict[str, str | bool | int | float | list[str]] = {"threads": 1, "preserve_insertion_order": True}
     if memory_limit:
         config["memory_limit"] = memory_limit

@@ -14,20 +14,19 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 
 from relake.db import Db, connect, first_line
 from relake.engine import Engine, plain_file
 from relake.errors import InputError
-from relake.record import Fingerprint
+from relake.lake import VERSION_FILE, Lake
+from relake.record import Fingerprint, Version
+from relake.sources import read_side, resolve_side
 from relake.sql import query
-
-if TYPE_CHECKING:
-    from relake.diff import FingerprintReport
-    from relake.lake import Lake
 
 ALGORITHM = "relake-fp/2: sum mod 2^128 of md5(json_array(row values)) as little-endian int; 256 buckets by digest[0]"
 _MOD = 1 << 128
@@ -158,16 +157,65 @@ def fingerprint_files(paths: Sequence[Path], engine: Engine) -> Fingerprint:
     return combine(x for part in parts for x in part)
 
 
+# --- of any target: a version (recomputed, or read from its manifest) or a parquet set -------------------
+
+
+@dataclass(frozen=True)
+class FingerprintReport:
+    target: str
+    kind: str  # "version" | "files"
+    source: str  # "computed" | "manifest"
+    fingerprint: Fingerprint
+    manifest_matches: bool | None  # computed for a version: does it equal the manifest's?
+    seconds: float
+
+    def to_dict(self, buckets: bool = False) -> dict[str, Any]:
+        fp = self.fingerprint
+        data: dict[str, Any] = {"target": self.target, "kind": self.kind, "source": self.source,
+                                "algorithm": fp.algorithm, "rows": fp.rows, "fingerprint": fp.value,
+                                "manifest_matches": self.manifest_matches, "seconds": round(self.seconds, 3)}
+        if buckets:
+            data["buckets"] = {k: {"rows": n, "value": v} for k, (n, v) in fp.buckets.items()}
+        return data
+
+
+def fingerprint_target(
+    lake: Lake, spec: str, *, from_manifest: bool = False, memory_limit: str | None = None
+) -> FingerprintReport:
+    """The fingerprint of a version (recomputed, or read from its manifest) or of any parquet set."""
+    start = time.perf_counter()
+    with connect(lake, memory_limit=memory_limit) as db:
+        side = resolve_side(lake, db, spec)
+        if from_manifest:
+            if side.version is None:
+                raise InputError(f"{spec}: --from-manifest needs a version (a name, or a folder with "
+                                 f"{VERSION_FILE}); plain parquet files have no manifest")
+            return FingerprintReport(spec, side.kind, "manifest", side.version.fingerprint, None,
+                                     time.perf_counter() - start)
+        read_side(db, side).create_view("src", replace=True)
+        try:
+            fp = fingerprint_src(db)
+        except duckdb.OutOfMemoryException:
+            raise
+        except duckdb.Error as exc:
+            raise InputError(f"{spec}: cannot scan ({first_line(exc)})") from exc
+    return FingerprintReport(spec, side.kind, "computed", fp, _matches(side.version, fp),
+                             time.perf_counter() - start)
+
+
 def fingerprint_target_on(engine: Engine, lake: Lake, target: str) -> FingerprintReport:
     """``relake fingerprint TARGET --engine ...``: a version's shards or a parquet set, one job per file."""
-    from relake.diff import FingerprintReport, resolve_side
-
     start = time.perf_counter()
     with connect(lake, memory_limit="1GB", threads=1) as db:
         side = resolve_side(lake, db, target)
     fp = fingerprint_files(side.paths, engine)
-    matches = None
-    if side.version is not None:
-        mf = side.version.fingerprint
-        matches = (mf.rows, mf.value) == (fp.rows, fp.value)
-    return FingerprintReport(target, side.kind, "computed", fp, matches, time.perf_counter() - start)
+    return FingerprintReport(target, side.kind, "computed", fp, _matches(side.version, fp),
+                             time.perf_counter() - start)
+
+
+def _matches(version: Version | None, fp: Fingerprint) -> bool | None:
+    """Whether a recomputed fingerprint equals the version's manifest (None for a parquet set)."""
+    if version is None:
+        return None
+    mf = version.fingerprint
+    return (mf.rows, mf.value) == (fp.rows, fp.value)

@@ -9,7 +9,6 @@ locally with DuckDB.
 
 from __future__ import annotations
 
-import glob
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,9 +22,10 @@ from relake import __version__
 from relake.db import Db, connect, detect_roles, first_line
 from relake.errors import InputError, NotFoundError
 from relake.fingerprint import fingerprint_and_row_hashes
-from relake.lake import Lake, check_user_path, checkpoint, has_glob_chars, validate_name
+from relake.lake import Lake, checkpoint, validate_name
 from relake.record import Column, Shard, Version, sha256_file
-from relake.remote import RemoteFile, download, is_uri, redact, redact_text, resolve_remote
+from relake.remote import RemoteFile, download, is_uri, redact, resolve_remote
+from relake.sources import resolve_sources
 from relake.sql import query
 
 
@@ -36,37 +36,6 @@ class ShardFacts:
     bytes: int
     sha256: str
     schema: tuple[Column, ...]
-
-
-def resolve_sources(sources: Sequence[str]) -> list[Path]:
-    """Files, folders (every ``*.parquet`` below, sorted) or globs (expanded here, never by DuckDB)."""
-    out: list[Path] = []
-    seen: set[Path] = set()
-    for raw in sources:
-        p = check_user_path(raw)
-        if "://" in raw:
-            raise InputError(f"{redact_text(raw)}: remote sources are read only by `relake ingest --copy`; "
-                             "ingest them into the lake first")
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*.parquet") if f.is_file() and not _hidden(f, p))
-            if not found:
-                raise NotFoundError(f"{raw}: folder holds no .parquet files")
-        elif p.is_file():
-            found = [p]
-        elif has_glob_chars(raw):
-            found = sorted(Path(f) for f in glob.glob(raw, recursive=True) if Path(f).is_file())
-            if not found:
-                raise NotFoundError(f"{raw}: pattern matches no files")
-        else:
-            raise NotFoundError(f"{raw}: no such file or folder")
-        for f in found:
-            key = f.resolve()
-            if key not in seen:
-                seen.add(key)
-                out.append(f.absolute())
-    if not out:
-        raise NotFoundError("no source files given")
-    return out
 
 
 def resolve_inputs(sources: Sequence[str]) -> list[Path | RemoteFile]:
@@ -97,10 +66,6 @@ def _named_by_uri(uris: dict[str, str]) -> Iterator[None]:
         if message == str(exc):
             raise
         raise InputError(message) from exc
-
-
-def _hidden(f: Path, root: Path) -> bool:
-    return any(part.startswith((".", "_")) for part in f.relative_to(root).parts)
 
 
 def shard_facts(db: Db, path: Path, *, with_hash: bool = True) -> ShardFacts:

@@ -47,6 +47,7 @@ from duckdb import ColumnExpression
 from relake.db import connect, first_line
 from relake.errors import InputError
 from relake.lake import Lake
+from relake.sources import resolve_side
 
 __all__ = ["COPY_FORMATS", "IMAGE_ALGOS", "SynthCopyReport", "png_bytes", "sample_key", "synth_copy"]
 
@@ -157,8 +158,6 @@ def synth_copy(
 
 def _read_source(lake: Lake, source: str) -> pa.Table:
     """The source's url, caption and kept extra columns, renamed, in source order."""
-    from relake.diff import resolve_side
-
     with connect(lake if lake.root.is_dir() else None) as db:
         side = resolve_side(lake, db, source)
         if side.roles.url is None:

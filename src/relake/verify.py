@@ -15,7 +15,9 @@ from relake.errors import InputError, NotFoundError, RelakeError
 from relake.fingerprint import fingerprint_src
 from relake.ingest import shard_facts
 from relake.lake import VERSION_FILE, Lake
+from relake.publish import check_sums
 from relake.record import Version, sha256_file
+from relake.sources import is_path
 
 
 @dataclass
@@ -44,7 +46,7 @@ def verify_target(lake: Lake, target: str | None, progress: Callable[[int], None
             reports.append(verify_version(lake, version, lake.version_dir(n), progress))
         return reports
     folder = Path(target)
-    if "/" in target or target in (".", "..") or _has_manifest(folder):
+    if is_path(lake, target):
         if not _has_manifest(folder):
             raise NotFoundError(f"{folder}: no {VERSION_FILE} here; give a version name or a release folder")
         try:
@@ -52,8 +54,6 @@ def verify_target(lake: Lake, target: str | None, progress: Callable[[int], None
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"{folder / VERSION_FILE}: unreadable ({exc})") from exc
         report = verify_version(None, Version.from_json(text, str(folder / VERSION_FILE)), folder, progress)
-        from relake.publish import check_sums
-
         report.problems.extend(check_sums(folder))
         return [report]
     return [verify_version(lake, lake.load_version(target), lake.version_dir(target), progress)]

@@ -9,11 +9,14 @@ from typing import Annotated
 import typer
 
 from relake import console
+from relake.blocklist import add_blocklist, list_blocklists
+from relake.build import build_version, rules_from_flags
 from relake.cli.app import JsonOpt, app, handled, lake
-from relake.engine import EngineKind
+from relake.engine import EngineKind, get_engine
 from relake.errors import SpecError
 from relake.kinds import BLOCKLIST_KINDS
 from relake.lake import check_user_path
+from relake.spec import Spec, load_spec
 
 EngineOpt = Annotated[EngineKind, typer.Option(
     "--engine", help="Where per-shard jobs run: local threads, or tasks on a Ray cluster (pip install "
@@ -46,8 +49,6 @@ def blocklist_add(
     as_json: JsonOpt = False,
 ) -> None:
     """Import a blocklist: strictly parsed, normalised, de-duplicated, content-hashed."""
-    from relake.blocklist import add_blocklist
-
     b = add_blocklist(lake(), name, check_user_path(file), kind, hash_of=hash_of, column=column,
                       skip_invalid=skip_invalid)
     if as_json:
@@ -65,8 +66,6 @@ def blocklist_add(
 @handled
 def blocklist_list(as_json: JsonOpt = False) -> None:
     """List the lake's blocklists."""
-    from relake.blocklist import list_blocklists
-
     bls = list_blocklists(lake())
     if as_json:
         console.print_json([{"name": b.name, "kind": b.kind, "hash_of": b.hash_of, "unique_entries": b.unique_entries,
@@ -99,10 +98,6 @@ def build(
     as_json: JsonOpt = False,
 ) -> None:
     """Build a derived version from a base plus rules, with a reason for every removed row."""
-    from relake.build import build_version, rules_from_flags
-    from relake.engine import get_engine
-    from relake.spec import Spec, load_spec
-
     if spec_file is not None:
         if base or blocklist or where:
             raise SpecError("give either --spec or the flag form (--base, --blocklist, --where), not both")

@@ -6,20 +6,26 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from relake import console
 from relake.cli.app import JsonOpt, MemOpt, app, handled, lake
 from relake.cli.build import EngineOpt, RayAddressOpt
-from relake.engine import EngineKind
+from relake.copies import (
+    CheckReport,
+    CleanReport,
+    check_copy,
+    dry_run_report,
+    prepare_clean,
+    resolve_manifest,
+    run_clean,
+)
+from relake.engine import Engine, EngineKind, get_engine
 from relake.errors import InputError
 from relake.lake import check_user_path
-
-if TYPE_CHECKING:
-    from relake.copies import CheckReport, CleanReport
-    from relake.engine import Engine
+from relake.synthcopy import synth_copy as make_copy
 
 ManifestOpt = Annotated[
     str | None,
@@ -54,8 +60,6 @@ def synth_copy(
     as_json: JsonOpt = False,
 ) -> None:
     """Write an img2dataset-like download of a release: shuffled, re-sharded, small real images, failures."""
-    from relake.synthcopy import synth_copy as make_copy
-
     with console.progress("synth-copy", None) as advance:
         r = make_copy(lake(), source, check_user_path(out), shard_size=shard_size, hash_algo=hash_algo,
                       failure_rate=failure_rate, seed=seed, fmt=fmt, progress=advance)
@@ -87,9 +91,6 @@ def check(
     With --engine ray each shard is matched against --manifest by its own Ray task (same report);
     --keep-only matching runs on this machine.
     """
-    from relake.copies import check_copy, resolve_manifest
-    from relake.engine import get_engine
-
     lk = lake()
     _need_one(manifest, keep_only)
     runner: Engine | None = get_engine(engine, ray_address)  # validates --ray-address; joins Ray early
@@ -132,9 +133,6 @@ def clean(
     With --engine ray each shard is matched against --manifest and rewritten by Ray tasks (same bytes);
     --keep-only matching runs on this machine.
     """
-    from relake.copies import dry_run_report, prepare_clean, resolve_manifest, run_clean
-    from relake.engine import get_engine
-
     lk = lake()
     _need_one(manifest, keep_only)
     runner: Engine | None = get_engine(engine, ray_address, workers)  # validates --ray-address; joins Ray early

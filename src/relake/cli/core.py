@@ -11,8 +11,12 @@ import typer
 
 from relake import console
 from relake.cli.app import JsonOpt, MemOpt, app, handled, lake
+from relake.demo import run_demo
 from relake.errors import IntegrityError, RelakeError
+from relake.ingest import ingest_version
 from relake.lake import check_user_path
+from relake.synth import synth_original
+from relake.verify import verify_target
 
 
 @app.command()
@@ -24,8 +28,6 @@ def synth(
     seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives identical bytes.")] = 0,
 ) -> None:
     """Write LAION-5B-like metadata shards (part-NNNNN-<uuid>-c000.snappy.parquet)."""
-    from relake.synth import synth_original
-
     start = time.perf_counter()
     with console.progress("synth", rows) as advance:
         done = [0]
@@ -57,8 +59,6 @@ def ingest(
     as_json: JsonOpt = False,
 ) -> None:
     """Register parquet files (local, or fsspec URIs copied in with --copy) as an immutable original version."""
-    from relake.ingest import ingest_version
-
     start = time.perf_counter()
     with console.progress("ingest", None) as advance:
         v = ingest_version(lake(), name, sources, url_col=url_col, caption_col=caption_col, id_col=id_col,
@@ -145,8 +145,6 @@ def verify(
     as_json: JsonOpt = False,
 ) -> None:
     """Re-hash shards, re-count rows, recompute fingerprints; exit 1 naming what differs."""
-    from relake.verify import verify_target
-
     with console.progress("verify", None) as advance:
         reports = verify_target(lake(), target, progress=advance)
     if as_json:
@@ -187,6 +185,4 @@ def demo(
     out: Annotated[Path | None, typer.Option("--work", help="Folder for the synthetic inputs.")] = None,
 ) -> None:
     """From nothing: synthesise a LAION-like original, ingest, show, verify, and say what to try next."""
-    from relake.demo import run_demo
-
     run_demo(lake(), rows=rows, work=out)

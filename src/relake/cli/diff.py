@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from relake import console
 from relake.cli.app import JsonOpt, MemOpt, app, handled, lake
 from relake.cli.build import EngineOpt, RayAddressOpt
-from relake.engine import EngineKind
+from relake.diff import KEYLESS_LOCAL_ONLY, DiffSummary, diff_versions
+from relake.engine import Engine, EngineKind, get_engine
 from relake.errors import InputError
-
-if TYPE_CHECKING:
-    from relake.diff import DiffSummary
-    from relake.engine import Engine
-
+from relake.fingerprint import fingerprint_target, fingerprint_target_on
 
 
 @app.command()
@@ -63,9 +60,6 @@ def diff(
     per key bucket); the key check, the changed rows, the summary and --out stay here and come out the same.
     A keyless diff runs on the local engine only.
     """
-    from relake.diff import KEYLESS_LOCAL_ONLY, diff_versions
-    from relake.engine import get_engine
-
     if key is not None and keyless:
         raise typer.BadParameter("--key and --keyless exclude each other", param_hint="--key")
     if keyless and engine == EngineKind.ray:
@@ -150,10 +144,6 @@ def fingerprint(
 
     With --engine ray, each file is scanned by its own Ray task and the per-bucket sums are added up
     (same result; every file must have the same columns and types)."""
-    from relake.diff import fingerprint_target
-    from relake.engine import get_engine
-    from relake.fingerprint import fingerprint_target_on
-
     runner = None if from_manifest else get_engine(engine, ray_address)
     with console.progress("fingerprint", None):
         if runner is None or not runner.distributed:

@@ -10,6 +10,7 @@ import typer
 from relake import console
 from relake.cli.app import JsonOpt, app, handled, lake
 from relake.lake import check_user_path
+from relake.publish import lookup_urls, publish_release, write_manifest
 
 CrowdOpt = Annotated[int | None, typer.Option("--min-crowd", min=0, help="K: non-sensitive hashes a category "
                                                                           "needs to hide sensitive ones.")]
@@ -28,8 +29,6 @@ def manifest(
     as_json: JsonOpt = False,
 ) -> None:
     """Removal manifest from A to B: public (hashed, categorised) by default, --private for the audit copy."""
-    from relake.publish import write_manifest
-
     if private:
         console.warn("--private writes removed URLs and captions: keep it to the audit team (owner-only files)")
     m = write_manifest(lake(), a, b, Path(check_user_path(out)), private=private, image_hashes=image_hashes,
@@ -51,8 +50,6 @@ def publish(
     min_crowd: CrowdOpt = None,
 ) -> None:
     """A release folder: data shards, version.json, SHA256SUMS, public manifest vs parent, CHANGELOG.md."""
-    from relake.publish import publish_release
-
     path = publish_release(lake(), name, Path(check_user_path(out)), min_crowd=min_crowd)
     console.out.print(f"published {name} to {path}")
     console.info(f"check it with: cd {path} && sha256sum -c SHA256SUMS   (or: relake verify {path})")
@@ -66,8 +63,6 @@ def lookup(
     as_json: JsonOpt = False,
 ) -> None:
     """Whether URLs (canonicalised the same way) are listed in a removal manifest; exit 1 if any is."""
-    from relake.publish import lookup_urls
-
     found = lookup_urls(urls, Path(check_user_path(manifest_dir)))
     if as_json:
         console.print_json([{"url": u, "url_sha256": h, "listed": c is not None, "category": c}

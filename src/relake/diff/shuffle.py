@@ -7,9 +7,10 @@ The local keyed diff finds its differing keys with one FULL OUTER hash join on `
   footers; a larger file alone), in its own single-threaded DuckDB. It reads its files, conforms each to its
   side's columns and types (what the driver's multi-file read gives: a column missing from a file is NULL, a
   column typed otherwise in a file is cast), withholds the rows a sensitive rule removed (same anti-join as
-  the driver), projects it with the very expressions of the local diff (``diff._key_expr``, ``diff._struct``,
-  A's file index as ``f``) and writes ``k``, ``h = hash(r)``, ``f``, ``fi`` (the row's file index in its
-  side) and the side as parquet partitioned by ``hash(k) & (P - 1)`` (``queries/diff/shuffle_map.sql``).
+  the driver), projects it with the very expressions of the local diff (``columns.key_expr``,
+  ``columns.struct_expr``, A's file index as ``f``) and writes ``k``, ``h = hash(r)``, ``f``, ``fi`` (the row's
+  file index in its side) and the side as parquet partitioned by ``hash(k) & (P - 1)``
+  (``queries/diff/shuffle_map.sql``).
 - **reduce**: one job per bucket reads both sides' rows of its bucket. It checks the key there
   (``diff/shuffle_key_groups`` and ``diff/shuffle_key_stats``: rows, NULL keys and duplicated keys per side,
   with the bucket's 5 most repeated keys as candidate examples), and, when the bucket has no problem, writes
@@ -48,10 +49,11 @@ import duckdb
 from duckdb import ColumnExpression, ConstantExpression, Expression
 
 from relake.db import Db, first_line
-from relake.diff import Compared, KeyProblem, Side, _key_expr, _struct
+from relake.diff.columns import Compared, KeyProblem, key_expr, struct_expr
 from relake.engine import Engine, job_connection, plain_file
 from relake.errors import InputError
 from relake.lake import Lake, locked_dir
+from relake.sources import Side
 from relake.sql import query
 
 ROWS_PER_BUCKET = 1 << 20
@@ -148,7 +150,7 @@ def _part(con: duckdb.DuckDBPyConnection, job: MapJob, stack: ExitStack) -> None
         sens = con.read_parquet(stack.enter_context(plain_file(job.sensitive)))
         cond = ColumnExpression(job.withhold).cast(_VARCHAR) == ColumnExpression("relake_sensitive")
         src = src.join(sens, cond, how="anti")
-    src.select(_key_expr(job.keys, job.side).alias("k"), _struct(job.values, job.side).alias("r"),
+    src.select(key_expr(job.keys, job.side).alias("k"), struct_expr(job.values, job.side).alias("r"),
                ColumnExpression(_F).alias("f"), ColumnExpression(_FI).alias("fi")).create_view("part")
 
 
@@ -273,7 +275,7 @@ def keyed_keys_on(
     """The key check of ``diff/key_check`` and, when the key has no problem, TEMP TABLE ``dk`` on ``db`` as
     ``diff/keyed_keys`` makes it, both computed by map and reduce jobs on ``engine``.
 
-    Returns the key's problems (as ``diff._check_key`` finds them) and the rows of each side. ``db`` must hold
+    Returns the key's problems (as ``diff.local.check_key`` finds them) and the rows of each side. ``db`` must hold
     views ``a`` (k, r, f) and, when ``withhold``, ``sensitive_removed``."""
     a_view = db.con.table("a")
     k_type, f_type = a_view.dtypes[0], a_view.dtypes[2]

@@ -1,0 +1,197 @@
+"""The local implementation of a diff, on the driver's DuckDB (see ``relake.diff`` for how it works): the key
+check, the keyed and keyless comparisons into TEMP TABLE ``d``, the skip by manifest buckets, and the lineage
+of B from A through ``removed.parquet`` (rows withheld for a sensitive rule; removals by rule and category).
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, ExitStack
+from pathlib import Path
+
+import duckdb
+from duckdb import ColumnExpression, Expression
+
+from relake.db import Db, first_line
+from relake.diff.columns import Compared, KeyProblem, json_pointer, key_expr, struct_expr
+from relake.diff.report import DiffSummary
+from relake.errors import NotFoundError
+from relake.fingerprint import ALGORITHM
+from relake.lake import Lake
+from relake.record import Fingerprint
+from relake.sources import Side
+from relake.sql import query
+
+REMOVED_FILE = "removed.parquet"
+_MAX_CHAIN = 1000
+_BUCKET_MASK = (1 << 18) - 1  # keyless: 262,144 hash buckets, compared before any row is grouped
+
+
+def keyed_views(a_src: duckdb.DuckDBPyRelation, b_src: duckdb.DuckDBPyRelation, keys: list[Compared],
+                 values: list[Compared], file_index: Expression) -> None:
+    """Views ``a`` (k, r, f) and ``b`` (k, r) of a keyed diff: the key, the other compared values, A's file."""
+    a_src.select(key_expr(keys, "a").alias("k"), struct_expr(values, "a").alias("r"), file_index.alias("f")) \
+        .create_view("a", replace=True)
+    b_src.select(key_expr(keys, "b").alias("k"), struct_expr(values, "b").alias("r")).create_view("b", replace=True)
+
+
+def check_key(
+    db: Db, a_src: duckdb.DuckDBPyRelation, b_src: duckdb.DuckDBPyRelation, keys: list[Compared]
+) -> tuple[list[KeyProblem], tuple[int, int]]:
+    """Problems of the key on each side, and the rows of each side (counted in the same scan)."""
+    a_src.select(key_expr(keys, "a").alias("k")).create_view("a_keys", replace=True)
+    b_src.select(key_expr(keys, "b").alias("k")).create_view("b_keys", replace=True)
+    problems = []
+    rows = {}
+    for side, dup_keys, dup_rows, null_rows, examples, n in query("diff/key_check").rows(db.con):
+        rows[str(side)] = int(n)
+        if dup_keys or null_rows:
+            problems.append(KeyProblem(str(side).upper(), int(dup_keys), int(dup_rows), int(null_rows),
+                                       [str(e) for e in examples]))
+    return problems, (rows["a"], rows["b"])
+
+
+
+def compare_keyed(db: Db, values: list[Compared], engine_rows: AbstractContextManager[None] | None = None) -> None:
+    """TEMP TABLE ``d`` of a keyed diff from views ``a`` (k, r, f) and ``b`` (k, r): the differing keys (TEMP
+    TABLE ``dk``, by one FULL OUTER hash join on ``(k, hash(r), f)``), then their rows compared exactly.
+
+    ``engine_rows``: ``dk`` came from an engine's shuffle, and while open this replaces views ``a`` and ``b``
+    by the rows of its keys only (``diff.shuffle.keyed_rows_on``)."""
+    with ExitStack() as stack:
+        if engine_rows is None:
+            query("diff/keyed_keys").run(db.con)
+        else:
+            stack.enter_context(engine_rows)
+        query("diff/keyed").run(db.con, columns=[x.name for x in values],
+                                pointers=[json_pointer(x.name) for x in values])
+
+
+def compare_keyless(db: Db, a_src: duckdb.DuckDBPyRelation, b_src: duckdb.DuckDBPyRelation, values: list[Compared],
+            file_index: Expression, count_rows: bool) -> tuple[int, int] | None:
+    """TEMP TABLE ``d`` of a keyless diff (whole rows as a multiset, through hash buckets); with ``count_rows``
+    also the rows of each side, which the buckets counted."""
+    a_src.select(struct_expr(values, "a").alias("r"), file_index.alias("f")).create_view("a", replace=True)
+    b_src.select(struct_expr(values, "b").alias("r")).create_view("b", replace=True)
+    query("diff/keyless_buckets").run(db.con, mask=_BUCKET_MASK)
+    side_rows = None
+    if count_rows:
+        rows = query("diff/keyless_rows").rows(db.con)[0]
+        side_rows = int(rows[0]), int(rows[1])
+    query("diff/keyless").run(db.con, mask=_BUCKET_MASK)
+    return side_rows
+
+
+def _fp_usable(fp: Fingerprint) -> bool:
+    return fp.algorithm == ALGORITHM and bool(fp.buckets) and sum(n for n, _ in fp.buckets.values()) == fp.rows
+
+
+def differing_buckets(a: Side, b: Side, pairs: list[tuple[str, str]], use_buckets: bool) -> list[str] | None:
+    """Buckets whose (rows, sum) differ between the two manifests; None when bucket skipping does not apply
+    (not two versions, different schemas, mapped columns, or nothing to skip)."""
+    if not use_buckets or a.version is None or b.version is None or pairs:
+        return None
+    if a.columns != b.columns or not (_fp_usable(a.version.fingerprint) and _fp_usable(b.version.fingerprint)):
+        return None
+    fa, fb = a.version.fingerprint.buckets, b.version.fingerprint.buckets
+    return sorted(k for k in set(fa) | set(fb) if fa.get(k) != fb.get(k))
+
+
+
+def _chain_files(lake: Lake, a: Side, b: Side) -> list[Path] | None:
+    """The removed.parquet of every build from A to B, when B descends from A through derived versions."""
+    if a.version is None or b.version is None or b.folder is None or b.version.kind != "derived":
+        return None
+    files: list[Path] = []
+    current, folder = b.version, b.folder
+    for _ in range(_MAX_CHAIN):
+        if not (folder / REMOVED_FILE).is_file():
+            return None
+        files.append(folder / REMOVED_FILE)
+        if current.parent is None:
+            return None
+        if current.parent == a.version.name:
+            return files
+        try:
+            current = lake.load_version(current.parent)
+        except NotFoundError:
+            return None
+        folder = lake.version_dir(current.name)
+        if current.kind != "derived":
+            return None
+    return None
+
+
+def sensitive_removals(db: Db, lake: Lake, a: Side, b: Side) -> duckdb.DuckDBPyRelation | None:
+    """Rows removed from A by a sensitive rule (their raw URL, or key when A has no URL column): withheld
+    from the row-level diff, its output file and the domain breakdown, so no diff ever shows them."""
+    files = _chain_files(lake, a, b)
+    if not files:
+        return None
+    try:
+        rel = db.con.read_parquet([db.plain_path(p) for p in files], union_by_name=True)
+    except duckdb.Error:
+        return None
+    if "sensitive" not in rel.columns:
+        return None
+    col = "url" if a.roles.url is not None else "key"
+    if col not in rel.columns or (col == "key" and a.roles.id is None):
+        return None
+    sens = rel.filter(ColumnExpression("sensitive")).select(ColumnExpression(col).alias("relake_sensitive"))
+    sens.create_view("sensitive_removed", replace=True)
+    return db.con.table("sensitive_removed")
+
+
+def without(src: duckdb.DuckDBPyRelation, side: Side, sensitive: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
+    col = side.roles.url if side.roles.url is not None else side.roles.id
+    if col is None:
+        return src
+    cond = ColumnExpression(col).cast(duckdb.sqltypes.VARCHAR) == ColumnExpression("relake_sensitive")
+    return src.join(sensitive, cond, how="anti")
+
+
+def provenance(db: Db, lake: Lake, a: Side, b: Side, summary: DiffSummary) -> None:
+    """Removals by rule and category when B was built from A (through any chain of derived versions) and each
+    build recorded ``removed.parquet`` with ``rules`` and ``categories`` list columns. Skipped otherwise."""
+    if a.version is None or b.version is None or b.folder is None or b.version.kind != "derived":
+        return
+    files: list[Path] = []
+    current, folder = b.version, b.folder
+    for _ in range(_MAX_CHAIN):
+        removed = folder / REMOVED_FILE
+        if not removed.is_file():
+            summary.provenance_note = f"version {current.name} has no {REMOVED_FILE}; removals by rule unknown"
+            return
+        files.append(removed)
+        if current.parent is None:
+            return  # B does not descend from A
+        if current.parent == a.version.name:
+            break
+        try:
+            current = lake.load_version(current.parent)
+        except NotFoundError:
+            return
+        folder = lake.version_dir(current.name)
+        if current.kind != "derived":
+            return
+    else:
+        return
+    try:
+        rel = db.con.read_parquet([db.plain_path(p) for p in files], union_by_name=True)
+        types = dict(zip(rel.columns, (str(t) for t in rel.dtypes), strict=True))
+        if types.get("rules") != "VARCHAR[]" or types.get("categories") != "VARCHAR[]":
+            summary.provenance_note = f"{REMOVED_FILE} lacks rules/categories list columns; removals by rule skipped"
+            return
+        rel.select(ColumnExpression("rules"), ColumnExpression("categories")).create_view("prov", replace=True)
+        by_rule: dict[str, int] = {}
+        by_category: dict[str, int] = {}
+        for what, name, n in query("diff/provenance").rows(db.con):
+            (by_rule if what == "rule" else by_category)[str(name)] = int(n)
+        recorded = int(query("diff/provenance_rows").rows(db.con)[0][0])
+    except duckdb.Error as exc:
+        summary.provenance_note = f"cannot read {REMOVED_FILE} ({first_line(exc)}); removals by rule skipped"
+        return
+    summary.removed_by_rule, summary.removed_by_category = by_rule, by_category
+    summary.provenance_rows = recorded
+    if recorded != summary.removed:
+        summary.provenance_note = (f"the builds recorded {recorded:,} removed rows; this diff finds "
+                                   f"{summary.removed:,} (compared columns or keys differ from the builds')")

@@ -1,0 +1,151 @@
+"""What a diff reports: the summary, its breakdown of removed rows, and the full diff written to ``--out``."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from duckdb import ColumnExpression, ConstantExpression, Expression, FunctionExpression
+
+from relake.db import Db
+from relake.diff.columns import Compared, json_pointer
+from relake.errors import InputError, NotFoundError
+from relake.lake import check_user_path
+from relake.sources import Side
+from relake.sql import query
+
+OUT_FORMATS = {".parquet": "diff/write_parquet", ".csv": "diff/write_csv", ".jsonl": "diff/write_jsonl"}
+
+
+@dataclass
+class DiffSummary:
+    a: dict[str, Any]
+    b: dict[str, Any]
+    mode: str  # "keyed" | "keyless"
+    key: list[str]
+    key_note: str | None
+    compared: list[str]
+    rows_a: int = 0
+    rows_b: int = 0
+    added: int = 0
+    removed: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    column_changes: dict[str, int] = field(default_factory=dict)
+    schema: dict[str, Any] = field(default_factory=dict)
+    removed_by_rule: dict[str, int] | None = None
+    removed_by_category: dict[str, int] | None = None
+    provenance_note: str | None = None
+    withheld_sensitive: int = 0
+    provenance_rows: int | None = None
+    removed_by_domain: list[tuple[str | None, int]] = field(default_factory=list)
+    removed_by_shard: list[dict[str, Any]] = field(default_factory=list)
+    buckets: dict[str, Any] | None = None
+    hints: list[str] = field(default_factory=list)
+    out: str | None = None
+    out_rows: int | None = None
+    seconds: float = 0.0
+
+    @property
+    def rows_differ(self) -> bool:
+        return bool(self.added or self.removed or self.changed)
+
+    @property
+    def identical(self) -> bool:
+        return not self.rows_differ and not (self.schema.get("added") or self.schema.get("removed")
+                                             or self.schema.get("retyped"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "a": self.a, "b": self.b, "mode": self.mode, "key": self.key, "key_note": self.key_note,
+            "identical": self.identical,
+            "rows": {"a": self.rows_a, "b": self.rows_b, "added": self.added, "removed": self.removed,
+                     "changed": self.changed, "unchanged": self.unchanged},
+            "compared_columns": self.compared, "column_changes": self.column_changes, "schema": self.schema,
+            "removed_by_rule": self.removed_by_rule, "removed_by_category": self.removed_by_category,
+            "provenance_note": self.provenance_note, "withheld_sensitive": self.withheld_sensitive,
+            "removed_by_domain": [{"host": h, "rows": n} for h, n in self.removed_by_domain],
+            "removed_by_shard": self.removed_by_shard, "buckets": self.buckets, "hints": self.hints,
+            "out": self.out, "out_rows": self.out_rows, "seconds": round(self.seconds, 3),
+        }
+
+
+
+def out_format(out: str) -> str:
+    suffix = Path(out).suffix.lower()
+    if suffix not in OUT_FORMATS:
+        raise InputError(f"--out {out}: unknown format {suffix or '(no extension)'!r}; "
+                         f"use one of {', '.join(OUT_FORMATS)}")
+    check_user_path(out)
+    return OUT_FORMATS[suffix]
+
+
+
+def removal_breakdown(
+    db: Db, summary: DiffSummary, a: Side, key_cols: list[str], values: list[Compared], top: int
+) -> None:
+    """Removed rows by the URL's host (the ``top`` most) and by A's shard."""
+    url = a.roles.url
+    pointer: str | None = None
+    if url and url in key_cols:
+        pointer = "/k" if len(key_cols) == 1 else "/k" + json_pointer(url)
+    elif url and url in {x.name for x in values}:
+        pointer = "/r" + json_pointer(url)
+    if pointer is not None:
+        summary.removed_by_domain = [
+            (None if h is None else str(h), int(n))
+            for h, n in query("diff/removed_domains").rows(db.con, url_pointer=pointer, top=top)
+        ]
+    for f, n in query("diff/removed_shards").rows(db.con):
+        entry: dict[str, Any] = {"rows": int(n)}
+        if f is not None and 0 <= int(f) < len(a.paths):
+            entry["shard"] = int(f)
+            entry["file"] = a.file_label(int(f))
+        else:
+            entry["shard"] = None
+            entry["file"] = None
+        summary.removed_by_shard.append(entry)
+
+
+
+def write_out(db: Db, summary: DiffSummary, compared: list[Compared], out: str, fmt: str) -> int:
+    """COPY the differing rows, flattened and sorted by key, to a temp file beside ``out``, then rename."""
+    values = [x.name for x in compared if x.name not in summary.key]
+    rel = db.con.sql(query("diff/rows_keyed" if summary.key else "diff/rows_keyless").text)
+    cols: list[Expression] = []
+    if not summary.key:
+        cols.append(ColumnExpression("row_md5"))
+    elif len(summary.key) == 1:
+        cols.append(ColumnExpression("k").alias(summary.key[0]))
+    else:
+        cols += [FunctionExpression("struct_extract", ColumnExpression("k"), ConstantExpression(k)).alias(k)
+                 for k in summary.key]
+    changed: Expression = ColumnExpression("changed_columns")
+    if fmt == "diff/write_csv":
+        changed = FunctionExpression("array_to_string", changed, ConstantExpression(","))
+    cols += [ColumnExpression("change"), changed.alias("changed_columns")]
+    for prefix, struct in (("before_", "a_r"), ("after_", "b_r")):
+        cols += [FunctionExpression("struct_extract", ColumnExpression(struct), ConstantExpression(v)).alias(prefix + v)
+                 for v in values]
+    names = [c.get_name() for c in cols]
+    lowered = [n.lower() for n in names]
+    clash = sorted({n for n in names if lowered.count(n.lower()) > 1})
+    if clash:
+        raise InputError(f"cannot write --out: output column {clash[0]!r} would appear twice "
+                         "(a key column named like an output column); rename it with --map")
+    rel.select(*cols).create_view("diff_out", replace=True)
+    target = Path(out).absolute()
+    if target.is_dir():
+        raise InputError(f"--out {out}: is a folder")
+    if not target.parent.is_dir():
+        raise NotFoundError(f"--out {out}: folder {target.parent} does not exist")
+    tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+    try:
+        query(fmt).run(db.con, path=str(tmp))
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return summary.added + summary.removed + summary.changed

@@ -1,0 +1,163 @@
+"""What a target given by a user names: a version of the lake, or parquet files on disk.
+
+The one rule (``is_path``), used by every command that takes either (diff, fingerprint, verify, build's side
+tables, ``copies clean --keep-only``, ``synth-copy``): a target is a path when it contains ``/``, ends in
+``.parquet`` or exists here as a file or folder; otherwise it is the name of a version. A bare name that is
+both a version of the lake and a file or folder here is refused (``./name`` is the path). A path to a folder
+holding ``version.json`` (a version or release folder) is read as that version: its shards, never the other
+files beside them.
+
+Below every feature module: it imports only the lake, the record, the database layer and errors.
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from relake.db import Db, detect_roles, first_line
+from relake.errors import InputError, InvalidNameError, NotFoundError
+from relake.lake import VERSION_FILE, Lake, check_user_path, has_glob_chars
+from relake.record import Column, Roles, Version
+from relake.remote import redact_text
+
+
+def resolve_sources(sources: Sequence[str]) -> list[Path]:
+    """Files, folders (every ``*.parquet`` below, sorted) or globs (expanded here, never by DuckDB)."""
+    out: list[Path] = []
+    seen: set[Path] = set()
+    for raw in sources:
+        p = check_user_path(raw)
+        if "://" in raw:
+            raise InputError(f"{redact_text(raw)}: remote sources are read only by `relake ingest --copy`; "
+                             "ingest them into the lake first")
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*.parquet") if f.is_file() and not _hidden(f, p))
+            if not found:
+                raise NotFoundError(f"{raw}: folder holds no .parquet files")
+        elif p.is_file():
+            found = [p]
+        elif has_glob_chars(raw):
+            found = sorted(Path(f) for f in glob.glob(raw, recursive=True) if Path(f).is_file())
+            if not found:
+                raise NotFoundError(f"{raw}: pattern matches no files")
+        else:
+            raise NotFoundError(f"{raw}: no such file or folder")
+        for f in found:
+            key = f.resolve()
+            if key not in seen:
+                seen.add(key)
+                out.append(f.absolute())
+    if not out:
+        raise NotFoundError("no source files given")
+    return out
+
+
+def _hidden(f: Path, root: Path) -> bool:
+    return any(part.startswith((".", "_")) for part in f.relative_to(root).parts)
+
+
+# ------------------------------------------------------------------------------ version name or path
+
+
+def is_path_spec(spec: str) -> bool:
+    """A target is a path when it contains '/', ends in .parquet or exists here; otherwise a version name."""
+    return "/" in spec or spec.endswith(".parquet") or _exists(spec)
+
+
+def is_path(lake: Lake, spec: str) -> bool:
+    """``is_path_spec``, refusing a bare name that is both a version of the lake and a file or folder here."""
+    if "/" not in spec and not spec.endswith(".parquet") and _exists(spec) and _has_version(lake, spec):
+        raise InputError(f"{spec!r} is both a version of the lake and a file or folder here; "
+                         f"write ./{spec} for the path")
+    return is_path_spec(spec)
+
+
+def _exists(spec: str) -> bool:
+    try:
+        return Path(spec).exists()
+    except (OSError, ValueError):  # a name too long for a path, say: nothing here, maybe a (bad) version name
+        return False
+
+
+def _has_version(lake: Lake, spec: str) -> bool:
+    try:
+        return lake.has_version(spec)
+    except InvalidNameError:  # an existing file whose name no version can have
+        return False
+
+
+def source_paths(lake: Lake, spec: str) -> list[Path]:
+    """The parquet files a target names: a version's shards, or the files, folders or globs of a path."""
+    if is_path(lake, spec):
+        return resolve_sources([spec])
+    version = lake.load_version(spec)
+    folder = lake.version_dir(spec)
+    return [version.shard_path(folder, s) for s in version.shards]
+
+
+# ------------------------------------------------------------------------------------------- sides
+
+
+@dataclass(frozen=True)
+class Side:
+    """A target read as rows: a lake version (``version`` and ``folder`` set) or a set of parquet files."""
+
+    spec: str
+    paths: tuple[Path, ...]
+    columns: tuple[Column, ...]
+    roles: Roles
+    version: Version | None = None
+    folder: Path | None = None
+
+    @property
+    def kind(self) -> str:
+        return "version" if self.version is not None else "files"
+
+    def file_label(self, index: int) -> str:
+        p = self.paths[index]
+        if self.folder is not None:
+            try:
+                return str(p.relative_to(self.folder))
+            except ValueError:
+                return str(p)
+        return str(p)
+
+
+def resolve_side(lake: Lake, db: Db, spec: str) -> Side:
+    """A version name, a version or release folder, or parquet files (their columns read by ``db``)."""
+    if is_path(lake, spec):
+        p = check_user_path(spec)
+        if (p / VERSION_FILE).is_file():  # a version (or release) folder: its shards, never removed.parquet
+            text = (p / VERSION_FILE).read_text(encoding="utf-8")
+            return _version_side(spec, Version.from_json(text, str(p / VERSION_FILE)), p)
+        paths = tuple(resolve_sources([spec]))
+        try:
+            rel = db.con.read_parquet([db.plain_path(x) for x in paths], union_by_name=True)
+        except duckdb.Error as exc:
+            raise InputError(f"{spec}: not readable as parquet ({first_line(exc)})") from exc
+        columns = tuple(Column(n, str(t)) for n, t in zip(rel.columns, rel.dtypes, strict=True))
+        return Side(spec, paths, columns, detect_roles([c.name for c in columns], where=spec))
+    return _version_side(spec, lake.load_version(spec), lake.version_dir(spec))
+
+
+def _version_side(spec: str, version: Version, folder: Path) -> Side:
+    paths = tuple(version.shard_path(folder, s) for s in version.shards)
+    if not paths:
+        raise InputError(f"{spec}: version {version.name!r} has no shards")
+    for s, p in zip(version.shards, paths, strict=True):  # the cheap check; `relake verify` re-hashes every byte
+        if not p.is_file() or p.stat().st_size != s.bytes:
+            raise InputError(f"{p}: shard of {version.name} is missing or changed size; run `relake verify {spec}`")
+    return Side(spec, paths, version.schema, version.roles, version, folder)
+
+
+def read_side(db: Db, side: Side) -> duckdb.DuckDBPyRelation:
+    """The rows of a side as one relation (a parquet set's files unioned by column name)."""
+    try:
+        return db.con.read_parquet([db.plain_path(p) for p in side.paths], union_by_name=side.version is None)
+    except duckdb.Error as exc:
+        raise InputError(f"{side.spec}: not readable as parquet ({first_line(exc)})") from exc
