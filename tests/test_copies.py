@@ -545,11 +545,11 @@ def test_scan_tar_agrees_with_tarfile(tmp_path: Path, fmt: int) -> None:
 
 @pytest.mark.parametrize("fmt", [tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
 def test_filter_tar_drops_by_key_and_keeps_bytes(tmp_path: Path, fmt: int) -> None:
-    from relake.copies import _filter_tar
+    from relake.copies import filter_tar
 
     src, dst = tmp_path / "in.tar", tmp_path / "out.tar"
     write_tar(src, fmt, ENTRIES, pax_global=fmt == tarfile.PAX_FORMAT)
-    digest, size_in, size_out, dropped = _filter_tar(src, dst, {"000000001", LONG + "/000000002"})
+    digest, size_in, size_out, dropped = filter_tar(src, dst, {"000000001", LONG + "/000000002"})
     assert dropped == 4 and size_in == src.stat().st_size and size_out == dst.stat().st_size
     assert digest == hashlib.sha256(dst.read_bytes()).hexdigest()
     before, after = raw_members(src), raw_members(dst)

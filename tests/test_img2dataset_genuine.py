@@ -401,20 +401,20 @@ def _example(features: dict[str, bytes | int]) -> bytes:
 
 
 def _tfrecord(records: list[bytes]) -> bytes:
-    from relake.copies import _masked_crc32c
+    from relake.copies import masked_crc32c
 
     out = b""
     for r in records:
         n = len(r).to_bytes(8, "little")
-        out += n + _masked_crc32c(n).to_bytes(4, "little") + r + _masked_crc32c(r).to_bytes(4, "little")
+        out += n + masked_crc32c(n).to_bytes(4, "little") + r + masked_crc32c(r).to_bytes(4, "little")
     return out
 
 
 def test_crc32c_is_the_castagnoli_checksum() -> None:
-    from relake.copies import _masked_crc32c
+    from relake.copies import masked_crc32c
 
     crc = 0xE3069283  # CRC-32C of b"123456789", the standard check value (RFC 3720, B.4)
-    assert _masked_crc32c(b"123456789") == (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+    assert masked_crc32c(b"123456789") == (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
 def tfrecord_copy(folder: Path) -> dict[str, list[str]]:

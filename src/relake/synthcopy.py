@@ -25,12 +25,10 @@ and gid 0 and user ``bigdata``, so the same arguments give byte-identical files.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import re
 import struct
-import tarfile
 import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -44,18 +42,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from duckdb import ColumnExpression
 
+from relake.copies.layout import Layout, Sample
+from relake.copies.layouts import LAYOUTS, describe_layouts, synth_layouts
 from relake.db import connect, first_line
 from relake.errors import InputError
 from relake.lake import Lake
 from relake.sources import resolve_side
 
-__all__ = ["COPY_FORMATS", "IMAGE_ALGOS", "SynthCopyReport", "png_bytes", "sample_key", "synth_copy"]
+__all__ = ["IMAGE_ALGOS", "SynthCopyReport", "png_bytes", "sample_key", "synth_copy"]
 
-COPY_FORMATS = ("webdataset", "parquet")
 IMAGE_ALGOS = ("md5", "sha256")
 KEPT_COLUMNS = ("SAMPLE_ID", "similarity", "hash", "punsafe")  # saved as img2dataset's extra columns
 _MTIME = 1_650_000_000.25  # webdataset writes time.time(): a float, hence a pax header per member
-_USER = "bigdata"
 _ERRORS_DOWNLOAD = (
     "HTTP Error 404: Not Found",
     "HTTP Error 403: Forbidden",
@@ -66,7 +64,6 @@ _ERRORS_DOWNLOAD = (
     "Remote end closed connection without response",
 )
 _ERRORS_RESIZE = ("image decoding error", "image is too small", "cannot identify image file")
-_SHARD_NAMES = re.compile(r"\d+(\.parquet|\.tar|_stats\.json)")
 
 
 @dataclass(frozen=True)
@@ -126,8 +123,10 @@ def synth_copy(
         raise InputError(f"image hash must be one of {', '.join(IMAGE_ALGOS)}, got {hash_algo!r}")
     if not 0.0 <= failure_rate <= 1.0:
         raise InputError(f"failure rate must be between 0 and 1, got {failure_rate}")
-    if fmt not in COPY_FORMATS:
-        raise InputError(f"format must be one of {', '.join(COPY_FORMATS)}, got {fmt!r}")
+    layouts = synth_layouts()
+    if fmt not in [x.name for x in layouts]:
+        raise InputError(f"format must be one of {', '.join(x.name for x in layouts)}, got {fmt!r}")
+    layout = LAYOUTS[fmt]
     if seed < 0:
         raise InputError(f"seed must be >= 0, got {seed}")
     table = _read_source(lake, source)
@@ -135,7 +134,8 @@ def synth_copy(
     if out.exists() and not out.is_dir():
         raise InputError(f"{out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
-    existing = sorted(p.name for p in out.iterdir() if _SHARD_NAMES.fullmatch(p.name))
+    shard_names = re.compile(r"\d+(" + "|".join(re.escape(s) for s in _shard_suffixes(layouts)) + ")")
+    existing = sorted(p.name for p in out.iterdir() if shard_names.fullmatch(p.name))
     if existing:
         raise InputError(f"{out} already holds copy shards (e.g. {existing[0]}); synth-copy never overwrites, "
                          "choose an empty folder")
@@ -147,13 +147,24 @@ def synth_copy(
     total_bytes = successes = 0
     for shard in range(n_shards):
         part = table.slice(shard * shard_size, shard_size)
-        written, ok = _write_shard(out, shard, part, shard_size, hash_algo, failure_rate, seed, fmt)
+        written, ok = _write_shard(out, shard, part, shard_size, hash_algo, failure_rate, seed, layout)
         total_bytes += written
         successes += ok
         if progress is not None:
             progress(1)
     return SynthCopyReport(out, fmt, hash_algo, table.num_rows, n_shards, successes, table.num_rows - successes,
                            total_bytes)
+
+
+def synth_help() -> str:
+    """synth-copy's formats, for --format's help: "webdataset (tars + parquet) or parquet (…)"."""
+    return describe_layouts(synth_layouts(), summaries=True) + "."
+
+
+def _shard_suffixes(layouts: Sequence[Layout]) -> list[str]:
+    """The names of a shard's files after its number that synth-copy never overwrites."""
+    sides = [x.suffix for x in layouts if x.suffix is not None]
+    return [".parquet", *sides, "_stats.json"]
 
 
 def _read_source(lake: Lake, source: str) -> pa.Table:
@@ -182,7 +193,8 @@ def _read_source(lake: Lake, source: str) -> pa.Table:
 
 
 def _write_shard(
-    out: Path, shard: int, part: pa.Table, shard_size: int, hash_algo: str, failure_rate: float, seed: int, fmt: str
+    out: Path, shard: int, part: pa.Table, shard_size: int, hash_algo: str, failure_rate: float, seed: int,
+    layout: Layout,
 ) -> tuple[int, int]:
     """One shard's files; returns (bytes written, successful samples)."""
     rng = np.random.default_rng([seed, shard])
@@ -221,17 +233,19 @@ def _write_shard(
     fields += [pa.field(c, pa.int64()) for c in ("width", "height", "original_width", "original_height")]
     fields += [pa.field("exif", pa.string()), pa.field(hash_algo, pa.string())]
     data_cols: dict[str, list[Any]] = {c: columns[c] for c in part.column_names} | meta
-    if fmt == "parquet":
-        fields.append(pa.field("jpg", pa.binary()))
-        data_cols["jpg"] = images
+    if layout.image_column is not None:
+        fields.append(pa.field(layout.image_column, pa.binary()))
+        data_cols[layout.image_column] = images
     schema = pa.schema(fields)
     table = pa.Table.from_pydict(data_cols, schema=schema)
 
     name = f"{shard:05d}"
     written = 0
-    if fmt == "webdataset":
-        with _create(out / f"{name}.tar") as fh:
-            written += _write_tar(fh, shard, data_cols, images, extra, hash_algo)
+    side = layout.side_name(name)
+    if side is not None:
+        with _create(out / side) as fh:
+            layout.write_samples(fh, _samples(data_cols, images, extra, hash_algo), _MTIME + shard)
+            written += fh.tell()
     with _create(out / f"{name}.parquet") as fh:
         pq.write_table(table, fh, compression="snappy")
         written += fh.tell()
@@ -254,35 +268,24 @@ def _write_shard(
     return written + len(text), successes
 
 
-def _write_tar(
-    fh: IO[bytes], shard: int, cols: dict[str, list[Any]], images: Sequence[bytes | None], extra: Sequence[str],
-    hash_algo: str,
-) -> int:
-    start = fh.tell()
+def _samples(
+    cols: dict[str, list[Any]], images: Sequence[bytes | None], extra: Sequence[str], hash_algo: str
+) -> list[Sample]:
+    """Each successful sample's files: its metadata (``json``), image (``png``) and caption (``txt``)."""
     meta_names = ["url", "caption", *extra, "key", "status", "error_message", "width", "height",
                   "original_width", "original_height", "exif", hash_algo]
-    with tarfile.open(fileobj=fh, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for i, image in enumerate(images):
-            if image is None:
-                continue
-            key = cols["key"][i]
-            meta = {m: cols[m][i] for m in meta_names if m in cols}
-            caption = cols["caption"][i]
-            members = {
-                "json": json.dumps(meta, indent=4).encode("utf-8"),
-                "png": image,
-                "txt": ("" if caption is None else str(caption)).encode("utf-8"),
-            }
-            for ext in sorted(members):  # webdataset's TarWriter writes a sample's members sorted by extension
-                data = members[ext]
-                info = tarfile.TarInfo(f"{key}.{ext}")
-                info.size = len(data)
-                info.mtime = _MTIME + shard  # a float, as webdataset writes
-                info.mode = 0o444
-                info.uid = info.gid = 0
-                info.uname = info.gname = _USER
-                tar.addfile(info, io.BytesIO(data))
-    return fh.tell() - start
+    samples = []
+    for i, image in enumerate(images):
+        if image is None:
+            continue
+        meta = {m: cols[m][i] for m in meta_names if m in cols}
+        caption = cols["caption"][i]
+        samples.append(Sample(cols["key"][i], {
+            "json": json.dumps(meta, indent=4).encode("utf-8"),
+            "png": image,
+            "txt": ("" if caption is None else str(caption)).encode("utf-8"),
+        }))
+    return samples
 
 
 def _create(path: Path) -> IO[bytes]:

@@ -14,6 +14,7 @@ from relake import console
 from relake.cli.app import JsonOpt, MemOpt, app, handled, lake
 from relake.cli.build import EngineOpt, RayAddressOpt
 from relake.copies import (
+    LAYOUTS,
     CheckReport,
     CleanReport,
     check_copy,
@@ -22,10 +23,12 @@ from relake.copies import (
     resolve_manifest,
     run_clean,
 )
+from relake.copies.layouts import describe_layouts
 from relake.engine import Engine, EngineKind, get_engine
 from relake.errors import InputError
 from relake.lake import check_user_path
 from relake.synthcopy import synth_copy as make_copy
+from relake.synthcopy import synth_help
 
 ManifestOpt = Annotated[
     str | None,
@@ -55,8 +58,7 @@ def synth_copy(
     failure_rate: Annotated[float, typer.Option("--failure-rate", min=0.0, max=1.0,
                                                 help="Share of samples that fail to download or resize.")] = 0.1,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed; the same seed gives identical bytes.")] = 0,
-    fmt: Annotated[str, typer.Option("--format", help="webdataset (tars + parquet) or parquet (image bytes "
-                                                      "in a jpg column).")] = "webdataset",
+    fmt: Annotated[str, typer.Option("--format", help=synth_help())] = "webdataset",
     as_json: JsonOpt = False,
 ) -> None:
     """Write an img2dataset-like download of a release: shuffled, re-sharded, small real images, failures."""
@@ -75,7 +77,8 @@ def synth_copy(
 @app.command()
 @handled
 def check(
-    copy: Annotated[str, typer.Argument(help="The copy's folder (img2dataset output: webdataset or parquet).")],
+    copy: Annotated[str, typer.Argument(help="The copy's folder (img2dataset output: "
+                                             f"{describe_layouts(list(LAYOUTS.values()))}).")],
     manifest: ManifestOpt = None,
     keep_only: KeepOnlyOpt = None,
     url_col: UrlColOpt = None,
@@ -204,11 +207,12 @@ def _render_check(r: CheckReport) -> None:
 
 def _render_clean(r: CleanReport) -> None:
     verb = "would " if r.dry_run else ""
+    counted = LAYOUTS[r.layout].counted if r.layout in LAYOUTS else None
     items: list[tuple[str, object]] = [
         ("copy", f"{r.copy} ({r.layout}, {r.shards} shards)"),
         ("out", r.out + (" (nothing written: --dry-run)" if r.dry_run else "")),
         (f"{verb}remove", f"{r.removed_rows:,} rows ({r.failed_removed:,} failed downloads)"
-                          + ("" if r.dry_run or r.layout != "webdataset" else f", {r.removed_members:,} tar members")),
+                          + ("" if r.dry_run or counted is None else f", {r.removed_members:,} {counted}")),
         (f"shards {verb}rewrite", f"{r.rewritten:,}"),
         (f"shards {verb}copy unchanged", f"{r.copied:,}"),
         (f"other files {verb}copy", f"{r.files:,}"),

@@ -1,0 +1,265 @@
+"""Check a downstream copy: which of its rows a removal manifest lists (by canonical-URL hash and image hash)
+or a release does not keep (allowlist mode). Reports shards, keys, positions and counts, never a URL or caption of
+an affected row (they may be harmful links)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+from duckdb import ColumnExpression
+
+from relake.canonical import register_canonical
+from relake.copies.manifest import bind_manifest, manifest_view
+from relake.copies.open import CopyLayout, copy_rows, open_copy, parquet_rows
+from relake.db import Db, connect, first_line
+from relake.engine import job_connection, plain_file
+from relake.errors import InputError
+from relake.lake import Lake
+from relake.publish import Manifest, load_manifest
+from relake.sources import resolve_side
+from relake.sql import query
+
+if TYPE_CHECKING:
+    from relake.engine import Engine
+
+__all__ = ["AffectedRow", "CheckReport", "ShardCheck", "check_copy"]
+
+
+@dataclass(frozen=True)
+class AffectedRow:
+    shard: int  # index into CopyLayout.shards
+    pos: int  # row position in the shard's parquet file
+    key: str | None
+    status: str | None
+    error: str | None  # kept for _stats.json; never reported (it can name the host)
+    by_url: bool
+    by_image: bool
+    not_kept: bool
+
+    @property
+    def how(self) -> str:
+        parts = []
+        if self.by_url and self.by_image:
+            parts.append("both")
+        elif self.by_url:
+            parts.append("url")
+        elif self.by_image:
+            parts.append("image")
+        if self.not_kept:
+            parts.append("not-in-release")
+        return "+".join(parts)
+
+    @property
+    def failed(self) -> bool:
+        return self.status is not None and self.status != "success"
+
+
+@dataclass
+class ShardCheck:
+    shard: str
+    rows: int
+    affected: int = 0
+    url: int = 0
+    image: int = 0
+    both: int = 0
+    not_in_release: int = 0
+    failed: int = 0
+
+
+@dataclass
+class CheckReport:
+    copy: str
+    layout: str
+    manifest: str | None
+    keep_only: str | None
+    image_matching: str | None  # the algorithm compared, or None
+    shards: list[ShardCheck]
+    affected_rows: list[AffectedRow] = field(repr=False)
+    notes: list[str] = field(default_factory=list)
+    columns: dict[str, str | None] = field(default_factory=dict)
+    seconds: float = 0.0
+    copy_layout: CopyLayout | None = field(default=None, repr=False)
+
+    @property
+    def rows(self) -> int:
+        return sum(s.rows for s in self.shards)
+
+    @property
+    def affected(self) -> int:
+        return len(self.affected_rows)
+
+    def count(self, what: str) -> int:
+        return sum(getattr(s, what) for s in self.shards)
+
+    def to_dict(self) -> dict[str, Any]:
+        keys: dict[int, list[dict[str, Any]]] = {}
+        for r in self.affected_rows:
+            keys.setdefault(r.shard, []).append({"key": r.key, "pos": r.pos, "how": r.how, "failed": r.failed})
+        return {
+            "copy": self.copy, "layout": self.layout, "manifest": self.manifest, "keep_only": self.keep_only,
+            "image_matching": self.image_matching, "columns": self.columns,
+            "rows": self.rows, "affected": self.affected,
+            "by_url": self.count("url"), "by_image": self.count("image"), "by_both": self.count("both"),
+            "not_in_release": self.count("not_in_release"), "failed_downloads": self.count("failed"),
+            "shards_affected": sum(1 for s in self.shards if s.affected),
+            "shards": [
+                {"shard": s.shard, "rows": s.rows, "affected": s.affected, "url": s.url, "image": s.image,
+                 "both": s.both, "not_in_release": s.not_in_release, "failed": s.failed, "keys": keys.get(i, [])}
+                for i, s in enumerate(self.shards) if s.affected
+            ],
+            "notes": self.notes, "seconds": round(self.seconds, 3),
+        }
+
+
+def _spill_lake(lake: Lake) -> Lake | None:
+    """Spill into the lake only when one exists: a downstream user checking a copy may have no lake."""
+    return lake if lake.root.is_dir() else None
+
+
+def check_copy(
+    lake: Lake,
+    copy: Path,
+    manifest_dir: Path | None,
+    *,
+    keep_only: str | None = None,
+    url_col: str | None = None,
+    image_col: str | None = None,
+    memory_limit: str | None = None,
+    engine: Engine | None = None,
+) -> CheckReport:
+    """Which rows of the copy in folder ``copy`` are affected by the manifest in ``manifest_dir`` and/or are
+    missing from release ``keep_only`` (a version name, version folder or parquet files).
+
+    With ``engine``, the manifest matching runs as one job per copy shard on it (same queries, same report);
+    the allowlist matching (``keep_only``: every copy row against the whole release) stays in this process."""
+    if manifest_dir is None and keep_only is None:
+        raise InputError("nothing to check against: give a manifest or a release to keep")
+    start = time.perf_counter()
+    manifest = load_manifest(manifest_dir) if manifest_dir is not None else None
+    with connect(_spill_lake(lake), memory_limit=memory_limit) as db:
+        register_canonical(db.con)
+        layout = open_copy(db, copy, url_col=url_col, image_col=image_col,
+                           prefer_image=manifest.image_hash if manifest else None)
+        file_index = {f: i for i, f in enumerate(layout.bound)}
+        notes: list[str] = []
+        query("copies/create_hits").run(db.con)
+        use_image = False
+        if manifest is not None:
+            bind_manifest(db, manifest)
+            use_image = manifest.image_hash is not None and manifest.image_hash == layout.image_algo
+            if manifest.image_hash is None:
+                notes.append("the manifest lists no image hashes: matched by URL only")
+            elif layout.image is None:
+                notes.append(f"the copy has no image hash column: matched by URL only (the manifest has "
+                             f"{manifest.image_hash}; name the copy's column with --image-col)")
+            elif layout.image_algo is None:
+                notes.append(f"the copy's column {layout.image} holds no image hash: matched by URL only")
+            elif not use_image:
+                notes.append(f"the copy's image hashes ({layout.image}) and the manifest's ({manifest.image_hash}) "
+                             "use different algorithms: matched by URL only")
+            if engine is not None:
+                _match_manifest_on(engine, db, layout, manifest, use_image, memory_limit)
+            else:
+                try:
+                    query("copies/match_manifest").run(db.con, use_image=use_image)
+                except duckdb.Error as exc:
+                    raise InputError(f"{copy}: cannot match the copy ({first_line(exc)})") from exc
+        if keep_only is not None:
+            if layout.caption is None:
+                raise InputError(f"{copy}: no caption column; --keep-only matches rows by URL and caption")
+            _bind_release(db, lake, keep_only)
+            try:
+                query("copies/match_release").run(db.con)
+            except duckdb.Error as exc:
+                raise InputError(f"{copy}: cannot match the copy ({first_line(exc)})") from exc
+        rows = query("copies/affected").rows(db.con)
+    affected = [
+        AffectedRow(file_index[str(f)], int(pos), key, status, error, bool(u), bool(i), bool(k))
+        for f, pos, key, status, error, u, i, k in rows
+    ]
+    affected.sort(key=lambda r: (r.shard, r.pos))
+    shards = [ShardCheck(s.name, parquet_rows(s.parquet)) for s in layout.shards]
+    for r in affected:
+        s = shards[r.shard]
+        s.affected += 1
+        s.both += r.by_url and r.by_image
+        s.url += r.by_url and not r.by_image
+        s.image += r.by_image and not r.by_url
+        s.not_in_release += r.not_kept
+        s.failed += r.failed
+    columns = {"url": layout.url, "caption": layout.caption, "key": layout.key, "status": layout.status,
+               "image": layout.image}
+    return CheckReport(
+        copy=str(copy), layout=layout.layout, manifest=str(manifest_dir) if manifest_dir is not None else None,
+        keep_only=keep_only, image_matching=layout.image_algo if use_image else None, shards=shards,
+        affected_rows=affected, notes=notes, columns=columns, seconds=time.perf_counter() - start,
+        copy_layout=layout,
+    )
+
+
+@dataclass(frozen=True)
+class _CheckJob:
+    """One copy shard matched against a manifest, as an engine job (absolute paths)."""
+
+    parquet: str
+    label: str
+    names: tuple[str | None, ...]  # the copy's key, url, caption, status, error and image hash columns
+    removed: str  # the manifest's removed.parquet
+    image_column: str | None  # the manifest's image hash column
+    use_image: bool
+    memory_limit: str | None
+
+
+def _check_shard_job(job: _CheckJob) -> pa.Table:
+    """The rows of one shard that copies/match_manifest matches, in its own single-threaded DuckDB:
+    ``copies/shard_hits`` (pos, key, status, error, by_url, by_image, not_kept) as an Arrow table."""
+    con = job_connection(job.memory_limit)
+    try:
+        register_canonical(con)
+        with plain_file(job.parquet) as shard, plain_file(job.removed) as removed:
+            try:
+                copy_rows(con.read_parquet(shard, filename=True, file_row_number=True), job.names)
+                manifest_view(con.read_parquet(removed), job.image_column)
+                query("copies/create_hits").run(con)
+                query("copies/match_manifest").run(con, use_image=job.use_image)
+                return con.sql(query("copies/shard_hits").text).to_arrow_table()  # no params; one Arrow copy
+            except duckdb.Error as exc:
+                raise InputError(f"{job.label}: cannot match the copy ({first_line(exc)})") from exc
+    finally:
+        con.close()
+
+
+def _match_manifest_on(
+    engine: Engine, db: Db, layout: CopyLayout, manifest: Manifest, use_image: bool, memory_limit: str | None
+) -> None:
+    """copies/match_manifest as one job per shard on ``engine``; their rows go into the temp table hits."""
+    names = (layout.key, layout.url, layout.caption, layout.status, layout.error, layout.image)
+    jobs = [_CheckJob(str(s.parquet.absolute()), f"shard {s.name} of {layout.root}", names,
+                      str(manifest.removed.absolute()), manifest.image_column, use_image, memory_limit)
+            for s in layout.shards]
+    parts = engine.map(_check_shard_job, jobs, label=lambda j: j.label)
+    tables = [t.add_column(0, "file", pa.array([bound] * t.num_rows, pa.string()))
+              for t, bound in zip(parts, layout.bound, strict=True)]
+    hits = pa.concat_tables(tables)
+    db.con.from_arrow(hits).create_view("shard_hits", replace=True)
+    query("copies/insert_hits").run(db.con)
+
+
+def _bind_release(db: Db, lake: Lake, spec: str) -> None:
+    side = resolve_side(lake, db, spec)
+    if side.roles.url is None or side.roles.caption is None:
+        raise InputError(f"--keep-only {spec}: the release needs URL and caption columns "
+                         f"(found url={side.roles.url}, caption={side.roles.caption})")
+    varchar = duckdb.sqltype("VARCHAR")
+    try:
+        rel = db.con.read_parquet([db.plain_path(p) for p in side.paths], union_by_name=side.version is None)
+    except duckdb.Error as exc:
+        raise InputError(f"--keep-only {spec}: not readable as parquet ({first_line(exc)})") from exc
+    rel.select(ColumnExpression(side.roles.url).cast(varchar).alias("url"),
+               ColumnExpression(side.roles.caption).cast(varchar).alias("caption")).create_view("rel_rows",
+                                                                                              replace=True)

@@ -1,0 +1,58 @@
+"""img2dataset's ``output_format="files"`` (its default): per shard a folder ``NNNNN/`` of each sample's files
+(``{key}.jpg``, ``{key}.txt``, ``{key}.json`` …)."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+from typing import ClassVar
+
+from relake.copies.layout import Layout, LayoutName, Written
+from relake.copies.tar import member_key
+from relake.copies.write import copy_file, folder_entry
+from relake.errors import InputError
+
+__all__ = ["Files"]
+
+
+class Files(Layout):
+    name: ClassVar[LayoutName] = "files"
+    summary = "sample folders + parquet"
+    samples = "the files of the sample folders"
+    folder = True
+
+    def side_name(self, stem: str) -> str:
+        return stem
+
+    def claim(self, root: Path, stem: str, names: set[str]) -> Path | None:
+        return root / stem if (root / stem).is_dir() else None  # a symlink to a folder is followed
+
+    @property
+    def kind(self) -> str:
+        return "a sample folder"
+
+    def describe(self, stem: str) -> str:
+        return f"sample folder {stem}/"
+
+    def filter(self, src: Path, dst: Path, drop: set[str]) -> Written:
+        """The sample folder ``src`` as ``dst`` (a new folder) without the files of the keys in ``drop``; its digest
+        (``relake.copies.write.folder_digest``) and the number of files dropped. Files are copied byte for byte, in
+        name order."""
+        if dst.exists():
+            shutil.rmtree(dst)
+        dst.mkdir()
+        h = hashlib.sha256()
+        dropped = 0
+        for f in sorted(src.iterdir()):
+            if not f.is_file():
+                raise InputError(f"{src}: {f.name} is not a file; a sample folder holds only its samples' files")
+            if member_key(f.name) in drop:
+                dropped += 1
+                continue
+            digest, _ = copy_file(f, dst / f.name)
+            h.update(folder_entry(f.name, digest))
+        return Written(h.hexdigest(), dropped)
+
+    def copy(self, src: Path, dst: Path) -> Written:
+        return self.filter(src, dst, set())

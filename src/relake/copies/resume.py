@@ -1,0 +1,86 @@
+"""The record of a clean's finished units, ``OUT/.relake-clean.json``: a rerun after an interruption skips the
+units whose sources are unchanged and whose outputs still have their sha256, and redoes the rest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from relake.copies.write import TMP_SUFFIX, folder_digest
+from relake.errors import InputError
+from relake.record import sha256_file
+
+__all__ = ["RECORD_FORMAT", "RECORD_NAME", "finished", "open_record", "source_ids", "write_record"]
+
+RECORD_NAME = ".relake-clean.json"
+RECORD_FORMAT = "relake.clean/1"
+
+
+def open_record(out: Path, copy: Path, plan_id: str) -> dict[str, Any]:
+    path = out / RECORD_NAME
+    fresh = {"format": RECORD_FORMAT, "copy": str(copy.resolve()), "plan": plan_id, "complete": False, "units": {}}
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} exists and is not a folder")
+    if not path.is_file():
+        if out.is_dir() and any(out.iterdir()):
+            raise InputError(f"--out {out} is not empty and holds no {RECORD_NAME} from an earlier clean; "
+                             "choose an empty or new folder")
+        out.mkdir(parents=True, exist_ok=True)
+        write_record(out, fresh)  # first, so a crash at any later point leaves a folder a rerun resumes
+        return fresh
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        if record.get("format") != RECORD_FORMAT or not isinstance(record.get("units"), dict):
+            raise ValueError("not a clean record")
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"{path}: unreadable ({exc}); remove {out} and clean again") from exc
+    if record.get("copy") != fresh["copy"] or record.get("plan") != plan_id:
+        raise InputError(f"--out {out} holds a clean of another copy or with other matches (another manifest or "
+                         "release); choose another folder, or remove it to start over")
+    record["complete"] = False
+    return dict(record)
+
+
+def write_record(out: Path, record: dict[str, Any]) -> None:
+    tmp = out / (RECORD_NAME + TMP_SUFFIX)
+    tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, out / RECORD_NAME)
+
+
+def source_ids(paths: Sequence[Path]) -> dict[str, Any]:
+    """Size and mtime of each source file; for a sample folder (key ``name/``), its file count and a digest of
+    its files' names, sizes and mtimes."""
+    out: dict[str, Any] = {}
+    for p in paths:
+        if p.is_dir():
+            listing = hashlib.sha256()
+            files = sorted(f for f in p.iterdir() if f.is_file())
+            for f in files:
+                st = f.stat()
+                listing.update(f"{f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+            out[p.name + "/"] = [len(files), listing.hexdigest()]
+            continue
+        st = p.stat()
+        out[p.name] = [st.st_size, st.st_mtime_ns]
+    return out
+
+
+def finished(entry: dict[str, Any] | None, out: Path, sources: dict[str, list[int]]) -> bool:
+    """An earlier run finished this unit from the same sources, and its outputs still have their sha256."""
+    if not entry or entry.get("sources") != sources:
+        return False
+    outputs = entry.get("outputs")
+    if not isinstance(outputs, dict) or not outputs:
+        return False
+    for rel, digest in outputs.items():
+        p = out / rel
+        if rel.endswith("/"):
+            if not p.is_dir() or folder_digest(p) != digest:
+                return False
+        elif not p.is_file() or sha256_file(p) != digest:
+            return False
+    return True
