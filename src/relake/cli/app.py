@@ -7,14 +7,17 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
+import typer.exceptions
 
 from relake import __version__, console
-from relake.errors import RelakeError
+from relake.errors import ExitCode, RelakeError
 from relake.lake import Lake
 
 app = typer.Typer(
     name="relake",
-    help="Version and clean web-scale image-text link datasets (LAION-class) with DuckDB.",
+    help="Version and clean web-scale image-text link datasets (LAION-class) with DuckDB.\n\n"
+    "Exit codes (as diff, cmp and grep): 0 success or nothing found; 1 found (differences, affected rows, a "
+    "listed URL, a failed verification); 2 trouble (any error, bad usage); 130 interrupted; 143 terminated.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -42,23 +45,33 @@ class Terminated(BaseException):
 
 
 def handled(fn: F) -> F:
-    """Turn RelakeError into ``Error: …`` on stderr and exit 1; ``--debug`` re-raises."""
+    """Turn a RelakeError into ``Error: …`` on stderr and its exit code (2, or 1 for a failed verification); any
+    other exception into one ``Error:`` line naming its type (its message may hold row values) and exit 2, since
+    exit 1 means "found". ``--debug`` re-raises both. Typer's own exits and usage errors pass through."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, typer.exceptions.TyperException):
+            raise
         except RelakeError as exc:
             if STATE.debug:
                 raise
             console.error(str(exc))
-            raise typer.Exit(1) from None
+            raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             console.error("interrupted; nothing was published")
-            raise typer.Exit(130) from None
+            raise typer.Exit(ExitCode.INTERRUPTED) from None
         except Terminated:
             console.error("terminated; nothing was published")
-            raise typer.Exit(143) from None
+            raise typer.Exit(ExitCode.TERMINATED) from None
+        except Exception as exc:
+            if STATE.debug:
+                raise
+            console.error(f"unexpected {type(exc).__name__} (a bug in relake; its message is withheld as it may "
+                          "hold row values): rerun with --debug for the traceback, and please report it")
+            raise typer.Exit(ExitCode.TROUBLE) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -70,7 +83,7 @@ def lake() -> Lake:
 def _print_version(value: bool) -> None:
     if value:
         console.out.print(f"relake {__version__}")
-        raise typer.Exit(0)
+        raise typer.Exit(ExitCode.OK)
 
 
 @app.callback()

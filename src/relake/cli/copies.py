@@ -25,7 +25,7 @@ from relake.copies import (
 )
 from relake.copies.layouts import describe_layouts
 from relake.engine import Engine, EngineKind, get_engine
-from relake.errors import InputError
+from relake.errors import ExitCode, InputError
 from relake.lake import check_user_path
 from relake.synthcopy import synth_copy as make_copy
 from relake.synthcopy import synth_help
@@ -108,7 +108,7 @@ def check(
     else:
         _render_check(report)
     if report.affected:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FOUND)
 
 
 @app.command()

@@ -12,7 +12,7 @@ import typer
 from relake import console
 from relake.cli.app import JsonOpt, MemOpt, app, handled, lake
 from relake.demo import run_demo
-from relake.errors import IntegrityError, RelakeError
+from relake.errors import ExitCode, IntegrityError, RelakeError
 from relake.ingest import ingest_version
 from relake.lake import check_user_path
 from relake.synth import synth_original
@@ -164,7 +164,7 @@ def verify(
         if not as_json:
             raise IntegrityError(
                 f"{sum(len(r.problems) for r in bad)} problem(s) in {', '.join(r.target for r in bad)}")
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FOUND)
 
 
 @app.command()

@@ -11,7 +11,7 @@ from relake.cli.app import JsonOpt, MemOpt, app, handled, lake
 from relake.cli.build import EngineOpt, RayAddressOpt
 from relake.diff import KEYLESS_LOCAL_ONLY, DiffSummary, diff_versions
 from relake.engine import Engine, EngineKind, get_engine
-from relake.errors import InputError
+from relake.errors import ExitCode, InputError
 from relake.fingerprint import fingerprint_target, fingerprint_target_on
 
 
@@ -40,7 +40,8 @@ def diff(
                                                "(.parquet, .csv or .jsonl).")
     ] = None,
     exit_code: Annotated[
-        bool, typer.Option("--exit-code", help="Exit 1 when A and B differ (rows or schema), like git diff.")
+        bool, typer.Option("--exit-code", hidden=True,
+                           help="Kept for old scripts: diff always exits 1 when A and B differ, like diff(1).")
     ] = False,
     top: Annotated[int, typer.Option("--top", min=1, metavar="N", help="How many domains and shards to list.")] = 10,
     no_buckets: Annotated[
@@ -52,6 +53,8 @@ def diff(
     as_json: JsonOpt = False,
 ) -> None:
     """Row-level diff of two versions or parquet sets: summary on screen, full diff with --out.
+
+    Exits 0 when A and B are identical, 1 when they differ (rows or schema), 2 on an error, like diff(1).
 
     Rows are matched by key and reported as added, removed or changed (with the columns that changed);
     columns present on one side only are reported as schema changes.
@@ -75,8 +78,9 @@ def diff(
         console.print_json(s.to_dict())
     else:
         _render(s, top)
-    if exit_code and not s.identical:
-        raise typer.Exit(1)
+    del exit_code  # diff always exits 1 on a difference now
+    if not s.identical:
+        raise typer.Exit(ExitCode.FOUND)
 
 
 def _render(s: DiffSummary, top: int) -> None:

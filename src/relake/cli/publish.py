@@ -9,6 +9,7 @@ import typer
 
 from relake import console
 from relake.cli.app import JsonOpt, app, handled, lake
+from relake.errors import ExitCode
 from relake.lake import check_user_path
 from relake.publish import lookup_urls, publish_release, write_manifest
 
@@ -71,4 +72,4 @@ def lookup(
         for u, _h, c in found:
             console.out.print(console.literal(f"{'LISTED ' + c if c else 'not listed':<20} {u}"))
     if any(c is not None for _, _, c in found):
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FOUND)
