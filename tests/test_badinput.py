@@ -1,7 +1,7 @@
 """Bad input, through the real ``relake`` console script in subprocesses (the hostile-name matrix runs the
 same typer app in process, to stay fast): damaged versions, silently changed base bytes, schema drift,
 blocklist files, nasty rows, hostile names and paths, terminal safety. Every failure is one ``Error:`` line
-naming the file, exit 1, no traceback and no partial output; every other version keeps working."""
+naming the file, exit 2, no traceback and no partial output; every other version keeps working."""
 
 from __future__ import annotations
 
@@ -60,9 +60,10 @@ def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[st
     return proc
 
 
-def error(proc: subprocess.CompletedProcess[str]) -> str:
-    """The one ``Error:`` line of a handled failure (exit 1, nothing else on stderr, no traceback)."""
-    assert proc.returncode == 1, (proc.args, proc.stdout, proc.stderr)
+def error(proc: subprocess.CompletedProcess[str], code: int = 2) -> str:
+    """The one ``Error:`` line of a handled failure (exit 2, or ``code``: 1 for a failed verification; nothing
+    else on stderr, no traceback)."""
+    assert proc.returncode == code, (proc.args, proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stderr + proc.stdout
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: "), proc.stderr
@@ -196,7 +197,8 @@ def test_damaged_versions_are_named_and_the_others_keep_working(base: Base, tmp_
     before = durable(lake)
 
     result = relake(lake, "verify")
-    assert error(result) == f"{len(DAMAGE)} problem(s) in {', '.join(sorted(DAMAGE))}"
+    assert result.returncode == 1  # a failed verification is "found", not trouble
+    assert error(result, code=1) == f"{len(DAMAGE)} problem(s) in {', '.join(sorted(DAMAGE))}"
     lines = result.stdout.splitlines()
     assert lines[0] == "ok  d: 3 shards, 534 rows" and lines[-1] == "ok  orig: 3 shards, 600 rows"
     got = {lines[i].removeprefix("BAD ").removesuffix(":"): lines[i + 1] for i in range(1, len(lines) - 1, 2)}
@@ -402,10 +404,10 @@ def test_hostile_names_are_rejected_before_any_lake_access(cli: Cli, tmp_path: P
         (("blocklist", "add", name, bl, "--kind", "url"), version_error.replace("version name", "blocklist name")),
     ]:
         result = cli(*args)
-        assert result.exit_code == 1, (args, result.stdout, result.stderr)
+        assert result.exit_code == 2, (args, result.stdout, result.stderr)
         assert result.stderr.splitlines() == [want], args
     result = cli("verify", name)  # a name with a '/' is a folder to verify: there is no version.json in it
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stderr.splitlines() == (
         [f"Error: {name}: no version.json here; give a version name or a release folder"] if "/" in name
         else [version_error])

@@ -436,7 +436,7 @@ def test_bad_spec_fails_with_one_error_line_and_writes_nothing(
                     + body)
     before = snapshot(lake.root)
     result = CliRunner().invoke(app, ["--lake", str(lake.root), "build", "new", "--spec", str(spec)])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output
     line = error_line(result)
     for needle in needles:
         assert needle in line, line
@@ -604,12 +604,12 @@ def test_hostile_version_names_are_rejected(small_lake: tuple[Lake, Inputs], tmp
         build_version(lake, Spec(name=name, base="orig", rules=(Rule(id="r", category="c", where="true"),)))
     result = CliRunner().invoke(app, ["--lake", str(lake.root), "build", name, "--base", "orig",
                                       "--where", "punsafe > 0.5"])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output
     assert "invalid version name" in error_line(result)
     spec = tmp_path / "hostile.toml"
     spec.write_text(f'name = {json.dumps(name)}\nbase = "orig"\n[[rule]]\nid = "r"\nwhere = "true"\ncategory = "c"\n')
     result = CliRunner().invoke(app, ["--lake", str(lake.root), "build", name, "--spec", str(spec)])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output
     assert "invalid version name" in error_line(result)
     spec.unlink()
     assert snapshot_diff(before, snapshot(lake.root)) == {}
@@ -630,7 +630,7 @@ def test_a_base_column_named_like_a_build_helper_is_refused_clearly(tmp_path: Pa
     ingest_version(lake, "orig", [str(src)])
     before = snapshot(lake.root)
     result = CliRunner().invoke(app, ["--lake", str(lake.root), "build", "new", "--base", "orig", "--where", "true"])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output
     assert f"column '{column}' has a name relake uses" in error_line(result)
     assert snapshot_diff(before, snapshot(lake.root)) == {}
 

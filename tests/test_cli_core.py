@@ -75,7 +75,7 @@ def test_usage_errors_exit_2(cli: Cli) -> None:
 
 def test_handled_errors_go_to_stderr_as_one_line(cli: Cli, lake_root: Path) -> None:
     result = cli("show", "nope")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stdout == ""
     assert result.stderr == f"Error: no version named 'nope' in lake {lake_root} (versions: none yet)\n"
     assert result.exception is None or isinstance(result.exception, SystemExit)
@@ -90,7 +90,7 @@ def test_debug_reraises(runner: CliRunner, lake_root: Path) -> None:
 def test_error_text_is_not_interpreted_as_markup(runner: CliRunner, tmp_path: Path) -> None:
     root = tmp_path / "lake[bold red]x[/]"
     result = runner.invoke(app, ["--lake", str(root), "show", "nope"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert error_line(result) == f"Error: no version named 'nope' in lake {root} (versions: none yet)"
 
 

@@ -281,7 +281,7 @@ def test_check_without_image_column_matches_by_url_only(planted: Planted, tmp_pa
 def test_check_manifest_errors(planted: Planted, cli: Cli, tmp_path: Path) -> None:
     bad = write_manifest(tmp_path / "v2", ["a" * 64], [None], format="relake.record/2")
     result = cli("check", planted.copy, "--manifest", bad)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert error_line(result) == (
         f"Error: {bad}/manifest.json: format 'relake.record/2' is not one this relake understands "
         "(relake.record/1); upgrade relake or ask for a manifest in that format")

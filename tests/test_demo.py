@@ -40,6 +40,6 @@ def test_demo_refuses_a_lake_that_already_has_versions(tmp_path: Path) -> None:
     lake = tmp_path / "lake"
     (lake / "versions" / "mine").mkdir(parents=True)
     result = CliRunner().invoke(app, ["--lake", str(lake), "demo", "--rows", "1000"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.stderr.startswith("Error: the lake ")
     assert sorted(p.name for p in (lake / "versions").iterdir()) == ["mine"]

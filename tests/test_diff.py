@@ -475,7 +475,7 @@ def test_out_formats(lake: Lake, pair: tuple[list[Path], list[Path]], tmp_path: 
 
 def test_cli_exit_codes_and_json(cli: Cli, pair: tuple[list[Path], list[Path]], tmp_path: Path) -> None:
     result = cli("diff", "v1/", "v2/", "--map", "URL=url")
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == 1, result.stderr
     assert "added" in result.stdout and "changed columns" in result.stdout
     result = cli("diff", "v1/", "v2/", "--map", "URL=url", "--exit-code", "--json", "--out", "d.jsonl")
     assert result.exit_code == 1, result.stderr
@@ -486,12 +486,12 @@ def test_cli_exit_codes_and_json(cli: Cli, pair: tuple[list[Path], list[Path]], 
     result = cli("diff", "v1/", "v2/", "--key", "SAMPLE_ID", "--keyless")
     assert result.exit_code == 2
     result = cli("diff", "v1/", "v2/", "--out", "d.xlsx")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert error_line(result) == "Error: --out d.xlsx: unknown format '.xlsx'; use one of .parquet, .csv, .jsonl"
     result = cli("diff", "v1/", "v2/", "--map", "URL")
     assert error_line(result) == "Error: --map 'URL': expected A_COLUMN=B_COLUMN, e.g. --map URL=url"
     result = cli("diff", "v1/", "nope")
-    assert result.exit_code == 1 and error_line(result).startswith("Error: no version named 'nope' in lake")
+    assert result.exit_code == 2 and error_line(result).startswith("Error: no version named 'nope' in lake")
     result = cli("diff", "v1/", "missing/")
     assert error_line(result) == "Error: missing/: no such file or folder"
 
@@ -501,7 +501,7 @@ def test_cli_refuses_duplicate_keys(cli: Cli, tmp_path: Path) -> None:
     rows[1]["SAMPLE_ID"] = rows[0]["SAMPLE_ID"]
     write_table(pa.Table.from_pylist(rows, schema=V1_SCHEMA), tmp_path / "a.parquet")
     result = cli("diff", "a.parquet", "a.parquet", "--key", "SAMPLE_ID", "--exit-code")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert error_line(result) == (
         "Error: cannot diff by key SAMPLE_ID: 1 duplicated key value(s) on 2 rows in A (e.g. 1000); "
         "1 duplicated key value(s) on 2 rows in B (e.g. 1000); use --keyless (rows as a multiset) or another --key")

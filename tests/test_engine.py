@@ -92,7 +92,7 @@ def test_cli_without_ray_fails_with_one_error_line(monkeypatch: pytest.MonkeyPat
     monkeypatch.setitem(sys.modules, "ray", None)
     ingest_version(Lake.at(tmp_path / "lake"), "orig", [str(p) for p in write_shards(tmp_path / "src", 30, 2)])
     r = CliRunner().invoke(app, ["--lake", str(tmp_path / "lake"), "fingerprint", "orig", "--engine", "ray"])
-    assert r.exit_code == 1
+    assert r.exit_code == 2
     assert "Error: the Ray engine needs Ray: pip install 'relake[ray]'" in r.stderr
     r = CliRunner().invoke(app, ["--lake", str(tmp_path / "lake"), "fingerprint", "orig", "--engine", "spark"])
     assert r.exit_code == 2
@@ -273,7 +273,7 @@ def test_ray_clean_via_cli_with_relative_paths(ray_engine: RayEngine, copy_case:
     assert json.loads(r_ray.stdout)["removed_rows"] == json.loads(r_local.stdout)["removed_rows"] > 0
     assert _tree(tmp_path / "ray") == _tree(tmp_path / "local")
     r = runner.invoke(app, [*base, "--out", "x", "--ray-address", "ray://head:10001"])
-    assert r.exit_code == 1 and "--ray-address only applies with --engine ray" in r.stderr
+    assert r.exit_code == 2 and "--ray-address only applies with --engine ray" in r.stderr
 
 
 # --- diff and check on Ray -----------------------------------------------------------------------------------
@@ -310,7 +310,7 @@ def test_ray_keyed_diff_equals_local(ray_engine: RayEngine, tmp_path: Path, monk
     for engine in ("local", "ray"):
         r = _invoke(lake, "diff", f"{v1}/", f"{v2}/", "--map", "URL=url", *key, "--json",
                     "--out", tmp_path / f"{engine}.parquet", "--engine", engine)
-        assert r.exit_code == 0, r.stderr
+        assert r.exit_code == 1, r.stderr
         out[engine] = json.loads(r.stdout)
     assert _without_time(out["ray"]) == _without_time(out["local"])
     rows = out["local"]["rows"]
@@ -328,7 +328,7 @@ def test_ray_diff_of_versions_withholds_sensitive_removals_as_locally(
     for engine in ("local", "ray"):
         r = _invoke(lake.root, "diff", "orig", "research", "--json", "--out", tmp_path / f"{engine}.jsonl",
                     "--engine", engine)
-        assert r.exit_code == 0, r.stderr
+        assert r.exit_code == 1, r.stderr
         out[engine] = json.loads(r.stdout)
     assert out["local"]["mode"] == "keyed" and out["local"]["withheld_sensitive"] > 0
     assert _without_time(out["ray"]) == _without_time(out["local"])
@@ -351,7 +351,7 @@ def test_ray_map_task_failure_is_one_error_line_and_leaves_no_scratch(
     lake = tmp_path / "lake"
     r = _invoke(lake, "diff", f"{v1}/", f"{v2}/", "--map", "URL=url", "--engine", "ray", "--out",
                 tmp_path / "d.parquet")
-    assert r.exit_code == 1
+    assert r.exit_code == 2
     errors = [line for line in r.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "shuffle_map" in errors[0] and "Traceback" not in r.stderr, r.stderr
     assert _no_scratch(lake) and not (tmp_path / "d.parquet").exists()
@@ -378,11 +378,11 @@ def test_engine_options_of_diff_and_check_are_validated(copy_case: Planted, tmp_
     v1, v2 = _pair(tmp_path)
     lake = tmp_path / "lake"
     r = _invoke(lake, "diff", f"{v1}/", f"{v2}/", "--ray-address", "ray://head:10001")
-    assert r.exit_code == 1 and "Error: --ray-address only applies with --engine ray" in r.stderr
+    assert r.exit_code == 2 and "Error: --ray-address only applies with --engine ray" in r.stderr
     r = _invoke(lake, "check", copy_case.copy, "--manifest", copy_case.manifest, "--ray-address", "auto")
-    assert r.exit_code == 1 and "Error: --ray-address only applies with --engine ray" in r.stderr
+    assert r.exit_code == 2 and "Error: --ray-address only applies with --engine ray" in r.stderr
     r = _invoke(lake, "diff", f"{v1}/", f"{v2}/", "--keyless", "--engine", "ray")
-    assert r.exit_code == 1 and "Error: a keyless diff runs on the local engine only" in r.stderr
+    assert r.exit_code == 2 and "Error: a keyless diff runs on the local engine only" in r.stderr
     with pytest.raises(InputError, match="a keyless diff runs on the local engine only"):
         diff_versions(Lake.at(lake), f"{v1}/", f"{v2}/", keyless=True, engine=LocalEngine(1))
 
@@ -476,7 +476,7 @@ def test_engine_key_check_refuses_a_bad_key_with_the_local_message(
                               engine=LocalEngine(2))
             errors[engine] = f"Error: {info.value}"
         else:
-            assert r.exit_code == 1
+            assert r.exit_code == 2
             errors[engine] = r.stderr.strip()
     assert errors["threads"] == errors["local"]
     assert "cannot diff by key" in errors["local"] and "duplicated key value" in errors["local"]
@@ -501,7 +501,7 @@ def test_ray_key_check_refuses_a_bad_key_with_the_local_message(
     for engine in ("local", "ray"):
         r = _invoke(lake, "diff", f"{tmp_path / 'a'}/", f"{tmp_path / 'b'}/", "--key", "SAMPLE_ID",
                     "--engine", engine)
-        assert r.exit_code == 1
+        assert r.exit_code == 2
         errors[engine] = [line for line in r.stderr.splitlines() if line.startswith("Error:")]
     assert errors["ray"] == errors["local"] and len(errors["local"]) == 1
     assert "(e.g. 1003, 1017, 1041, 1011, 1029)" in errors["local"][0]

@@ -153,7 +153,7 @@ def test_kill_9_leaves_the_version_absent_or_complete(ref: Ref, tmp_path: Path, 
 
     again = relake(lake, *args)
     if published:
-        assert again.returncode == 1
+        assert again.returncode == 2
         assert again.stderr.splitlines() == [
             f"Error: version {name!r} already exists; versions are immutable, choose another name"]
     else:
@@ -194,8 +194,8 @@ def test_two_builds_of_one_name_have_one_winner(
     assert len(list((lake / "staging").glob("d.*/version.json"))) == 2 and not (lake / "versions" / "d").exists()
     release.touch()
     results = [(p.wait(timeout=60), *p.communicate()) for p in procs]
-    assert sorted(r[0] for r in results) == [0, 1], results
-    loser = next(err for rc, _out, err in results if rc == 1)
+    assert sorted(r[0] for r in results) == [0, 2], results
+    loser = next(err for rc, _out, err in results if rc == 2)
     assert loser.splitlines() == ["Error: version 'd' already exists; versions are immutable, choose another name"]
     assert snapshot(lake / "versions" / "d") == ref.version("d")
     assert leftovers(lake) == []  # the loser removed its staging folder

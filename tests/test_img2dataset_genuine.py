@@ -352,7 +352,7 @@ def test_files_layout_with_symlinked_sample_folders(
     assert len([x for x in listing if "/" in x]) == len(kept) > 0  # every kept sample file, in its folder
     (copy / "extra").symlink_to(real, target_is_directory=True)
     result = relake("check", copy, "--manifest", str(manifest))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert error_line(result).endswith("extra is a symlink to a folder, which relake does not follow (its files "
                                        "would be missing from a cleaned copy); replace it by the folder or remove it")
 
@@ -511,7 +511,7 @@ def test_damaged_tfrecord_is_refused_and_nothing_is_published(
     data[3] ^= 0xFF  # the first record's length no longer matches its checksum
     (copy / f"{stem}.tfrecord").write_bytes(bytes(data))
     result = relake("clean", copy, "--manifest", str(manifest), "--out", tmp_path / "cleaned")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert error_line(result) == (f"Error: {copy / f'{stem}.tfrecord'}: not a tfrecord file, or damaged at byte 0 "
                                   "(a record's length or its checksum is wrong); restore it from the download")
     assert not (tmp_path / "cleaned" / f"{stem}.tfrecord").exists()
@@ -537,7 +537,7 @@ def test_resharded_reordered_parquet_copy_with_renamed_url(
     drop = expected_ids(rows, images=False)
 
     result = relake("check", copy, "--manifest", str(manifest))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "--url-col" in error_line(result)
 
     result = relake("check", copy, "--manifest", str(manifest), "--url-col", "image_url", "--json")
@@ -596,7 +596,7 @@ def test_image_hash_column_under_another_name(relake: Relake, untouched: None, t
     assert result.exit_code == 1, result.stderr
     assert reported_keys(result) == want
     result = relake("check", copy, "--manifest", "v1..v2", "--image-col", "caption")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "column 'caption' given for the image hash does not hold hex md5, sha1 or sha256" in error_line(result)
 
 
@@ -620,5 +620,5 @@ def test_image_hash_column_under_another_name(relake: Relake, untouched: None, t
 def test_wrong_inputs_fail_clearly(relake: Relake, untouched: None, args: tuple[str | Path, ...],
                                    needle: str) -> None:
     result = relake(*args)
-    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert result.exit_code == 2, (result.stdout, result.stderr)
     assert needle in error_line(result)

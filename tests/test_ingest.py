@@ -170,7 +170,7 @@ def test_ingest_under_existing_name(cli: Cli, src: list[Path], tmp_path: Path, p
     other = write_shards(tmp_path / "other", rows=10, shards=1)
     before = snapshot(tmp_path)
     result = cli("ingest", "v1", other[0])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert error_line(result) == "Error: version 'v1' already exists; versions are immutable, choose another name"
     assert result.stdout == ""
     assert snapshot_diff(before, snapshot(tmp_path)) == {}
@@ -184,7 +184,7 @@ def test_ingest_under_existing_name(cli: Cli, src: list[Path], tmp_path: Path, p
 def test_ingest_under_hostile_name(cli: Cli, src: list[Path], tmp_path: Path, populated: dict[str, Entry],
                                    name: str, line: str) -> None:
     result = cli("ingest", "--copy", "--", name, src[0].parent)
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output
     assert error_line(result) == line
     assert result.stdout == ""
     assert snapshot_diff(populated, snapshot(tmp_path)) == {}
@@ -284,7 +284,7 @@ def test_schema_drift_names_shard_column_expected_and_actual(
         ingest_version(lake, "drift", [str(tmp_path / "drift")])
     assert str(info.value) == expected
     result = cli("ingest", "drift", tmp_path / "drift")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert error_line(result) == "Error: " + expected
     assert snapshot_diff(before, snapshot(tmp_path)) == {}
 
@@ -326,7 +326,7 @@ def test_unreadable_shard_is_named_and_lake_unchanged(
         assert message.startswith(f"{bad}: not a readable parquet file (")
     assert "\n" not in message
     result = cli("ingest", "broken", tmp_path / "in")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert error_line(result) == "Error: " + message
     assert snapshot_diff(before, snapshot(tmp_path)) == {}
     assert lake.version_names() == ["v1"]
@@ -337,7 +337,7 @@ def test_non_parquet_file_given_explicitly(cli: Cli, tmp_path: Path, populated: 
     txt.write_text("hello\n")
     before = snapshot(tmp_path)
     result = cli("ingest", "v2", txt)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert error_line(result).startswith(f"Error: {txt}: not a readable parquet file (")
     assert snapshot_diff(before, snapshot(tmp_path)) == {}
 
@@ -356,7 +356,7 @@ def test_corrupt_data_page_fails_the_scan(cli: Cli, tmp_path: Path, populated: d
     path.write_bytes(bytes(data))
     before = snapshot(tmp_path)
     result = cli("ingest", "pages", path)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     line = error_line(result)
     assert line.startswith("Error: cannot read the sources (")
     assert str(path) in line
@@ -423,7 +423,7 @@ def test_roles_from_explicit_flags(cli: Cli, lake: Lake, tmp_path: Path) -> None
 
     before = snapshot(tmp_path)
     result = cli("ingest", "bad", path, "--caption-col", "TEXT")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert error_line(result) == (
         f"Error: {path}: column 'TEXT' given for caption does not exist (columns: row, link, alt_text, punsafe)"
     )

@@ -327,7 +327,7 @@ def test_cli_on_an_empty_lake(cli: Cli, lake_root: Path) -> None:
     assert "no versions in" in result.stderr
     assert not lake_root.exists()
     result = cli("show", "../x")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert error_line(result) == (
         "Error: invalid version name '../x': '..' is not allowed"
     )
@@ -367,8 +367,8 @@ def test_two_processes_racing_for_one_name_get_one_winner(lake: Lake, tmp_path: 
                 p.kill()
                 p.communicate()
     codes = sorted(code for code, _, _ in results)
-    assert codes == [0, 1], results
-    loser_err = next(err for code, _, err in results if code == 1)
+    assert codes == [0, 2], results
+    loser_err = next(err for code, _, err in results if code == 2)
     assert "Error: version 'v' already exists; versions are immutable, choose another name" in loser_err.splitlines()
     winner_rows = lake.load_version("v").rows
     winner_src = a if winner_rows == 30 else b

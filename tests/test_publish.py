@@ -130,9 +130,15 @@ def ok(result: Result) -> Result:
     return result
 
 
-def fails(result: Result) -> str:
-    """A handled error: exit 1 and one ``Error:`` line on stderr, which is returned."""
+def found(result: Result) -> Result:
+    """Something was found (diff: A and B differ): exit 1, like diff(1)."""
     assert result.exit_code == 1, (result.stdout, result.stderr, result.exception)
+    return result
+
+
+def fails(result: Result) -> str:
+    """A handled error: exit 2 and one ``Error:`` line on stderr, which is returned."""
+    assert result.exit_code == 2, (result.stdout, result.stderr, result.exception)
     return error_line(result)
 
 
@@ -189,12 +195,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     ok(c("versions", "versions"))
     ok(c("show", "show", "research"))
     ok(c("show", "show", "research", "--json"))
-    ok(c("diff", "diff", "orig", "research"))
-    ok(c("diff", "diff", "orig", "research", "--json"))
+    found(c("diff", "diff", "orig", "research"))
+    found(c("diff", "diff", "orig", "research", "--json"))
     (w.out / "diff").mkdir()
-    ok(c("diff-top", "diff", "orig", "research", "--top", "50", "--out", w.out / "diff" / "d.parquet"))
+    found(c("diff-top", "diff", "orig", "research", "--top", "50", "--out", w.out / "diff" / "d.parquet"))
     for ext in ("csv", "jsonl"):
-        ok(c("diff", "diff", "orig", "research-safe", "--json", "--top", "50", "--out", w.out / "diff" / f"d.{ext}"))
+        found(c("diff", "diff", "orig", "research-safe", "--json", "--top", "50", "--out", w.out / "diff" / f"d.{ext}"))
     ok(c("manifest", "manifest", "orig", "research", "--out", w.out / "pub"))
     ok(c("manifest", "manifest", "orig", "research", "--out", w.out / "pub-json", "--json"))
     ok(c("manifest", "manifest", "orig", "research", "--out", w.out / "pub-img", "--image-hashes"))
@@ -229,7 +235,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     corrupt = w.out / "release-corrupt"
     shutil.copytree(w.out / "release", corrupt)
     flip_byte(corrupt / "data" / "part-00001.parquet")
-    fails(c("verify-bad", "verify", corrupt))
+    assert found(c("verify-bad", "verify", corrupt)).stderr.startswith("Error: ")  # a failed verification: 1
     assert c("verify-bad", "verify", corrupt, "--json").exit_code == 1
     return w
 
@@ -519,7 +525,7 @@ def test_verify_names_a_shard_with_one_changed_byte(world: World, tmp_path: Path
     ok(run(world.lake, "verify", copy))
     flip_byte(copy / "data" / "part-00001.parquet")
     r = run(world.lake, "verify", copy)
-    fails(r)
+    found(r)  # a failed verification exits 1
     assert "part-00001.parquet" in r.stdout and "part-00000" not in r.stdout
     done = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=copy, capture_output=True, text=True, check=False)
     assert done.returncode != 0
@@ -528,7 +534,7 @@ def test_verify_names_a_shard_with_one_changed_byte(world: World, tmp_path: Path
     shutil.copytree(world.out / "release", copy2)
     flip_byte(copy2 / "manifest" / "removed.parquet")
     r = run(world.lake, "verify", copy2)
-    fails(r)
+    found(r)
     assert "manifest/removed.parquet" in r.stdout and "data/" not in r.stdout
 
 

@@ -122,7 +122,7 @@ def test_remote_without_copy_is_refused_before_anything(cli: Cli, lake: Lake, sr
                                                         remote: list[str], tmp_path: Path) -> None:
     before = snapshot(tmp_path)
     result = cli("ingest", "v1", src[0], "memory://k:s3cret@bucket/laion")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert error_line(result) == ("Error: memory://bucket/laion: a remote source must be copied into the lake; "
                                   "add --copy")
     assert "s3cret" not in result.output
@@ -145,7 +145,7 @@ def test_no_match(cli: Cli, lake: Lake, remote: list[str], tmp_path: Path, uri: 
     MEM.pipe("/bucket/empty/notes.txt", b"x")
     before = snapshot(tmp_path)
     result = cli("ingest", "v1", "--copy", uri)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert error_line(result) == f"Error: {message}"
     assert snapshot_diff(before, snapshot(tmp_path)) == {}
 
@@ -155,7 +155,7 @@ def test_remote_file_not_parquet_is_named(cli: Cli, lake: Lake, src: list[Path],
     assert ingest_version(lake, "v0", [str(src[0])]).rows == 100
     before = lake_files(lake)
     result = cli("ingest", "v1", "--copy", "memory://bucket/laion")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert error_line(result).startswith(
         "Error: memory:///bucket/laion/part-00001.parquet: not a readable parquet file (")
     assert str(lake.staging_dir) not in result.output
@@ -199,7 +199,7 @@ def test_read_error_is_one_line_naming_the_uri(cli: Cli, lake: Lake, src: list[P
 
     monkeypatch.setattr(type(MEM), "_open", refuse)
     result = cli("ingest", "v1", "--copy", "memory://user:hunter22@bucket/laion")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     line = error_line(result)
     assert line.startswith(f"Error: memory:///bucket/laion/{src[0].name}: cannot read (PermissionError: ")
     assert "hunter22" not in result.output and "user:" not in result.output
@@ -253,7 +253,7 @@ def test_userinfo_is_taken_out_of_any_text() -> None:
 
 def test_a_signed_url_is_refused_without_printing_its_signature(cli: Cli, lake: Lake) -> None:
     result = cli("ingest", "v1", "https://host.example/x.parquet?X-Amz-Signature=SECRETSIG", "--copy")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "SECRETSIG" not in result.output and "query string is not accepted" in error_line(result)
     assert not lake.has_version("v1")
 
@@ -279,7 +279,7 @@ def test_fsspec_missing_gives_the_install_hint(cli: Cli, lake: Lake, src: list[P
     monkeypatch.setattr(builtins, "__import__", no_fsspec)
     before = snapshot(tmp_path)
     result = cli("ingest", "v1", "--copy", "s3://key:sekrit@bucket/laion")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert error_line(result) == f"Error: s3://bucket/laion: {FSSPEC_HINT}"
     assert "pip install 'relake[remote]'" in FSSPEC_HINT and "s3fs for s3://" in FSSPEC_HINT
     assert snapshot_diff(before, snapshot(tmp_path)) == {}

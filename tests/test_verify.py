@@ -204,7 +204,7 @@ def test_tampered_manifest_fingerprint_and_rows(cli: Cli, lake: Lake, src: list[
 def test_verify_unknown_and_library_reports(cli: Cli, lake: Lake, src: list[Path]) -> None:
     ingest(cli, "v1", *src)
     result = cli("verify", "nope")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert error_line(result) == f"Error: no version named 'nope' in lake {lake.root} (versions: v1)"
     [report] = verify_target(lake, "v1")
     assert (report.target, report.shards, report.rows, report.ok) == ("v1", 3, 300, True)
