@@ -43,12 +43,14 @@ since every stored hash depends on it):
    So a raw character and its escape agree (``a b`` = ``a%20b``; ``©`` = ``%C2%A9`` = ``%c2%a9``), the
    canonical path and query are printable ASCII, and the rule is idempotent. A decoded byte that is
    not valid UTF-8 on its own (``%C3`` alone) is just re-escaped: nothing is ever decoded to text.
+   Whitespace that rules 1 and 3 trim is gone before this step: a trailing ``%20`` stays, a trailing
+   space does not (as in GSB).
 8. Nothing else in the path and query changes: an escaped reserved character is another URL for its
    server than the raw one and stays escaped (``%2F`` != ``/``, ``%3F`` != ``?``, ``%26`` != ``&``,
    ``%2B`` != ``+``; ``+`` is not a space); no ``.``/``..`` resolution, no ``//`` collapse, no
    trailing-slash change, no query reordering, no case change.
 
-Version 1 (until relake 0.x of issue #14) kept raw spaces and non-ASCII characters and decoded only
+Version 1 (before issue #14) kept raw spaces and non-ASCII characters and decoded only
 escapes of unreserved characters, so ``a b`` and ``a%20b`` had different hashes; hashes of the two
 versions never match (manifests record the version, and one of another version is refused).
 
@@ -73,17 +75,19 @@ differently and why):
 How the SQL runs fast (each macro file says more):
 
 - One RE2 full match recognises a URL that is already canonical (lower-case http-like head, plain
-  host, non-empty path, no ``#``, only upper-case escapes of reserved or non-ASCII bytes) and returns
-  it untouched; that is most of a LAION-like column.
+  host, non-empty path of printable ASCII without ``#``, ``%`` only in upper-case escapes that rule 7
+  keeps) and returns it untouched; that is most of a LAION-like column.
 - Everything else is taken apart with short anchored regexes and plain string functions, each
   evaluated about once per row. No lambdas on that path: DuckDB rebuilds a lambda's expression state
   for every vector, which costs microseconds per vector even when a single row needs it.
-- The path and query are only touched when they would change (a raw byte <= 0x20 or >= 0x7F, a
-  ``%`` not starting an escape in canonical form). With valid escapes only, the escapes to keep are
-  protected as ``%25XY`` and one ``url_decode`` decodes the rest. With raw bytes or an invalid ``%``,
-  ``url_encode`` escapes everything, two ``regexp_replace`` passes protect what must stay escaped, and
-  one ``url_decode`` restores the rest. ``url_decode`` only ever decodes ASCII bytes there, so it never
-  meets invalid UTF-8; lower-case hex digits are upper-cased only when there are some.
+- The path and query are only touched when they would change (a raw byte <= 0x20 or >= 0x7F, found
+  with ``strlen <> length`` and one ASCII class; a ``%`` not starting an escape in canonical form), and
+  each step only where it may change something. Raw bytes are escaped from DuckDB's text rendering
+  of the string as a BLOB (a backslash, x and two hex digits per such byte) with plain ``replace``
+  calls. With valid escapes, the ones to keep are protected as ``%25XY`` and one ``url_decode``
+  decodes the rest. Only strings with a ``%`` that starts no escape (rare) take ``url_encode``, two
+  ``regexp_replace`` passes and one ``url_decode``. ``url_decode`` only ever decodes ASCII bytes, so
+  it never meets invalid UTF-8.
 - ``relake_idna`` (Python, cached per host) is called only for hosts with non-ASCII characters.
 
 The macros name their argument many times (a few are evaluated per row): pass a column or a cheap
