@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from helpers import Cli, error_line, laion_rows, snapshot, snapshot_diff, write_table
-from relake.canonical import canonical_url
+from relake.canonical import CANONICAL_VERSION, canonical_url
 from relake.copies import RECORD_NAME, check_copy, clean_copy, member_key
 from relake.lake import Lake
 from relake.synthcopy import png_bytes, sample_key, synth_copy
@@ -76,8 +76,8 @@ def write_manifest(folder: Path, url_hashes: list[str], images: list[str | None]
     if algo is not None:
         cols[f"image_{algo}"] = pa.array([i for _, i in pairs], type=pa.string())
     pq.write_table(pa.table(cols), folder / "removed.parquet")
-    sidecar = {"format": "relake.record/1", "hash": "sha256", "canonical_url_version": "1", "image_hash": algo,
-               "rows": len(pairs), "counts": {"safety": len(pairs)}} | meta
+    sidecar = {"format": "relake.record/1", "hash": "sha256", "canonical_url_version": CANONICAL_VERSION,
+               "image_hash": algo, "rows": len(pairs), "counts": {"safety": len(pairs)}} | meta
     (folder / "manifest.json").write_text(json.dumps(sidecar), encoding="utf-8")
     return folder
 

@@ -26,6 +26,8 @@ from typer.testing import CliRunner, Result
 from helpers import error_line, write_table
 from relake.canonical import CANONICAL_VERSION
 from relake.cli import app
+from relake.errors import InputError
+from relake.publish import load_manifest
 
 SHARD_SIZES = (1000, 1200, 800)  # 3,000 rows
 N = sum(SHARD_SIZES)
@@ -359,6 +361,28 @@ def test_public_manifest_format_and_counts(world: World) -> None:
     # the copy inside the release is the same manifest
     assert (world.out / "release" / "manifest" / "removed.parquet").read_bytes() == \
         (folder / "removed.parquet").read_bytes()
+
+
+@pytest.mark.parametrize(("version", "advice"), [
+    ("1", ". Make the manifest again with this relake (relake manifest / relake publish) or ask its publisher "
+          f"for one of version {CANONICAL_VERSION}"),
+    ("99", "; upgrade relake"),
+    (None, "; upgrade relake"),
+])
+def test_manifest_of_another_canonical_rule_is_refused(world: World, tmp_path: Path, version: str | None,
+                                                      advice: str) -> None:
+    """URL hashes taken under another rule (v1 hashed 'a b' and 'a%20b' apart) would silently match nothing."""
+    folder = tmp_path / "m"
+    shutil.copytree(world.out / "pub", folder)
+    meta = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    assert load_manifest(folder).rows == meta["rows"]
+    meta["canonical_url_version"] = version
+    (folder / "manifest.json").write_text(json.dumps(meta), encoding="utf-8")
+    with pytest.raises(InputError) as exc:
+        load_manifest(folder)
+    assert str(exc.value) == (
+        f"{folder / 'manifest.json'}: URL hashes use canonical URL rule version {version!r}, this relake "
+        f"implements version {CANONICAL_VERSION}; they would not match (URLs would be missed silently){advice}")
 
 
 def test_manifest_over_two_generations_holds_both(world: World) -> None:

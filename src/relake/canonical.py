@@ -5,7 +5,7 @@ speed) and mirrored here by :func:`canonical_url`, a pure-Python reference the t
 Only IDNA has no DuckDB function: hosts with non-ASCII characters go through the Python UDF
 ``relake_idna``; every other URL stays in pure SQL.
 
-Rule, version 1 (``CANONICAL_RULE`` below is the same text; bump ``CANONICAL_VERSION`` on any change,
+Rule, version 2 (``CANONICAL_RULE`` below is the same text; bump ``CANONICAL_VERSION`` on any change,
 since every stored hash depends on it):
 
 1. Trim ASCII whitespace (space, tab, LF, VT, FF, CR) from both ends. NULL stays NULL; a string that
@@ -27,30 +27,67 @@ since every stored hash depends on it):
    IP-address normalisation.
 6. An empty path becomes ``/`` (``http://a.com`` and ``http://a.com?q`` become ``http://a.com/`` and
    ``http://a.com/?q``), for every scheme.
-7. Percent-escapes in the path and query (not in userinfo or host): a ``%`` followed by two hex
-   digits has its digits upper-cased (``%2f`` -> ``%2F``, ``%c3%a9`` -> ``%C3%A9``), and is decoded
-   when it encodes an unreserved character ``A-Z a-z 0-9 - . _ ~`` (``%7e`` -> ``~``, ``%41`` -> ``A``).
-   A ``%`` not followed by two hex digits is left as is (``%zz``, a trailing ``%``). One exception
-   keeps the rule idempotent: an escape of a hex digit (``0-9 A-F a-f``) that directly follows such
-   an invalid ``%``, or an invalid ``%`` and one hex digit, stays encoded (``%%34`` stays ``%%34``
-   rather than becoming ``%4``; ``%4%31`` stays, rather than becoming the new escape ``%41``).
-8. Everything else in the path and query is kept byte for byte: no ``.``/``..`` resolution, no
-   trailing-slash change, no query reordering, no case change, no encoding of non-ASCII characters,
-   spaces or backslashes.
+7. The path and query (not the userinfo or host) are rewritten as bytes (their UTF-8 encoding), left
+   to right, in one pass: each escape is decoded once, never again.
+
+   - A valid escape ``%XY`` (``X``, ``Y`` hex digits of either case) stands for the byte ``0xXY``.
+     It becomes that character when the byte is an *ordinary* character: printable ASCII (0x21-0x7E)
+     other than ``%`` and the RFC 3986 reserved characters ``: / ? # [ ] @ ! $ & ' ( ) * + , ; =``
+     (``%41`` -> ``A``, ``%7e`` -> ``~``, ``%22`` -> ``"``, ``%5C`` -> backslash). Any other byte stays
+     ``%XY`` with upper-case digits (``%2f`` -> ``%2F``, ``%c3%a9`` -> ``%C3%A9``, ``%25`` -> ``%25``).
+   - A ``%`` not followed by two hex digits becomes ``%25`` (``100%`` -> ``100%25``, ``%zz`` ->
+     ``%25zz``), so a raw ``%`` equals its escape.
+   - Every other byte is kept, except ``#`` and the bytes <= 0x20 (space, controls) and >= 0x7F (DEL
+     and every byte of a non-ASCII character), which become ``%XX`` with upper-case digits.
+
+   So a raw character and its escape agree (``a b`` = ``a%20b``; ``©`` = ``%C2%A9`` = ``%c2%a9``), the
+   canonical path and query are printable ASCII, and the rule is idempotent. A decoded byte that is
+   not valid UTF-8 on its own (``%C3`` alone) is just re-escaped: nothing is ever decoded to text.
+   Whitespace that rules 1 and 3 trim is gone before this step: a trailing ``%20`` stays, a trailing
+   space does not (as in GSB).
+8. Nothing else in the path and query changes: an escaped reserved character is another URL for its
+   server than the raw one and stays escaped (``%2F`` != ``/``, ``%3F`` != ``?``, ``%26`` != ``&``,
+   ``%2B`` != ``+``; ``+`` is not a space); no ``.``/``..`` resolution, no ``//`` collapse, no
+   trailing-slash change, no query reordering, no case change.
+
+Version 1 (before issue #14) kept raw spaces and non-ASCII characters and decoded only
+escapes of unreserved characters, so ``a b`` and ``a%20b`` had different hashes; hashes of the two
+versions never match (manifests record the version, and one of another version is refused).
+
+Differences from Google Safe Browsing's canonicalisation (v4 "URLs and Hashing", the reference for
+rule 7; its published examples are in ``tests/test_canonical.py``, with the ones relake answers
+differently and why):
+
+- One unescape, not "until stable": servers decode once, so ``%2525`` (a literal ``%25``) and the
+  double-escaped names real URLs contain (``%252520``) are kept (GSB: ``%2525`` -> ``%25``).
+- Escapes of the reserved characters stay escaped (GSB decodes them): decoding ``%2F``, ``%3F`` or
+  ``%26`` changes what the server sees.
+- Tab, CR and LF inside the URL are escaped, not removed (the HTTP client img2dataset uses escapes
+  them too).
+- The host is not unescaped or escaped, leading, trailing and repeated dots are kept, and IPv4/IPv6
+  literals are not normalised (``http://3279880203/``); non-ASCII hosts go to punycode instead.
+- Only the scheme's default port is dropped (GSB drops every port).
+- No ``.``/``..`` resolution and no ``//`` collapse in the path (left to servers, which differ).
+- No scheme is guessed for a URL without one (``www.google.com/`` is opaque); userinfo is kept.
 
 ``url_sha256`` is the lower-case hex sha256 of the canonical form's UTF-8 bytes.
 
 How the SQL runs fast (each macro file says more):
 
 - One RE2 full match recognises a URL that is already canonical (lower-case http-like head, plain
-  host, non-empty path, no ``#``, only upper-case escapes of reserved or non-ASCII bytes) and returns
-  it untouched; that is most of a LAION-like column.
+  host, non-empty path of printable ASCII without ``#``, ``%`` only in upper-case escapes that rule 7
+  keeps) and returns it untouched; that is most of a LAION-like column.
 - Everything else is taken apart with short anchored regexes and plain string functions, each
   evaluated about once per row. No lambdas on that path: DuckDB rebuilds a lambda's expression state
   for every vector, which costs microseconds per vector even when a single row needs it.
-- Escapes are only touched when some escape would change. When every ``%`` starts a valid escape,
-  the non-unreserved escapes are protected as ``%25XY`` and one ``url_decode`` does the rest; only
-  strings that also hold an invalid ``%`` take the slower split-on-``%`` lambda with the guard.
+- The path and query are only touched when they would change (a raw byte <= 0x20 or >= 0x7F, found
+  with ``strlen <> length`` and one ASCII class; a ``%`` not starting an escape in canonical form), and
+  each step only where it may change something. Raw bytes are escaped from DuckDB's text rendering
+  of the string as a BLOB (a backslash, x and two hex digits per such byte) with plain ``replace``
+  calls. With valid escapes, the ones to keep are protected as ``%25XY`` and one ``url_decode``
+  decodes the rest. Only strings with a ``%`` that starts no escape (rare) take ``url_encode``, two
+  ``regexp_replace`` passes and one ``url_decode``. ``url_decode`` only ever decodes ASCII bytes, so
+  it never meets invalid UTF-8.
 - ``relake_idna`` (Python, cached per host) is called only for hosts with non-ASCII characters.
 
 The macros name their argument many times (a few are evaluated per row): pass a column or a cheap
@@ -80,10 +117,10 @@ __all__ = [
     "url_sha256",
 ]
 
-CANONICAL_VERSION = "1"
+CANONICAL_VERSION = "2"
 
 CANONICAL_RULE = """\
-canonical URL rule v1:
+canonical URL rule v2:
 1. trim ASCII whitespace (space, tab, LF, VT, FF, CR) at both ends; NULL stays NULL; empty -> NULL.
 2. no 'scheme://' at the start (scheme = letter then letters, digits, + - .): opaque, only trimmed.
 3. split scheme :// authority (to the first / ? #) path-and-query (to the first #) #fragment;
@@ -94,12 +131,17 @@ canonical URL rule v1:
    that fails); drop an empty port and the default port (http :80, https :443, compared as text);
    keep any other port part as is.
 6. an empty path becomes '/' (also before a query).
-7. path and query percent-escapes (%XX, X hex): upper-case the hex digits; decode escapes of unreserved
-   characters A-Z a-z 0-9 - . _ ~; leave a '%' not followed by two hex digits as is; except that an
-   escape of a hex digit right after such an invalid '%' (or an invalid '%' and one hex digit) stays
-   encoded, so that the rule is idempotent.
-8. all else kept byte for byte: no dot-segment resolution, no trailing-slash or query changes,
-   no encoding of non-ASCII characters.
+7. path and query, as UTF-8 bytes, left to right, one pass (each escape decoded once): a valid escape
+   %XY (X, Y hex digits) becomes its byte if that is printable ASCII (0x21-0x7E) other than '%' and the
+   reserved : / ? # [ ] @ ! $ & ' ( ) * + , ; = and else stays %XY with upper-case digits; a '%' not
+   followed by two hex digits becomes %25; other bytes are kept, except '#' and bytes <= 0x20 or
+   >= 0x7F, which become %XX (upper-case). Raw and escaped spellings agree (a b = a%20b,
+   (c) = %C2%A9 = %c2%a9); the result is idempotent.
+8. all else kept: reserved characters stay escaped or raw as written, no dot-segment resolution, no
+   '//' collapse, no trailing-slash or query changes, '+' is not a space.
+Differences from Google Safe Browsing: one unescape (not repeated), reserved escapes kept, tab/CR/LF
+escaped (not removed), no host unescaping, dot or IP normalisation, non-default ports kept, no path
+resolution, no scheme guessing for opaque URLs, userinfo kept.
 url_sha256 = lower-case hex sha256 of the canonical URL's UTF-8 bytes.
 """
 
@@ -107,7 +149,8 @@ url_sha256 = lower-case hex sha256 of the canonical URL's UTF-8 bytes.
 MACRO_QUERIES = (
     "canonical/pct_upper_hex",
     "canonical/pct_decode",
-    "canonical/pct_normalize_guarded",
+    "canonical/pct_escape_raw",
+    "canonical/pct_escape_bytes",
     "canonical/rest",
     "canonical/path_query",
     "canonical/host",
@@ -122,8 +165,11 @@ MACRO_QUERIES = (
 _WHITESPACE = " \t\n\x0b\x0c\r"
 _URL = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://([^/?#]*)([^#]*)")
 _AUTHORITY = re.compile(r"(.*@)?(\[[^\]]*\]|[^:]*)(.*)", re.DOTALL)
-_HEX = frozenset("0123456789ABCDEFabcdef")
-_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_HEX_BYTES = frozenset(b"0123456789ABCDEFabcdef")
+# Bytes an escape is decoded to (rule 7): printable ASCII but '%' and the RFC 3986 reserved characters.
+_ORDINARY = frozenset(range(0x21, 0x7F)) - frozenset(b"%:/?#[]@!$&'()*+,;=")
+# Raw bytes kept as they are: printable ASCII but '%' (always an escape's start) and '#'.
+_LITERAL = frozenset(range(0x21, 0x7F)) - frozenset(b"%#")
 _DEFAULT_PORTS = {"http": ":80", "https": ":443"}
 
 
@@ -205,29 +251,23 @@ def _canonical_authority(authority: str, scheme: str) -> str:
 
 
 def _normalize_escapes(text: str) -> str:
-    """Rule 7, scanning left to right (the SQL works differently; the tests hold the two together)."""
-    if "%" not in text:
+    """Rule 7 on bytes, left to right (the SQL works differently; the tests hold the two together)."""
+    if text.isascii() and "%" not in text and "#" not in text and text.isprintable() and " " not in text:
         return text
-    out: list[str] = []
-    last_invalid = -10  # index of the last '%' not followed by two hex digits
-    i, n = 0, len(text)
+    data = text.encode("utf-8")
+    out = bytearray()
+    i, n = 0, len(data)
     while i < n:
-        char = text[i]
-        if char != "%":
-            out.append(char)
-            i += 1
-            continue
-        digits = text[i + 1 : i + 3]
-        if len(digits) < 2 or not (digits[0] in _HEX and digits[1] in _HEX):
-            last_invalid = i
-            out.append("%")
-            i += 1
-            continue
-        decoded = chr(int(digits, 16))
-        guarded = i - last_invalid == 1 or (i - last_invalid == 2 and text[i - 1] in _HEX)
-        if decoded in _UNRESERVED and not (guarded and decoded in _HEX):
-            out.append(decoded)
+        byte = data[i]
+        if byte == 0x25 and i + 2 < n and data[i + 1] in _HEX_BYTES and data[i + 2] in _HEX_BYTES:
+            byte = int(data[i + 1 : i + 3], 16)
+            i += 3
+            keep = byte in _ORDINARY
         else:
-            out.append("%" + digits.upper())
-        i += 3
-    return "".join(out)
+            i += 1
+            keep = byte in _LITERAL
+        if keep:
+            out.append(byte)
+        else:
+            out += b"%%%02X" % byte
+    return out.decode("ascii")

@@ -171,10 +171,12 @@ def write_manifest(
 
 def manifest_for_pair(lake: Lake, a: str, b: str) -> Path:
     """A removal manifest A → B for local use (``check``/``clean --manifest A..B``), cached in the lake under
-    ``cache/pairs/`` by B's fingerprint. It never leaves the lake, so the crowd rule (a publishing rule) is not
-    applied; image hashes from the base data are included when the builds recorded them."""
+    ``cache/pairs/`` by B's fingerprint and the canonical URL rule version. It never leaves the lake, so the
+    crowd rule (a publishing rule) is not applied; image hashes from the base data are included when the builds
+    recorded them."""
     b_version = lake.load_version(b)
-    target = lake.root / "cache" / "pairs" / f"{a}..{b}.{b_version.fingerprint.value[:16]}"
+    # keyed by the URL rule too: a cached manifest of another rule version would be refused
+    target = lake.root / "cache" / "pairs" / f"{a}..{b}.{b_version.fingerprint.value[:16]}.url-v{CANONICAL_VERSION}"
     if (target / "manifest.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -344,6 +346,19 @@ class Manifest:
     min_crowd: int | None = None
 
 
+def _check_canonical_version(meta_path: Path, found: object) -> None:
+    """Refuse URL hashes taken under another canonical URL rule: they would match nothing, silently."""
+    if str(found) == CANONICAL_VERSION:
+        return
+    head = (f"{meta_path}: URL hashes use canonical URL rule version {found!r}, this relake implements "
+            f"version {CANONICAL_VERSION}; they would not match (URLs would be missed silently)")
+    older = isinstance(found, (str, int)) and str(found).isdigit() and int(found) < int(CANONICAL_VERSION)
+    if older:
+        raise InputError(f"{head}. Make the manifest again with this relake (relake manifest / relake publish) "
+                         f"or ask its publisher for one of version {CANONICAL_VERSION}")
+    raise InputError(f"{head}; upgrade relake")
+
+
 def load_manifest(folder: Path) -> Manifest:
     """Read and check ``manifest.json`` and ``removed.parquet``; a clear error for anything not understood."""
     meta_path, removed = folder / "manifest.json", folder / "removed.parquet"
@@ -365,11 +380,7 @@ def load_manifest(folder: Path) -> Manifest:
                          "upgrade relake or ask for a manifest in that format")
     if meta.get("hash") != "sha256":
         raise InputError(f"{meta_path}: URL hash {meta.get('hash')!r} is not supported (only sha256)")
-    if str(meta.get("canonical_url_version")) != CANONICAL_VERSION:
-        raise InputError(
-            f"{meta_path}: URL hashes use canonical URL rule version {meta.get('canonical_url_version')!r}, "
-            f"this relake implements version {CANONICAL_VERSION}; they would not match, upgrade relake"
-        )
+    _check_canonical_version(meta_path, meta.get("canonical_url_version"))
     image_hash = meta.get("image_hash")
     if image_hash is not None and image_hash not in HASH_LENGTHS:
         raise InputError(f"{meta_path}: image_hash {image_hash!r} is not one of null, "
