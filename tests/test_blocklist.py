@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -12,9 +13,12 @@ import pytest
 
 import relake.blocklist as bl
 from relake.blocklist import Blocklist, add_blocklist, list_blocklists, load_blocklist
+from relake.build import build_version, rules_from_flags
 from relake.errors import BlocklistError, InputError, InvalidNameError, NotFoundError
+from relake.ingest import ingest_version
 from relake.kinds import KINDS
 from relake.lake import Lake
+from relake.spec import Spec
 
 MD5_A = "0cc175b9c0f1b6a831c399e269772661"  # md5("a")
 MD5_B = "92eb5ffee6ae2fec3ad71c777531578f"  # md5("b")
@@ -216,18 +220,21 @@ def test_domains_normalised_and_urls_refused_without_echoing_them(lake: Lake, tm
 def test_urls_kept_as_given_but_whitespace_and_hashes_refused(lake: Lake, tmp_path: Path) -> None:
     f = write(
         tmp_path / "u.txt",
-        f"  HTTP://Evil.Example/A?b=1#f  \nhttp://evil.example/a b\nhttp://evil.example/\x07\n{SHA256_E}\nurl\n",
+        f"  HTTP://Evil.Example/A?b=1#f  \nhttp://evil.example/a b\nhttp://evil.example/\x07\n{SHA256_E}\nurl\n"
+        "http://evil.example/a\tb\n",
     )
     with pytest.raises(BlocklistError) as err:
         add_blocklist(lake, "u", f, "url")
     assert str(err.value) == (
-        f"{f}: 4 malformed lines: line 2: contains whitespace; line 3: contains control characters; "
+        f"{f}: 4 malformed lines: line 3: contains control characters; "
         "line 4: looks like a sha256 hash, not a URL (wrong kind; use --kind url-sha256); "
-        "line 5: does not look like a URL (no '.' or '/'); use --skip-invalid to skip them"
+        "line 5: does not look like a URL (no '.' or '/'); line 6: contains control characters; "
+        "use --skip-invalid to skip them"
     )
     assert "evil" not in str(err.value)
     b = add_blocklist(lake, "u", f, "url", skip_invalid=True)
-    assert entries(b) == ["HTTP://Evil.Example/A?b=1#f"]
+    # real URLs carry raw inner spaces (LAION does): kept as given, canonicalised at match time
+    assert entries(b) == sorted(["HTTP://Evil.Example/A?b=1#f", "http://evil.example/a b"])
     assert b.hash_of is None
 
 
@@ -355,3 +362,35 @@ def test_kinds_are_the_documented_ones() -> None:
         "image-sha256",
         "image-sha1",
     )
+
+
+REAL = Path(__file__).parent / "data" / "laion-real-1000.parquet"
+
+
+def _spellings(url: str) -> list[str]:
+    """Partner-style spellings of one URL: as written, every raw space / non-ASCII byte percent-encoded, and every
+    such escape decoded to its raw character (computed here with urllib, not relake)."""
+    encoded = quote(url, safe="".join(chr(c) for c in range(0x21, 0x7F)))  # existing escapes stay
+    decoded = "".join(ch for ch in unquote(url, errors="strict"))
+    return [url, encoded, decoded]
+
+
+@pytest.mark.parametrize("which", [0, 1, 2], ids=["as-written", "percent-encoded", "decoded"])
+def test_url_lists_in_any_spelling_remove_the_real_rows(lake: Lake, tmp_path: Path, which: int) -> None:
+    """Issue #9: real LAION URLs with a raw space and with %C2%A9 / %E5%B1%B1 escapes, listed the way partners write
+    them (raw or escaped), remove exactly their rows (expected rows picked here by plain string equality)."""
+    rows = pq.read_table(REAL).to_pylist()
+    targets = [r["URL"] for r in rows if " " in r["URL"] or "%C2%A9" in r["URL"] or "%E5%B1%B1" in r["URL"]]
+    assert len(targets) == 3
+    listed = [_spellings(u)[which] for u in targets]
+    if which:
+        assert listed != targets  # the test really spells them differently
+    f = write(tmp_path / "partner.txt", "".join(u + "\n" for u in listed))
+    ingest_version(lake, "real", [str(REAL)])
+    add_blocklist(lake, "partner", f, "url")
+    spec = Spec(name="clean", base="real", rules=rules_from_flags(["partner"], [], "safety", False))
+    result = build_version(lake, spec)
+    kept = {r["URL"] for p in sorted(lake.version_dir("clean").rglob("data/*.parquet"))
+            for r in pq.read_table(p).to_pylist()}
+    assert result.removed == len([r for r in rows if r["URL"] in targets]) == 3
+    assert kept == {r["URL"] for r in rows} - set(targets)

@@ -80,7 +80,7 @@ class MalformedEntry(Exception):
 
 HEX = re.compile(r"[0-9a-fA-F]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_URL_OK = re.compile(r"[^\s\x00-\x1f\x7f-\x9f]+")
+_URL_OK = re.compile(r"[^\x00-\x1f\x7f-\x9f]+")  # inner spaces and non-ASCII are real (LAION has them)
 _LABEL = re.compile(r"[a-z0-9-]{1,63}")
 
 
@@ -120,9 +120,7 @@ def _hash_reason(value: str, algorithm: HashAlgorithm) -> str:
 
 def normalise_url(value: str) -> str:
     if not _URL_OK.fullmatch(value):
-        if _CONTROL.search(value):
-            raise MalformedEntry("contains control characters")
-        raise MalformedEntry("contains whitespace")
+        raise MalformedEntry("contains control characters")
     if _quoted(value):
         raise MalformedEntry("enclosed in quotes")
     other = _hash_like(value)
