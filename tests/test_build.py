@@ -760,3 +760,42 @@ def test_a_shard_written_with_other_column_types_fails_the_schema_audit(
     with pytest.raises(AuditError, match=r"audit schema failed: written shard 0 .*SAMPLE_ID INTEGER.*SAMPLE_ID BIGINT"):
         build_version(lake, Spec(name="new", base="orig", rules=(Rule(id="r", category="c", where="SAMPLE_ID < 0"),)))
     _assert_nothing_published(lake, before)
+
+
+def test_every_rule_is_counted_zero_included_and_unmatched_list_entries_are_reported(
+    tmp_path: Path, lake: Lake
+) -> None:
+    """Issue #9 item 8: a rule that matches nothing is listed with 0 (not dropped), and a blocklist rule says how many
+    of its entries matched no row, so a list imported the wrong way (e.g. wrong --hash-of) is visible."""
+    rows = [{"SAMPLE_ID": i, "URL": f"http://img{i % 7}.example/p/{i}.jpg", "TEXT": f"caption {i}"} for i in range(50)]
+    write_table(pa.Table.from_pylist(rows), tmp_path / "src" / "part-00000.parquet")
+    ingest_version(lake, "orig", [str(tmp_path / "src")])
+    listed = [rows[3]["URL"], rows[10]["URL"], "http://nowhere.example/never.jpg"]
+    (tmp_path / "urls.txt").write_text("".join(u + "\n" for u in listed), encoding="utf-8")
+    add_blocklist(lake, "urls", tmp_path / "urls.txt", "url")
+    raw_hashes = [hashlib.sha256(u.upper().encode()).hexdigest() for u in listed]  # hashes of nothing in the data
+    (tmp_path / "hashes.txt").write_text("".join(h + "\n" for h in raw_hashes), encoding="utf-8")
+    add_blocklist(lake, "hashes", tmp_path / "hashes.txt", "url-sha256", hash_of="raw")
+    spec = parse_spec(
+        b'name = "v1"\nbase = "orig"\n'
+        b'[[rule]]\nid = "nothing"\nwhere = "SAMPLE_ID < 0"\ncategory = "quality"\n'
+        b'[[rule]]\nid = "urls"\nblocklist = "urls"\ncategory = "safety"\n'
+        b'[[rule]]\nid = "hashes"\nblocklist = "hashes"\ncategory = "safety"\n'
+        b'[[rule]]\nid = "even"\nwhere = "SAMPLE_ID % 2 = 0"\ncategory = "quality"\n',
+    )
+    result = build_version(lake, spec)
+    removed_by_urls = sum(1 for r in rows if r["URL"] in listed)
+    assert result.by_rule == {"nothing": 0, "urls": removed_by_urls, "hashes": 0, "even": 25}
+    assert list(result.by_rule) == ["nothing", "urls", "hashes", "even"]  # spec order
+    assert result.unmatched_entries == {"urls": 1, "hashes": 3}
+    assert lake.load_version("v1").stats["removed_by_rule"] == result.by_rule
+
+    out = CliRunner().invoke(app, ["--lake", str(lake.root), "build", "v2", "--base", "orig", "--blocklist",
+                                   "hashes", "--where", "SAMPLE_ID = 1", "--json"])
+    assert out.exit_code == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["by_rule"] == {"blocklist-hashes": 0, "where-1": 1}
+    assert data["unmatched_entries"] == {"blocklist-hashes": 3}
+    text = CliRunner().invoke(app, ["--lake", str(lake.root), "build", "v3", "--base", "orig", "--blocklist", "hashes"])
+    assert text.exit_code == 0, text.stderr
+    assert "rule 'blocklist-hashes' matched no rows (check the list's --kind and --hash-of)" in text.stderr

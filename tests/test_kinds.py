@@ -36,9 +36,9 @@ DUMMY_SQL = """\
 -- Reads: views rows(file, pos, url, caption, id) and bl(entry).
 -- params: $rule, $how
 INSERT INTO matches
-SELECT r.file, r.pos, $rule, $how
+SELECT r.file, r.pos, $rule, $how, bl.entry
 FROM rows AS r
-SEMI JOIN bl ON sha256(r.caption) = bl.entry
+JOIN bl ON sha256(r.caption) = bl.entry
 """
 
 

@@ -56,8 +56,9 @@ _VARCHAR = duckdb.sqltypes.VARCHAR
 class BuildResult:
     version: Version
     removed: int
-    by_rule: dict[str, int]
+    by_rule: dict[str, int]  # every rule of the spec, in spec order, 0 included (a row counts for each rule it matched)
     by_category: dict[str, int]
+    unmatched_entries: dict[str, int]  # blocklist rules: how many distinct list entries matched no base row
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,10 @@ def build_version(
                              "are not in the removed rows; nothing was published")
         checkpoint("build:after-match")
         removed_total = int(q("build/removed_count").rows(db.con)[0][0])
-        by_rule = {str(r): int(n) for r, n in q("build/removed_by_rule").rows(db.con)}
+        matched = {str(r): int(n) for r, n in q("build/removed_by_rule").rows(db.con)}
+        by_rule = {p.rule.id: matched.get(p.rule.id, 0) for p in plans}  # a rule that matched nothing shows as 0
+        unmatched = {p.rule.id: _unmatched(db, p.rule.id, p.blocklist)
+                     for p in plans if p.blocklist is not None}
         by_category = {str(c): int(n) for c, n, _ in q("build/removed_stats").rows(db.con)}
         codec = str(q("db/shard_codec").rows(db.con, file=plain[0])[0][0]).lower() if plain else "zstd"
         codec = codec if codec in ("snappy", "zstd") else "zstd"
@@ -180,13 +184,13 @@ def build_version(
                                 if n.startswith(("build/", "audit/", "canonical/", "fingerprint/"))},
                     "output_compression": codec,
                 },
-                stats={"removed_rows": removed_total, "removed_by_rule": by_rule,
+                stats={"removed_rows": removed_total, "removed_by_rule": by_rule, "unmatched_entries": unmatched,
                        "removed_by_category": by_category, "removed_image_hash": image_algo, "row_hash": row_hash},
             )
             (staging.path / "version.json").write_text(version.to_json(), encoding="utf-8")
             checkpoint("build:before-publish")
             lake.publish(staging, spec.name)
-    return BuildResult(version, removed_total, by_rule, by_category)
+    return BuildResult(version, removed_total, by_rule, by_category, unmatched)
 
 
 @contextmanager
@@ -354,6 +358,11 @@ def _run_rules(db: Db, plans: Sequence[_Plan], spec: Spec, roles: Roles, columns
             match.run(db.con, **{k: v for k, v in given.items() if k in match.params})
         except duckdb.Error as exc:
             raise SpecError(f"rule {r.id!r} failed: {first_line(exc)}") from exc
+
+
+def _unmatched(db: Db, rule: str, bl: Blocklist) -> int:
+    """How many distinct entries of a blocklist rule's list matched no base row."""
+    return bl.unique_entries - int(query("build/entries_matched").rows(db.con, rule=rule)[0][0])
 
 
 def _kind(rule: Rule, bl: Blocklist) -> BlocklistKind:

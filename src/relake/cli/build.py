@@ -121,8 +121,15 @@ def build(
     if as_json:
         console.print_json({"name": v.name, "base": v.parent, "rows": v.rows, "removed": result.removed,
                             "by_rule": result.by_rule, "by_category": result.by_category,
+                            "unmatched_entries": result.unmatched_entries,
                             "fingerprint": v.fingerprint.value, "seconds": round(secs, 3)})
         return
     console.out.print(f"built {v.name} from {v.parent}: {v.rows:,} rows kept, {result.removed:,} removed "
                       f"in {len(v.shards)} shards ({secs:.1f} s)")
-    console.table("removed by rule", ["rule", "rows"], [(r, f"{n:,}") for r, n in result.by_rule.items()])
+    unmatched = result.unmatched_entries
+    console.table("removed by rule", ["rule", "rows", "list entries that matched no row"],
+                  [(r, f"{n:,}", f"{unmatched[r]:,}" if r in unmatched else "") for r, n in result.by_rule.items()])
+    for r, n in result.by_rule.items():
+        if n == 0:
+            hint = " (check the list's --kind and --hash-of)" if r in unmatched else ""
+            console.warn(f"rule {r!r} matched no rows{hint}")

@@ -3,7 +3,7 @@
 -- Reads: views rows(file, pos, url, caption, id) and bl(entry).
 -- params: $rule
 INSERT INTO matches
-SELECT DISTINCT s.file, s.pos, $rule, 'domain'
+SELECT DISTINCT s.file, s.pos, $rule, 'domain', bl.entry
 FROM (
     SELECT file, pos,
         unnest(list_transform(
@@ -13,4 +13,4 @@ FROM (
     FROM (SELECT file, pos, url_host(canonical_url(url)) AS host FROM rows)
     WHERE host IS NOT NULL AND host <> ''
 ) AS s
-SEMI JOIN bl ON s.suffix = bl.entry
+JOIN bl ON s.suffix = bl.entry

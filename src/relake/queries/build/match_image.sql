@@ -3,6 +3,6 @@
 -- Reads: views img(file, pos, img) and bl(entry).
 -- params: $rule, $how
 INSERT INTO matches
-SELECT i.file, i.pos, $rule, $how
+SELECT i.file, i.pos, $rule, $how, bl.entry
 FROM img AS i
-SEMI JOIN bl ON lower(trim(i.img)) = bl.entry
+JOIN bl ON lower(trim(i.img)) = bl.entry

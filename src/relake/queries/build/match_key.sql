@@ -2,6 +2,6 @@
 -- Reads: views rows(file, pos, url, caption, id) and bl(entry).
 -- params: $rule
 INSERT INTO matches
-SELECT r.file, r.pos, $rule, 'key'
+SELECT r.file, r.pos, $rule, 'key', bl.entry
 FROM rows AS r
-SEMI JOIN bl ON r.id = bl.entry
+JOIN bl ON r.id = bl.entry

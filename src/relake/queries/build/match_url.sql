@@ -3,6 +3,6 @@
 -- Reads: views rows(file, pos, url, caption, id) and bl(entry).
 -- params: $rule
 INSERT INTO matches
-SELECT r.file, r.pos, $rule, CASE WHEN trim(r.url) = b.entry THEN 'url' ELSE 'canonical-url' END
+SELECT r.file, r.pos, $rule, CASE WHEN trim(r.url) = b.entry THEN 'url' ELSE 'canonical-url' END, b.entry
 FROM rows AS r
 JOIN (SELECT entry, canonical_url(entry) AS canon FROM bl) AS b ON canonical_url(r.url) = b.canon

@@ -3,7 +3,7 @@
 -- Reads: views rows(file, pos, url, caption, id) and bl(entry).
 -- params: $rule, $algo, $raw, $how
 INSERT INTO matches
-SELECT h.file, h.pos, $rule, $how
+SELECT h.file, h.pos, $rule, $how, bl.entry
 FROM (
     SELECT file, pos,
         CASE $algo
@@ -14,4 +14,4 @@ FROM (
     FROM (SELECT file, pos, CASE WHEN $raw THEN trim(url) ELSE canonical_url(url) END AS u FROM rows)
     WHERE u IS NOT NULL
 ) AS h
-SEMI JOIN bl ON h.digest = bl.entry
+JOIN bl ON h.digest = bl.entry

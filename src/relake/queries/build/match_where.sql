@@ -4,6 +4,6 @@
 -- Reads: view base (the base's columns plus filename, file_row_number).
 -- params: $rule
 INSERT INTO matches
-SELECT filename, file_row_number, $rule, 'predicate'
+SELECT filename, file_row_number, $rule, 'predicate', NULL
 FROM base
 WHERE coalesce((/*PREDICATE*/ FALSE), FALSE)
