@@ -176,7 +176,8 @@ def test_wrong_types() -> None:
 def test_params() -> None:
     fails(HEAD + 'params = "x"\n' + OK_RULE, "[params] must be a table")
     fails(HEAD + '[params]\n"bad name" = 1\n' + OK_RULE, "param name 'bad name' must be a plain identifier")
-    fails(HEAD + "[params]\nt = { a = 1 }\n" + OK_RULE, "param 't' must be a string, number, boolean or list")
+    fails(HEAD + "[params]\nt = { a = 1 }\n" + OK_RULE,
+          "param 't' must be a string, number, boolean or a flat list of them (not a table)")
     fails(HEAD + '[params]\nrule = "x"\n' + OK_RULE, "'rule' is reserved")
     spec = parse(HEAD + '[params]\nwords = ["a", "b"]\nflag = true\nn = 3\n' + OK_RULE)
     assert spec.params == {"words": ["a", "b"], "flag": True, "n": 3}

@@ -44,6 +44,7 @@ from relake.fingerprint import (
 from relake.ingest import shard_facts
 from relake.kinds import BLOCKLIST_KINDS, HASH_ALGORITHMS, BlocklistKind
 from relake.lake import Lake, checkpoint, validate_name
+from relake.predicate import check_where, embed
 from relake.record import Fingerprint, Roles, Shard, Version, sha256_file
 from relake.sources import source_paths
 from relake.spec import Rule, Spec
@@ -100,9 +101,11 @@ def build_version(
     for s, p in zip(base.shards, paths, strict=True):
         if not p.is_file() or p.stat().st_size != s.bytes:
             raise InputError(f"{p}: shard of {spec.base} is missing or changed size; run `relake verify {spec.base}`")
+    readable = _readable(lake, paths, plans)
+    _check_wheres(spec, paths, readable)
     engine = engine or LocalEngine(max(1, threads or os.cpu_count() or 1))
     with (_hash_base(paths, threads) as (hasher, digests), _duckdb_errors(spec.base, base, paths, digests),
-          connect(lake, memory_limit=memory_limit, threads=threads) as db):
+          connect(lake, memory_limit=memory_limit, threads=threads, readable=readable) as db):
         register_canonical(db.con)
         query("build/url_host").run(db.con)
         plain = _bind_base(db, paths, base.roles)
@@ -360,6 +363,14 @@ def _run_rules(db: Db, plans: Sequence[_Plan], spec: Spec, roles: Roles, columns
             raise SpecError(f"rule {r.id!r} failed: {first_line(exc)}") from exc
 
 
+def _readable(lake: Lake, paths: Sequence[Path], plans: Sequence[_Plan]) -> list[Path]:
+    """What a build's sandboxed DuckDB may read: the lake (blocklists, staging, spill), the base's shard folders and
+    the side tables' folders; nothing else (rules run on this connection)."""
+    files = [*paths, *(sp for p in plans for sp in p.side_paths)]
+    # DuckDB checks the file it opens: a shard reached through a symlink needs its target's folder too
+    return [lake.root, *sorted({f.absolute().parent for f in files} | {f.resolve().parent for f in files})]
+
+
 def _unmatched(db: Db, rule: str, bl: Blocklist) -> int:
     """How many distinct entries of a blocklist rule's list matched no base row."""
     return bl.unique_entries - int(query("build/entries_matched").rows(db.con, rule=rule)[0][0])
@@ -373,29 +384,29 @@ def _kind(rule: Rule, bl: Blocklist) -> BlocklistKind:
 
 
 def _run_where(db: Db, rule: Rule, spec: Spec) -> None:
+    """Run a `where` rule: vetted (predicate.check_where) on this very connection, then its match query."""
     assert rule.where is not None
-    template = query("build/match_where")
-    marker = "/*PREDICATE*/ FALSE"
-    text = template.text.replace(marker, rule.where)
+    bound = check_where(db.con, rule.id, rule.where, spec.params)
+    text = embed(query("build/match_where").text, rule.where)
     try:
-        statements = db.con.extract_statements(text)
-    except duckdb.Error as exc:
-        raise SpecError(f"rule {rule.id!r}: 'where' does not parse: {first_line(exc)}") from exc
-    if len(statements) != 1:
-        raise SpecError(f"rule {rule.id!r}: 'where' must be one SQL expression")
-    used = set(statements[0].named_parameters) - {"rule"}
-    missing = sorted(used - set(spec.params))
-    if missing:
-        raise SpecError(f"rule {rule.id!r}: 'where' uses ${', $'.join(missing)}, not given under [params]")
-    params: dict[str, Any] = {k: spec.params[k] for k in used}
-    params["rule"] = rule.id
-    try:
-        db.con.execute(text, params)
-    except (duckdb.BinderException, duckdb.CatalogException, duckdb.ParserException) as exc:
-        # planning errors quote the spec's own code (column and function names), never row values
-        raise SpecError(f"rule {rule.id!r}: 'where' is not valid over {spec.base}: {first_line(exc)}") from exc
+        db.con.execute(text, {**bound, "rule": rule.id})
     except duckdb.Error as exc:
         raise SpecError(f"rule {rule.id!r}: 'where' failed: {_redact(first_line(exc))}") from exc
+
+
+def _check_wheres(spec: Spec, paths: Sequence[Path], readable: Sequence[Path]) -> None:
+    """Vet every `where` of the spec against the base's schema before any row is read (seconds at any size)."""
+    wheres = [r for r in spec.rules if r.where is not None]
+    if not wheres:
+        return
+    with connect(None, threads=1, readable=readable) as db:
+        register_canonical(db.con)
+        query("build/url_host").run(db.con)
+        db.con.read_parquet([db.plain_path(p) for p in paths], filename=True, file_row_number=True).create_view(
+            "base", replace=True)
+        for r in wheres:
+            assert r.where is not None
+            check_where(db.con, r.id, r.where, spec.params)
 
 
 def _redact(message: str) -> str:

@@ -105,8 +105,12 @@ def connect(
     *,
     memory_limit: str | None = None,
     threads: int | None = None,
+    readable: Sequence[Path] | None = None,
 ) -> Iterator[Db]:
-    """An in-memory DuckDB with a memory limit and, when a lake is given, a spill folder inside it."""
+    """An in-memory DuckDB with a memory limit and, when a lake is given, a spill folder inside it.
+
+    With ``readable`` it is a sandbox (the connection rules run on): files only under those folders and relake's
+    own temp folders, no network, no extension installed or loaded on demand, configuration locked."""
     with _spill(lake) as spill, tempfile.TemporaryDirectory(prefix="relake-links-") as links:
         if has_glob_chars(links):
             raise InputError(f"the temp folder {links} has glob characters; set TMPDIR to a plain path")
@@ -118,11 +122,20 @@ def connect(
             config["threads"] = threads
         if spill is not None:
             config["temp_directory"] = str(spill)
+        if readable is not None:
+            config["autoinstall_known_extensions"] = False
+            config["autoload_known_extensions"] = False
         try:
             con = duckdb.connect(":memory:", config=config)
         except duckdb.Error as exc:
             raise InputError(f"cannot start DuckDB: {exc}") from exc
         query("db/quiet").run(con)
+        if readable is not None:
+            own = [Path(links)] + ([spill] if spill is not None else [])
+            dirs = sorted({str(Path(p).absolute()).rstrip("/") + "/" for p in [*readable, *own]})
+            query("db/allow_directories").run(con, dirs=dirs)
+            query("db/no_external_access").run(con)
+            query("db/lock_configuration").run(con)
         db = Db(con, Path(links) / "l")
         try:
             yield db

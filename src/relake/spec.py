@@ -75,12 +75,22 @@ def load_spec(path: Path) -> Spec:
     return parse_spec(raw, str(path))
 
 
+def _toml_type(v: Any) -> str:
+    if isinstance(v, list):
+        inner = sorted({_toml_type(x) for x in v if not isinstance(x, str | int | float | bool)})
+        return f"a list holding {', '.join(inner)}" if inner else "a list"
+    return {"date": "a date", "datetime": "a date-time", "time": "a time", "dict": "a table"}.get(
+        type(v).__name__, type(v).__name__)
+
+
 def parse_spec(raw: bytes, where: str = "spec") -> Spec:
     try:
         text = raw.decode("utf-8")
         data = tomllib.loads(text)
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise SpecError(f"{where}: not valid TOML ({exc})") from exc
+    except RecursionError:
+        raise SpecError(f"{where}: nested too deeply to be a release spec") from None
     unknown = set(data) - _TOP_KEYS
     if unknown:
         raise SpecError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_TOP_KEYS)}")
@@ -97,8 +107,10 @@ def parse_spec(raw: bytes, where: str = "spec") -> Spec:
             raise SpecError(f"{where}: param name {k!r} must be a plain identifier")
         if k == "rule":
             raise SpecError(f"{where}: param name 'rule' is reserved (each rule's id is bound as $rule); rename it")
-        if not isinstance(v, str | int | float | bool | list):
-            raise SpecError(f"{where}: param {k!r} must be a string, number, boolean or list")
+        scalar = str | int | float | bool
+        if not (isinstance(v, scalar) or (isinstance(v, list) and all(isinstance(x, scalar) for x in v))):
+            raise SpecError(f"{where}: param {k!r} must be a string, number, boolean or a flat list of them "
+                            f"(not {_toml_type(v)})")
     rules_raw = data.get("rule", [])
     if not isinstance(rules_raw, list) or not rules_raw:
         raise SpecError(f"{where}: the spec has no [[rule]] entries")
