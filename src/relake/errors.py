@@ -95,7 +95,7 @@ class EngineError(RelakeError):
 # withheld (a value may be a removed URL or caption, which must never be printed):
 #
 #     out of memory, or a full disk             ResourceError: raise --memory-limit, or free disk space
-#     a query interrupted (SIGINT, SIGTERM)     KeyboardInterrupt: the CLI exits as for the signal, not a data error
+#     a query stopped by a signal               KeyboardInterrupt: the CLI exits 130 ("interrupted"), not as bad data
 #     any other I/O error                       InputError (DuckDB's message names the file)
 #     anything else                             the site's class: InputError, or SpecError for a release spec's rules
 
@@ -129,7 +129,8 @@ def first_line(exc: BaseException) -> str:
     line = _ROW_VALUE.sub(lambda m: f"{m.group(1)}{m.group(2)} {_WITHHELD}", line)
     line = _NUMBER_VALUE.sub(lambda m: f"{m.group(1)} {_WITHHELD}", line)
     if isinstance(exc, _VALUE_ERRORS):
-        prefix, rest = _PREFIX.match(line).groups("")  # type: ignore[union-attr]  # the pattern matches any line
+        m = _PREFIX.match(line)
+        prefix, rest = (m.group(1) or "", m.group(2)) if m else ("", line)
         colon = rest.find(": ")
         if colon >= 0:
             rest = f"{rest[:colon]}: {_WITHHELD}"
