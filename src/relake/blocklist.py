@@ -44,8 +44,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from relake import __version__
-from relake.db import connect, first_line
-from relake.errors import BlocklistError, InputError, InvalidNameError, NotFoundError
+from relake.db import connect
+from relake.errors import BlocklistError, InputError, InvalidNameError, NotFoundError, first_line
 from relake.kinds import BLOCKLIST_KINDS, HEX, BlocklistKind, HexDigest, MalformedEntry, blocklist_kind
 from relake.lake import Lake, publish_dir, validate_name
 from relake.record import sha256_file

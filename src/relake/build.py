@@ -29,9 +29,9 @@ from duckdb import ColumnExpression, ConstantExpression, StarExpression
 from relake import __version__
 from relake.blocklist import Blocklist, load_blocklist
 from relake.canonical import CANONICAL_VERSION, register_canonical
-from relake.db import Db, bind_shard, connect, first_line, write_parquet_stable
+from relake.db import Db, bind_shard, connect, write_parquet_stable
 from relake.engine import Engine, LocalEngine, job_connection, plain_file
-from relake.errors import AuditError, InputError, NotFoundError, RelakeError, ResourceError, SpecError
+from relake.errors import AuditError, InputError, NotFoundError, RelakeError, SpecError, duckdb_errors
 from relake.fingerprint import (
     ALGORITHM,
     cached_row_hashes,
@@ -104,7 +104,11 @@ def build_version(
     readable = _readable(lake, paths, plans)
     _check_wheres(spec, paths, readable)
     engine = engine or LocalEngine(max(1, threads or os.cpu_count() or 1))
-    with (_hash_base(paths, threads) as (hasher, digests), _duckdb_errors(spec.base, base, paths, digests),
+    # a DuckDB error no step handled (say, an undecodable page of a base shard) becomes a one-line error; a base
+    # shard whose bytes changed since its version was recorded is named as the cause when it is one
+    with (_hash_base(paths, threads) as (hasher, digests),
+          duckdb_errors(f"building from {spec.base} failed:", then="; nothing was published",
+                        check=lambda: _check_base_digests(spec.base, base, paths, digests)),
           connect(lake, memory_limit=memory_limit, threads=threads, readable=readable) as db):
         register_canonical(db.con)
         query("build/url_host").run(db.con)
@@ -206,21 +210,6 @@ def _hash_base(paths: Sequence[Path], threads: int | None) -> Iterator[tuple[Thr
         yield pool, [pool.submit(sha256_file, p) for p in paths]
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-
-
-@contextmanager
-def _duckdb_errors(name: str, base: Version, paths: Sequence[Path], digests: Sequence[Future[str]]) -> Iterator[None]:
-    """A DuckDB error no step handled (say, an undecodable page of a base shard) becomes a one-line error; a
-    base shard whose bytes changed is named as the cause when it is one."""
-    try:
-        yield
-    except duckdb.Error as exc:
-        _check_base_digests(name, base, paths, digests)
-        if isinstance(exc, duckdb.OutOfMemoryException) or "No space left" in str(exc):
-            raise ResourceError(f"building from {name} ran out of memory or disk ({first_line(exc)}); DuckDB "
-                                "reports a full spill folder as out of memory: free space in the lake's tmp/ and "
-                                "output folders or raise --memory-limit; nothing was published") from exc
-        raise InputError(f"building from {name} failed: {first_line(exc)}; nothing was published") from exc
 
 
 def _check_base_digests(name: str, base: Version, paths: Sequence[Path], digests: Sequence[Future[str]]) -> None:
@@ -342,7 +331,7 @@ def _run_rules(db: Db, plans: Sequence[_Plan], spec: Spec, roles: Roles, columns
     query("build/create_matches").run(db.con)
     for p in plans:
         r = p.rule
-        try:
+        with duckdb_errors(f"rule {r.id!r} failed:", as_=SpecError):
             if p.blocklist is None:
                 _run_where(db, r, spec)
                 continue
@@ -359,8 +348,6 @@ def _run_rules(db: Db, plans: Sequence[_Plan], spec: Spec, roles: Roles, columns
             match = query(kind.match)  # binds $rule and whichever of $algo, $raw, $how it declares
             given: dict[str, Any] = {"rule": r.id, "algo": algo, "raw": raw, "how": how}
             match.run(db.con, **{k: v for k, v in given.items() if k in match.params})
-        except duckdb.Error as exc:
-            raise SpecError(f"rule {r.id!r} failed: {first_line(exc)}") from exc
 
 
 def _readable(lake: Lake, paths: Sequence[Path], plans: Sequence[_Plan]) -> list[Path]:
@@ -388,10 +375,10 @@ def _run_where(db: Db, rule: Rule, spec: Spec) -> None:
     assert rule.where is not None
     bound = check_where(db.con, rule.id, rule.where, spec.params)
     text = embed(query("build/match_where").text, rule.where)
-    try:
+    # planning errors quote the spec's own code (column and function names); any other may quote a row's value
+    with duckdb_errors(f"rule {rule.id!r}: 'where' failed:", as_=SpecError, strict=True,
+                       planning=f"rule {rule.id!r}: 'where' is not valid over {spec.base}:"):
         db.con.execute(text, {**bound, "rule": rule.id})
-    except duckdb.Error as exc:
-        raise SpecError(f"rule {rule.id!r}: 'where' failed: {_redact(first_line(exc))}") from exc
 
 
 def _check_wheres(spec: Spec, paths: Sequence[Path], readable: Sequence[Path]) -> None:
@@ -407,12 +394,6 @@ def _check_wheres(spec: Spec, paths: Sequence[Path], readable: Sequence[Path]) -
         for r in wheres:
             assert r.where is not None
             check_where(db.con, r.id, r.where, spec.params)
-
-
-def _redact(message: str) -> str:
-    """DuckDB puts row values into some conversion errors; keep only the part before any quoted value."""
-    cut = min((i for i in (message.find("'"), message.find('"')) if i >= 0), default=-1)
-    return message if cut < 0 else message[:cut].rstrip(" :") + " (value withheld)"
 
 
 def _bind_base_images(db: Db, plans: Sequence[_Plan], roles: Roles, columns: Sequence[str]) -> str | None:

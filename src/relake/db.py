@@ -9,7 +9,6 @@ or column name is ever formatted into SQL text.
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -19,7 +18,7 @@ from typing import Any
 
 import duckdb
 
-from relake.errors import InputError, ResourceError
+from relake.errors import InputError, duckdb_errors, duckdb_resources
 from relake.lake import Lake, has_glob_chars
 from relake.record import Roles
 from relake.sql import query
@@ -34,10 +33,8 @@ def bind_shard(con: duckdb.DuckDBPyConnection, path: str, view: str = "shard") -
     schema (``pyarrow.concat_tables`` and datasets refuse them). Here each top-level column the file declares
     optional passes through ``CASE WHEN c IS NULL THEN NULL ELSE c END``, which keeps every value and lets
     the writer declare it optional again; required columns stay required."""
-    try:
+    with duckdb_errors(f"{path}: not a readable parquet file"):
         elements = query("db/parquet_schema").rows(con, file=path)
-    except duckdb.Error as exc:
-        raise InputError(f"{path}: not a readable parquet file ({first_line(exc)})") from exc
     optional: set[str] = set()
     i = 1  # elements[0] is the root; each top-level column is followed by its subtree
 
@@ -125,10 +122,8 @@ def connect(
         if readable is not None:
             config["autoinstall_known_extensions"] = False
             config["autoload_known_extensions"] = False
-        try:
+        with duckdb_errors("cannot start DuckDB:"):
             con = duckdb.connect(":memory:", config=config)
-        except duckdb.Error as exc:
-            raise InputError(f"cannot start DuckDB: {exc}") from exc
         query("db/quiet").run(con)
         if readable is not None:
             own = [Path(links)] + ([spill] if spill is not None else [])
@@ -138,12 +133,8 @@ def connect(
             query("db/lock_configuration").run(con)
         db = Db(con, Path(links) / "l")
         try:
-            yield db
-        except duckdb.OutOfMemoryException as exc:
-            raise ResourceError(
-                f"DuckDB ran out of memory or spill space ({first_line(exc)}); raise --memory-limit, "
-                f"or free disk space under {spill or 'the temp folder'}"
-            ) from exc
+            with duckdb_resources(spill or Path(".tmp").absolute()):  # DuckDB's own spill folder without a lake
+                yield db
         finally:
             db.close()
 
@@ -157,9 +148,6 @@ def _spill(lake: Lake | None) -> Iterator[Path | None]:
         yield d
 
 
-_ROW_VALUE = re.compile(r"""\b(value|string|input|Value)\s+(["'])(?:(?!\2).)*\2""")
-
-
 def write_parquet_stable(table: Any, out: Path) -> None:
     """Write an Arrow table or record-batch reader with one single-threaded DuckDB, so the bytes are the same on
     every run (a multi-threaded COPY cuts row groups wherever batches happen to arrive)."""
@@ -170,14 +158,6 @@ def write_parquet_stable(table: Any, out: Path) -> None:
         query("db/write_parquet").run(con, out=str(out))
     finally:
         con.close()
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an error message, with row values DuckDB quotes in it withheld (a value may be a
-    removed URL or caption, which must never be printed)."""
-    text = str(exc).strip().splitlines()
-    line = text[0] if text else type(exc).__name__
-    return _ROW_VALUE.sub(lambda m: f"{m.group(1)} (withheld)", line)
 
 
 # Column roles: canonical role -> candidate source names, in order of preference (case-insensitive).

@@ -23,7 +23,7 @@ from typing import Any, Protocol, TypeVar
 
 import duckdb
 
-from relake.errors import RelakeError
+from relake.errors import EngineError, InputError, RelakeError, first_line, from_duckdb
 from relake.lake import has_glob_chars
 from relake.sql import query
 
@@ -95,7 +95,7 @@ class RayEngine:
         try:
             import ray
         except ImportError:
-            raise RelakeError(RAY_MISSING) from None
+            raise EngineError(RAY_MISSING) from None
         self._ray: Any = ray
         self.address = address
         self._remote: dict[Callable[..., Any], Any] = {}
@@ -104,7 +104,7 @@ class RayEngine:
                 ray.init(address=address, ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
             except Exception as exc:
                 where = address or os.environ.get("RAY_ADDRESS") or "a new local cluster"
-                raise RelakeError(f"cannot start or join Ray ({where}): {_first_line(exc)}") from exc
+                raise EngineError(f"cannot start or join Ray ({where}): {first_line(exc)}") from exc
 
     def map(
         self,
@@ -133,9 +133,7 @@ class RayEngine:
                     except ray.exceptions.RayError as exc:
                         what = label(jobs[i]) if label else f"job {i + 1} of {len(jobs)}"
                         cause = getattr(exc, "cause", None) or exc
-                        raise RelakeError(f"Ray task {getattr(fn, '__name__', 'job')} for {what} failed: "
-                                          f"{type(cause).__name__}: {_first_line(cause)}; the lake is unchanged"
-                                          ) from exc
+                        raise task_error(getattr(fn, "__name__", "job"), what, cause) from exc
                     if on_result:
                         on_result(i, results[i])
                     if on_done:
@@ -146,14 +144,29 @@ class RayEngine:
         return results
 
 
+def task_error(task: str, what: str, cause: BaseException) -> RelakeError:
+    """The error a failed Ray task ends the run with, naming the task, its job and the cause: of the cause's class
+    when relake raised it on purpose (an InputError stays one), of the class DuckDB's error translates to (out of
+    memory: ResourceError), else an EngineError (say, its worker died)."""
+    failed = f"Ray task {task} for {what} failed:"
+    if isinstance(cause, duckdb.Error):
+        translated = from_duckdb(cause, failed, then="; the lake is unchanged")
+        if isinstance(translated, RelakeError):
+            return translated
+    message = f"{failed} {type(cause).__name__}: {first_line(cause)}; the lake is unchanged"
+    if isinstance(cause, RelakeError) and type(cause).__init__ is RelakeError.__init__:
+        return type(cause)(message)
+    return EngineError(message)
+
+
 def get_engine(name: str, address: str | None = None, workers: int | None = None) -> Engine:
     if name == EngineKind.local:
         if address is not None:
-            raise RelakeError("--ray-address only applies with --engine ray")
+            raise EngineError("--ray-address only applies with --engine ray")
         return LocalEngine(workers)
     if name == EngineKind.ray:
         return RayEngine(address)
-    raise RelakeError(f"unknown engine {name!r}; use local or ray")
+    raise EngineError(f"unknown engine {name!r}; use local or ray")
 
 
 @contextmanager
@@ -166,7 +179,7 @@ def plain_file(path: str) -> Iterator[str]:
         return
     with tempfile.TemporaryDirectory(prefix="relake-job-") as d:
         if has_glob_chars(d):
-            raise RelakeError(f"the temp folder {d} has glob characters; set TMPDIR to a plain path")
+            raise InputError(f"the temp folder {d} has glob characters; set TMPDIR to a plain path")
         link = Path(d) / "f.parquet"
         os.symlink(os.path.abspath(path), link)
         yield str(link)
@@ -183,8 +196,3 @@ def job_connection(memory_limit: str | None = None, spill: str | None = None) ->
     con = duckdb.connect(":memory:", config=config)
     query("db/quiet").run(con)
     return con
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -20,9 +20,9 @@ from typing import Any
 
 import duckdb
 
-from relake.db import Db, connect, first_line
+from relake.db import Db, connect
 from relake.engine import Engine, plain_file
-from relake.errors import InputError
+from relake.errors import InputError, duckdb_errors
 from relake.lake import VERSION_FILE, Lake
 from relake.record import Fingerprint, Version
 from relake.sources import read_side, resolve_side
@@ -117,15 +117,13 @@ def fingerprint_file(path: str, names: str, schema: FileSchema | None = None) ->
     con = duckdb.connect(":memory:", config={"threads": 1})
     query("db/quiet").run(con)
     try:
-        with plain_file(path) as plain:
+        with duckdb_errors(f"{path}: cannot scan"), plain_file(path) as plain:
             rel = con.read_parquet(plain)
             if schema is not None and _schema(rel) != schema:
                 raise InputError(f"{path}: its columns or types differ from the first file's; a per-file "
                                  "fingerprint needs one schema (use --engine local)")
             rel.create_view("src")
             rows = query("fingerprint/buckets").rows(con, names=names)
-    except duckdb.Error as exc:
-        raise InputError(f"{path}: cannot scan ({first_line(exc)})") from exc
     finally:
         con.close()
     return [(int(b), int(n), int(lo), int(hi)) for b, n, lo, hi in rows]
@@ -146,10 +144,8 @@ def fingerprint_files(paths: Sequence[Path], engine: Engine) -> Fingerprint:
     files = [str(Path(p).absolute()) for p in paths]
     con = duckdb.connect(":memory:", config={"threads": 1})
     try:
-        with plain_file(files[0]) as plain:
+        with duckdb_errors(f"{files[0]}: not readable as parquet"), plain_file(files[0]) as plain:
             schema = _schema(con.read_parquet(plain))
-    except duckdb.Error as exc:
-        raise InputError(f"{files[0]}: not readable as parquet ({first_line(exc)})") from exc
     finally:
         con.close()
     names = names_tag(n for n, _ in schema)
@@ -193,12 +189,8 @@ def fingerprint_target(
             return FingerprintReport(spec, side.kind, "manifest", side.version.fingerprint, None,
                                      time.perf_counter() - start)
         read_side(db, side).create_view("src", replace=True)
-        try:
+        with duckdb_errors(f"{spec}: cannot scan"):
             fp = fingerprint_src(db)
-        except duckdb.OutOfMemoryException:
-            raise
-        except duckdb.Error as exc:
-            raise InputError(f"{spec}: cannot scan ({first_line(exc)})") from exc
     return FingerprintReport(spec, side.kind, "computed", fp, _matches(side.version, fp),
                              time.perf_counter() - start)
 

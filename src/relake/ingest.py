@@ -19,8 +19,8 @@ from pathlib import Path
 import duckdb
 
 from relake import __version__
-from relake.db import Db, connect, detect_roles, first_line
-from relake.errors import InputError, NotFoundError
+from relake.db import Db, connect, detect_roles
+from relake.errors import InputError, NotFoundError, duckdb_errors
 from relake.fingerprint import fingerprint_and_row_hashes
 from relake.lake import Lake, checkpoint, validate_name
 from relake.record import Column, Shard, Version, sha256_file
@@ -77,12 +77,10 @@ def shard_facts(db: Db, path: Path, *, with_hash: bool = True) -> ShardFacts:
     if size == 0:
         raise InputError(f"{path}: file is empty (0 bytes), not parquet; remove it or restore it")
     plain = db.plain_path(path)
-    try:
+    with duckdb_errors(f"{path}: not a readable parquet file"):
         rel = db.con.read_parquet(plain)
         schema = tuple(Column(n, str(t)) for n, t in zip(rel.columns, rel.dtypes, strict=True))
         rows = query("ingest/shard_rows").rows(db.con, files=[plain])
-    except duckdb.Error as exc:
-        raise InputError(f"{path}: not a readable parquet file ({first_line(exc)})") from exc
     digest = sha256_file(path) if with_hash else ""
     return ShardFacts(path, int(rows[0][1]) if rows else 0, size, digest, schema)
 
@@ -176,12 +174,10 @@ def ingest_version(
                     shards.append(Shard(rel, f.rows, f.bytes, f.sha256, f.schema))
             else:
                 shards = [Shard(str(f.path), f.rows, f.bytes, f.sha256, f.schema) for f in facts]
-            try:
-                # with --copy, the lake's own copies (whose sha256 was just checked) are what later builds read
-                scanned = [staging.path / sh.path for sh in shards] if copy else paths
+            # with --copy, the lake's own copies (whose sha256 was just checked) are what later builds read
+            scanned = [staging.path / sh.path for sh in shards] if copy else paths
+            with duckdb_errors("cannot read the sources"):
                 fp, row_hash = fingerprint_and_row_hashes(db, scanned)
-            except duckdb.Error as exc:
-                raise InputError(f"cannot read the sources ({first_line(exc)})") from exc
         total_rows = sum(f.rows for f in facts)
         if fp.rows != total_rows:
             raise InputError(f"row counts disagree: footers say {total_rows}, a scan found {fp.rows}")

@@ -29,7 +29,7 @@ from typing import Any
 
 import duckdb
 
-from relake.errors import SpecError
+from relake.errors import SpecError, duckdb_errors
 from relake.sql import query
 
 SLOT = "/*PREDICATE*/ SELECT FALSE AS relake_p, filename, file_row_number FROM base"  # in build/match_where.sql
@@ -96,13 +96,10 @@ def check_where(con: duckdb.DuckDBPyConnection, rule: str, where: str, params: M
     if missing:
         raise SpecError(f"rule {rule!r}: 'where' uses ${', $'.join(missing)}, not given under [params]")
     bound = {k: params[k] for k in sorted(used)}
-    try:
+    # binding errors quote the spec's own code (column and function names); anything else is withheld strictly
+    with duckdb_errors(f"rule {rule!r}: 'where' cannot be bound over the base:", as_=SpecError, strict=True,
+                       planning=f"rule {rule!r}: 'where' is not valid over the base:"):
         description = con.execute(wrapped + " LIMIT 0", bound).description
-    except (duckdb.BinderException, duckdb.CatalogException, duckdb.ParserException) as exc:
-        # binding errors quote the spec's own code (column and function names), never row values
-        raise SpecError(f"rule {rule!r}: 'where' is not valid over the base: {_first_line(exc)}") from exc
-    except duckdb.Error as exc:
-        raise SpecError(f"rule {rule!r}: 'where' cannot be bound over the base ({type(exc).__name__})") from exc
     kind = str(description[0][1]) if description else "unknown"
     if kind != "BOOLEAN":
         raise SpecError(f"rule {rule!r}: 'where' must be a boolean (true removes the row), but it is {kind}; "
@@ -192,8 +189,3 @@ def _params_used(con: duckdb.DuckDBPyConnection, text: str) -> set[str]:
 def _parse_message(tree: dict[str, Any]) -> str:
     message = str(tree.get("error_message") or "syntax error").strip().splitlines()
     return message[0] if message else "syntax error"
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from relake.db import first_line
-from relake.errors import InputError, NotFoundError
+from relake.errors import InputError, NotFoundError, first_line
 from relake.lake import has_glob_chars
 
 # a scheme, or fsspec's chained form (simplecache::s3://…)

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import duckdb
 
-from relake.db import Db, detect_roles, first_line
-from relake.errors import InputError, InvalidNameError, NotFoundError
+from relake.db import Db, detect_roles
+from relake.errors import InputError, InvalidNameError, NotFoundError, duckdb_errors
 from relake.lake import VERSION_FILE, Lake, check_user_path, has_glob_chars
 from relake.record import Column, Roles, Version
 from relake.remote import redact_text
@@ -136,10 +136,8 @@ def resolve_side(lake: Lake, db: Db, spec: str) -> Side:
             text = (p / VERSION_FILE).read_text(encoding="utf-8")
             return _version_side(spec, Version.from_json(text, str(p / VERSION_FILE)), p)
         paths = tuple(resolve_sources([spec]))
-        try:
+        with duckdb_errors(f"{spec}: not readable as parquet"):
             rel = db.con.read_parquet([db.plain_path(x) for x in paths], union_by_name=True)
-        except duckdb.Error as exc:
-            raise InputError(f"{spec}: not readable as parquet ({first_line(exc)})") from exc
         columns = tuple(Column(n, str(t)) for n, t in zip(rel.columns, rel.dtypes, strict=True))
         return Side(spec, paths, columns, detect_roles([c.name for c in columns], where=spec))
     return _version_side(spec, lake.load_version(spec), lake.version_dir(spec))
@@ -157,7 +155,5 @@ def _version_side(spec: str, version: Version, folder: Path) -> Side:
 
 def read_side(db: Db, side: Side) -> duckdb.DuckDBPyRelation:
     """The rows of a side as one relation (a parquet set's files unioned by column name)."""
-    try:
+    with duckdb_errors(f"{side.spec}: not readable as parquet"):
         return db.con.read_parquet([db.plain_path(p) for p in side.paths], union_by_name=side.version is None)
-    except duckdb.Error as exc:
-        raise InputError(f"{side.spec}: not readable as parquet ({first_line(exc)})") from exc

@@ -19,7 +19,7 @@ from typing import Any
 
 import duckdb
 
-from relake.errors import QueryError
+from relake.errors import QueryError, duckdb_errors
 
 _PARAMS_LINE = re.compile(r"^--\s*params:\s*(.*)$", re.IGNORECASE | re.MULTILINE)
 
@@ -69,9 +69,8 @@ def parse_query(name: str, text: str, con: duckdb.DuckDBPyConnection | None = No
     own = con is None
     parser = duckdb.connect() if con is None else con
     try:
-        statements = parser.extract_statements(text)
-    except duckdb.Error as exc:
-        raise QueryError(f"query {name}: does not parse: {exc}") from exc
+        with duckdb_errors(f"query {name}: does not parse:", as_=QueryError):
+            statements = parser.extract_statements(text)
     finally:
         if own:
             parser.close()

@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -44,8 +43,8 @@ from duckdb import ColumnExpression
 
 from relake.copies.layout import Layout, Sample
 from relake.copies.layouts import LAYOUTS, describe_layouts, synth_layouts
-from relake.db import connect, first_line
-from relake.errors import InputError
+from relake.db import connect
+from relake.errors import InputError, duckdb_errors
 from relake.lake import Lake
 from relake.sources import resolve_side
 
@@ -181,11 +180,9 @@ def _read_source(lake: Lake, source: str) -> pa.Table:
             found = [n for n in names if n.lower() == wanted.lower()]
             if found and found[0] not in (side.roles.url, side.roles.caption):
                 exprs.append(ColumnExpression(found[0]).alias(wanted))
-        try:
+        with duckdb_errors(f"{source}: not readable as parquet"):
             rel = db.con.read_parquet([db.plain_path(p) for p in side.paths], union_by_name=side.version is None)
             table: pa.Table = rel.select(*exprs).to_arrow_table()
-        except duckdb.Error as exc:
-            raise InputError(f"{source}: not readable as parquet ({first_line(exc)})") from exc
     if "caption" not in table.column_names:
         table = table.append_column("caption", pa.nulls(table.num_rows, type=pa.string()))
         table = table.select(["url", "caption", *table.column_names[1:-1]])

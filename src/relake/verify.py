@@ -8,10 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
-
-from relake.db import Db, connect, first_line
-from relake.errors import InputError, NotFoundError, RelakeError
+from relake.db import Db, connect
+from relake.errors import InputError, NotFoundError, RelakeError, duckdb_errors
 from relake.fingerprint import fingerprint_src
 from relake.ingest import shard_facts
 from relake.lake import VERSION_FILE, Lake
@@ -84,9 +82,10 @@ def verify_version(
         if report.ok and good:
             db.bind_parquet("src", good)
             try:
-                fp = fingerprint_src(db)
-            except duckdb.Error as exc:
-                report.problems.append(f"{folder}: cannot scan the shards ({first_line(exc)})")
+                with duckdb_errors(f"{folder}: cannot scan the shards"):
+                    fp = fingerprint_src(db)
+            except InputError as err:  # a problem of the version; out of memory or an interrupt still ends the run
+                report.problems.append(str(err))
             else:
                 if fp.algorithm != version.fingerprint.algorithm:
                     report.notes.append(

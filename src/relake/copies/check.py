@@ -16,9 +16,9 @@ from duckdb import ColumnExpression
 from relake.canonical import register_canonical
 from relake.copies.manifest import bind_manifest, manifest_view
 from relake.copies.open import CopyLayout, copy_rows, open_copy, parquet_rows
-from relake.db import Db, connect, first_line
+from relake.db import Db, connect
 from relake.engine import job_connection, plain_file
-from relake.errors import InputError
+from relake.errors import InputError, duckdb_errors
 from relake.lake import Lake
 from relake.publish import Manifest, load_manifest
 from relake.sources import resolve_side
@@ -165,18 +165,14 @@ def check_copy(
             if engine is not None:
                 _match_manifest_on(engine, db, layout, manifest, use_image, memory_limit)
             else:
-                try:
+                with duckdb_errors(f"{copy}: cannot match the copy"):
                     query("copies/match_manifest").run(db.con, use_image=use_image)
-                except duckdb.Error as exc:
-                    raise InputError(f"{copy}: cannot match the copy ({first_line(exc)})") from exc
         if keep_only is not None:
             if layout.caption is None:
                 raise InputError(f"{copy}: no caption column; --keep-only matches rows by URL and caption")
             _bind_release(db, lake, keep_only)
-            try:
+            with duckdb_errors(f"{copy}: cannot match the copy"):
                 query("copies/match_release").run(db.con)
-            except duckdb.Error as exc:
-                raise InputError(f"{copy}: cannot match the copy ({first_line(exc)})") from exc
         rows = query("copies/affected").rows(db.con)
     affected = [
         AffectedRow(file_index[str(f)], int(pos), key, status, error, bool(u), bool(i), bool(k))
@@ -221,15 +217,13 @@ def _check_shard_job(job: _CheckJob) -> pa.Table:
     con = job_connection(job.memory_limit)
     try:
         register_canonical(con)
-        with plain_file(job.parquet) as shard, plain_file(job.removed) as removed:
-            try:
-                copy_rows(con.read_parquet(shard, filename=True, file_row_number=True), job.names)
-                manifest_view(con.read_parquet(removed), job.image_column)
-                query("copies/create_hits").run(con)
-                query("copies/match_manifest").run(con, use_image=job.use_image)
-                return con.sql(query("copies/shard_hits").text).to_arrow_table()  # no params; one Arrow copy
-            except duckdb.Error as exc:
-                raise InputError(f"{job.label}: cannot match the copy ({first_line(exc)})") from exc
+        with (plain_file(job.parquet) as shard, plain_file(job.removed) as removed,
+              duckdb_errors(f"{job.label}: cannot match the copy")):
+            copy_rows(con.read_parquet(shard, filename=True, file_row_number=True), job.names)
+            manifest_view(con.read_parquet(removed), job.image_column)
+            query("copies/create_hits").run(con)
+            query("copies/match_manifest").run(con, use_image=job.use_image)
+            return con.sql(query("copies/shard_hits").text).to_arrow_table()  # no params; one Arrow copy
     finally:
         con.close()
 
@@ -256,10 +250,8 @@ def _bind_release(db: Db, lake: Lake, spec: str) -> None:
         raise InputError(f"--keep-only {spec}: the release needs URL and caption columns "
                          f"(found url={side.roles.url}, caption={side.roles.caption})")
     varchar = duckdb.sqltype("VARCHAR")
-    try:
+    with duckdb_errors(f"--keep-only {spec}: not readable as parquet"):
         rel = db.con.read_parquet([db.plain_path(p) for p in side.paths], union_by_name=side.version is None)
-    except duckdb.Error as exc:
-        raise InputError(f"--keep-only {spec}: not readable as parquet ({first_line(exc)})") from exc
     rel.select(ColumnExpression(side.roles.url).cast(varchar).alias("url"),
                ColumnExpression(side.roles.caption).cast(varchar).alias("caption")).create_view("rel_rows",
                                                                                               replace=True)

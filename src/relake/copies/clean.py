@@ -22,15 +22,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import duckdb
-
 from relake.copies.check import AffectedRow, CheckReport, check_copy
 from relake.copies.layout import Layout, Written
 from relake.copies.open import CopyShard, parquet_rows
 from relake.copies.resume import finished, open_record, source_ids, write_record
 from relake.copies.write import TMP_SUFFIX, copy_file, tmp_path
-from relake.db import bind_shard, connect, first_line
-from relake.errors import InputError
+from relake.db import bind_shard, connect
+from relake.errors import InputError, duckdb_errors
 from relake.lake import Lake
 from relake.record import sha256_file
 from relake.sql import query
@@ -357,11 +355,9 @@ def _write_parquet(src: Path, dst: Path, positions: Sequence[int], memory_limit:
         codec_rows = query("db/shard_codec").rows(db.con, file=plain)
         codec = str(codec_rows[0][0]).lower() if codec_rows else "snappy"
         codec = codec if codec in ("snappy", "zstd", "gzip", "lz4", "brotli", "uncompressed") else "snappy"
-        try:
+        with duckdb_errors(f"{src}: cannot rewrite"):
             bind_shard(db.con, plain)
             query("db/write_shard").run(db.con, mask=mask.decode("ascii"), out=str(dst), codec=codec)
-        except duckdb.Error as exc:
-            raise InputError(f"{src}: cannot rewrite ({first_line(exc)})") from exc
     kept = parquet_rows(dst)
     if kept != rows - len(set(positions)):
         raise InputError(f"{src}: rewrite kept {kept} rows, expected {rows - len(set(positions))}")

@@ -16,8 +16,8 @@ from relake.copies.layout import Layout
 from relake.copies.layouts import LAYOUTS, describe_layouts, plain_layout, side_layouts
 from relake.copies.resume import RECORD_NAME
 from relake.copies.write import TMP_SUFFIX
-from relake.db import Db, detect_roles, first_line
-from relake.errors import InputError, NotFoundError
+from relake.db import Db, detect_roles
+from relake.errors import InputError, NotFoundError, duckdb_errors
 from relake.kinds import HASH_LENGTHS as IMAGE_HASH_LENGTHS
 from relake.sql import query
 
@@ -128,10 +128,8 @@ def open_copy(
     error, img)`` over its parquet files (``file`` is the path in ``CopyLayout.bound``)."""
     layout, shards, others = scan_copy(root)
     paths = [db.plain_path(s.parquet) for s in shards]
-    try:
+    with duckdb_errors(f"{root}: shards not readable as parquet"):
         rel = db.con.read_parquet(paths, union_by_name=True, filename=True, file_row_number=True)
-    except duckdb.Error as exc:
-        raise InputError(f"{root}: shards not readable as parquet ({first_line(exc)})") from exc
     columns = [c for c in rel.columns if c not in ("filename", "file_row_number")]
     roles = detect_roles(columns, url=url_col, where=str(root))
     if roles.url is None:
@@ -164,10 +162,8 @@ def _hash_algorithm(db: Db, root: Path, column: str) -> str | None:
     """The algorithm of the image hashes in ``column`` (named with --image-col), from their hex length; None when
     the column holds no value at all (every download failed): the copy is then matched by URL only."""
     by_length = {n: a for a, n in IMAGE_HASH_LENGTHS.items()}
-    try:
+    with duckdb_errors(f"{root}: cannot read column {column!r}"):
         lengths = query("copies/image_hash_lengths").rows(db.con)
-    except duckdb.Error as exc:
-        raise InputError(f"{root}: cannot read column {column!r} ({first_line(exc)})") from exc
     if not lengths:
         return None
     if len(lengths) == 1 and lengths[0][2] and int(lengths[0][0]) in by_length:

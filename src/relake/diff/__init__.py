@@ -49,7 +49,7 @@ from typing import Any
 import duckdb
 from duckdb import ColumnExpression, ConstantExpression
 
-from relake.db import Db, connect, first_line
+from relake.db import Db, connect
 from relake.diff.columns import (
     Compared,
     KeyProblem,
@@ -72,7 +72,7 @@ from relake.diff.local import (
 from relake.diff.report import OUT_FORMATS, DiffSummary, out_format, removal_breakdown, write_out
 from relake.diff.shuffle import keyed_keys_on, keyed_rows_on
 from relake.engine import Engine
-from relake.errors import InputError
+from relake.errors import InputError, duckdb_errors
 from relake.lake import Lake
 from relake.sources import Side, read_side, resolve_side
 from relake.sql import query
@@ -126,7 +126,7 @@ def diff_versions(
             a_src, b_src = (without(src, side, sensitive) for src, side in ((a_src, a), (b_src, b)))
         a_src.create_view("a_src", replace=True)
         b_src.create_view("b_src", replace=True)
-        try:
+        with duckdb_errors(f"diff of {a_spec} and {b_spec} failed:"):
             summary = _run(db, lake, a, b, a_src, b_src, compared, changes, key, keyless, pairs, use_buckets, top,
                            engine=engine, withhold=sensitive is not None, memory_limit=memory_limit)
             if sensitive is not None:
@@ -138,10 +138,6 @@ def diff_versions(
                     summary.provenance_note = None
             if out is not None and fmt is not None:
                 summary.out, summary.out_rows = out, write_out(db, summary, compared, out, fmt)
-        except duckdb.OutOfMemoryException:
-            raise
-        except duckdb.Error as exc:
-            raise InputError(f"diff of {a_spec} and {b_spec} failed: {first_line(exc)}") from exc
     summary.seconds = time.perf_counter() - start
     return summary
 

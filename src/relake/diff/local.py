@@ -11,10 +11,10 @@ from pathlib import Path
 import duckdb
 from duckdb import ColumnExpression, Expression
 
-from relake.db import Db, first_line
+from relake.db import Db
 from relake.diff.columns import Compared, KeyProblem, json_pointer, key_expr, struct_expr
 from relake.diff.report import DiffSummary
-from relake.errors import NotFoundError
+from relake.errors import InputError, NotFoundError, duckdb_errors
 from relake.fingerprint import ALGORITHM
 from relake.lake import Lake
 from relake.record import Fingerprint
@@ -128,8 +128,9 @@ def sensitive_removals(db: Db, lake: Lake, a: Side, b: Side) -> duckdb.DuckDBPyR
     if not files:
         return None
     try:
-        rel = db.con.read_parquet([db.plain_path(p) for p in files], union_by_name=True)
-    except duckdb.Error:
+        with duckdb_errors(f"cannot read {REMOVED_FILE}"):
+            rel = db.con.read_parquet([db.plain_path(p) for p in files], union_by_name=True)
+    except InputError:
         return None
     if "sensitive" not in rel.columns:
         return None
@@ -176,19 +177,21 @@ def provenance(db: Db, lake: Lake, a: Side, b: Side, summary: DiffSummary) -> No
     else:
         return
     try:
-        rel = db.con.read_parquet([db.plain_path(p) for p in files], union_by_name=True)
-        types = dict(zip(rel.columns, (str(t) for t in rel.dtypes), strict=True))
-        if types.get("rules") != "VARCHAR[]" or types.get("categories") != "VARCHAR[]":
-            summary.provenance_note = f"{REMOVED_FILE} lacks rules/categories list columns; removals by rule skipped"
-            return
-        rel.select(ColumnExpression("rules"), ColumnExpression("categories")).create_view("prov", replace=True)
-        by_rule: dict[str, int] = {}
-        by_category: dict[str, int] = {}
-        for what, name, n in query("diff/provenance").rows(db.con):
-            (by_rule if what == "rule" else by_category)[str(name)] = int(n)
-        recorded = int(query("diff/provenance_rows").rows(db.con)[0][0])
-    except duckdb.Error as exc:
-        summary.provenance_note = f"cannot read {REMOVED_FILE} ({first_line(exc)}); removals by rule skipped"
+        with duckdb_errors(f"cannot read {REMOVED_FILE}"):
+            rel = db.con.read_parquet([db.plain_path(p) for p in files], union_by_name=True)
+            types = dict(zip(rel.columns, (str(t) for t in rel.dtypes), strict=True))
+            if types.get("rules") != "VARCHAR[]" or types.get("categories") != "VARCHAR[]":
+                summary.provenance_note = (f"{REMOVED_FILE} lacks rules/categories list columns; removals by rule "
+                                           "skipped")
+                return
+            rel.select(ColumnExpression("rules"), ColumnExpression("categories")).create_view("prov", replace=True)
+            by_rule: dict[str, int] = {}
+            by_category: dict[str, int] = {}
+            for what, name, n in query("diff/provenance").rows(db.con):
+                (by_rule if what == "rule" else by_category)[str(name)] = int(n)
+            recorded = int(query("diff/provenance_rows").rows(db.con)[0][0])
+    except InputError as err:  # the breakdown is optional: a note; out of memory or an interrupt still ends the run
+        summary.provenance_note = f"{err}; removals by rule skipped"
         return
     summary.removed_by_rule, summary.removed_by_category = by_rule, by_category
     summary.provenance_rows = recorded

@@ -48,10 +48,10 @@ from pathlib import Path
 import duckdb
 from duckdb import ColumnExpression, ConstantExpression, Expression
 
-from relake.db import Db, first_line
+from relake.db import Db
 from relake.diff.columns import Compared, KeyProblem, key_expr, struct_expr
 from relake.engine import Engine, job_connection, plain_file
-from relake.errors import InputError
+from relake.errors import InputError, duckdb_errors
 from relake.lake import Lake, locked_dir
 from relake.sources import Side
 from relake.sql import query
@@ -160,12 +160,9 @@ def shuffle_map(job: MapJob) -> None:
     os.mkdir(job.out)  # never recreates a scratch folder the driver has already removed
     con = job_connection(job.memory_limit, job.spill)
     try:
-        with ExitStack() as stack:
-            try:
-                _part(con, job, stack)
-                query("diff/shuffle_map").run(con, side=job.side, mask=job.mask, out=str(Path(job.out) / "p"))
-            except duckdb.Error as exc:
-                raise InputError(f"{job.label}: cannot read or hash its rows ({first_line(exc)})") from exc
+        with ExitStack() as stack, duckdb_errors(f"{job.label}: cannot read or hash its rows", spill=job.spill):
+            _part(con, job, stack)
+            query("diff/shuffle_map").run(con, side=job.side, mask=job.mask, out=str(Path(job.out) / "p"))
     finally:
         con.close()
 
@@ -174,14 +171,12 @@ def shuffle_fetch(job: FetchJob) -> int:
     """A fetch task: the rows ``(k, r, f)`` of its files whose key is wanted, written to ``job.out``."""
     con = job_connection(job.map.memory_limit, job.map.spill)
     try:
-        with ExitStack() as stack:
-            try:
-                _part(con, job.map, stack)
-                wanted = sorted(str(p) for p in Path(job.wanted).iterdir() if p.name.endswith(".parquet"))
-                con.read_parquet([stack.enter_context(plain_file(p)) for p in wanted]).create_view("wanted")
-                return int(query("diff/shuffle_fetch").rows(con, out=job.out)[0][0])
-            except duckdb.Error as exc:
-                raise InputError(f"{job.map.label}: cannot fetch its differing rows ({first_line(exc)})") from exc
+        with (ExitStack() as stack,
+              duckdb_errors(f"{job.map.label}: cannot fetch its differing rows", spill=job.map.spill)):
+            _part(con, job.map, stack)
+            wanted = sorted(str(p) for p in Path(job.wanted).iterdir() if p.name.endswith(".parquet"))
+            con.read_parquet([stack.enter_context(plain_file(p)) for p in wanted]).create_view("wanted")
+            return int(query("diff/shuffle_fetch").rows(con, out=job.out)[0][0])
     finally:
         con.close()
 
@@ -197,7 +192,7 @@ def shuffle_reduce(job: ReduceJob) -> ReduceResult:
     try:
         with ExitStack() as stack:
             plain = [stack.enter_context(plain_file(p)) for p in files]
-            try:
+            with duckdb_errors(f"bucket {job.bucket}: cannot compare its keys", spill=job.spill):
                 rel = con.read_parquet(plain, hive_partitioning=False)
                 rel.select(ColumnExpression("k").cast(duckdb.sqltype(job.k_type)).alias("k"),
                            *(ColumnExpression(c) for c in ("h", "f", "fi", "side"))).create_view("parts")
@@ -210,8 +205,6 @@ def shuffle_reduce(job: ReduceJob) -> ReduceResult:
                 differing = 0
                 if not any(nul or dk for _, _, nul, dk, _ in sides):
                     differing = int(query("diff/shuffle_reduce").rows(con, out=job.out)[0][0])
-            except duckdb.Error as exc:
-                raise InputError(f"bucket {job.bucket}: cannot compare its keys ({first_line(exc)})") from exc
     finally:
         con.close()
     return ReduceResult(differing, sides, examples)
