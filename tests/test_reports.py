@@ -20,6 +20,7 @@ from relake.cli import app
 from relake.copies import CheckReport, CleanReport
 from relake.copies.check import AffectedRow, ShardCheck
 from relake.diff import DiffSummary
+from relake.engine import EngineKind
 from relake.fingerprint import FingerprintReport
 from relake.ingest import IngestReport
 from relake.publish import Listed, Lookup, ManifestSummary
@@ -194,6 +195,7 @@ def test_json_meta_hides_renames_nests_converts_and_omits() -> None:
     assert e.to_dict() == {"pair": {"first": 1, "b": 2}, "path": "/x", "seconds": 1.3, "total": 3}
     assert dataclasses.replace(e, maybe=0).to_dict()["maybe"] == 0
     assert json_value({Path("k"): (1, Path("v"))}) == {"k": [1, "v"]}
+    assert json_value([EngineKind.ray]) == ["ray"]  # a StrEnum by its value
 
 
 def _print_json_arguments() -> list[tuple[str, int, ast.expr]]:
