@@ -310,12 +310,12 @@ def test_hostile_names_rejected_before_any_io(lake: Lake, tmp_path: Path, name: 
 
 
 def test_list_and_load(lake: Lake, tmp_path: Path) -> None:
-    assert list_blocklists(lake) == []
+    assert list_blocklists(lake).blocklists == []
     f = write(tmp_path / "a.txt", MD5_A + "\n")
     b2 = add_blocklist(lake, "b-list", f, "image-md5")
     b1 = add_blocklist(lake, "a.list", write(tmp_path / "d.txt", "example.com\n"), "domain")
     (lake.blocklists_dir / "not a name").mkdir()
-    assert list_blocklists(lake) == [b1, b2]
+    assert list_blocklists(lake).blocklists == [b1, b2]
     assert load_blocklist(lake, "b-list") == b2
     meta = json.loads((lake.blocklists_dir / "b-list" / "blocklist.json").read_text())
     assert meta["format"] == "relake.blocklist/1"

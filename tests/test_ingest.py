@@ -214,7 +214,7 @@ def test_source_path_with_glob_characters_reads_exactly_that_file(lake: Lake, tm
     assert (v2.rows, v2.fingerprint.value) == (50, v.fingerprint.value)
     from relake.verify import verify_target
 
-    assert all(r.ok for r in verify_target(lake, None))
+    assert all(r.ok for r in verify_target(lake, None).reports)
 
 
 @pytest.mark.parametrize("fname", ["x*.parquet", "x?.parquet", "x{a,b}.parquet", "x[ab].parquet"])

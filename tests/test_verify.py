@@ -206,8 +206,8 @@ def test_verify_unknown_and_library_reports(cli: Cli, lake: Lake, src: list[Path
     result = cli("verify", "nope")
     assert result.exit_code == 2
     assert error_line(result) == f"Error: no version named 'nope' in lake {lake.root} (versions: v1)"
-    [report] = verify_target(lake, "v1")
+    [report] = verify_target(lake, "v1").reports
     assert (report.target, report.shards, report.rows, report.ok) == ("v1", 3, 300, True)
     os.truncate(src[0], 0)
-    [report] = verify_target(lake, "v1")
+    [report] = verify_target(lake, "v1").reports
     assert not report.ok and len(report.problems) == 1 and str(src[0]) in report.problems[0]

@@ -37,7 +37,7 @@ import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -49,17 +49,21 @@ from relake.errors import BlocklistError, InputError, InvalidNameError, NotFound
 from relake.kinds import BLOCKLIST_KINDS, HEX, BlocklistKind, HexDigest, MalformedEntry, blocklist_kind
 from relake.lake import Lake, publish_dir, validate_name
 from relake.record import sha256_file
+from relake.report import HIDDEN, Report
 from relake.sql import query
 
 __all__ = [
     "HASH_OF",
     "Blocklist",
+    "BlocklistListing",
+    "HashOf",
     "add_blocklist",
     "list_blocklists",
     "load_blocklist",
 ]
 
-HASH_OF: tuple[str, ...] = ("canonical", "raw")
+HashOf = Literal["canonical", "raw"]  # what url-* hashes are of: the canonical URL (default) or the raw one
+HASH_OF: tuple[HashOf, ...] = get_args(HashOf)
 FORMAT = "relake.blocklist/1"
 ENTRIES_FILE = "entries.parquet"
 META_FILE = "blocklist.json"
@@ -75,19 +79,20 @@ _PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "use_dictionary": Fal
 
 
 @dataclass(frozen=True)
-class Blocklist:
-    """An imported blocklist (see the module docstring for the counts and the content hash)."""
+class Blocklist(Report):
+    """An imported blocklist (see the module docstring for the counts and the content hash); what ``relake
+    blocklist add`` reports."""
 
     name: str
-    kind: str
-    hash_of: str | None  # "canonical" or "raw" for url-* hash kinds, None otherwise
-    source: str  # basename of the imported file
+    kind: str  # a registered kind (relake.kinds: a KindName, or one added with register_kind)
+    hash_of: HashOf | None  # for url-* hash kinds, None otherwise
+    source: str = field(metadata=HIDDEN)  # basename of the imported file
     raw_entries: int
     unique_entries: int
     skipped: int
     empty: int
     sha256: str
-    path: Path  # entries.parquet inside the lake
+    path: Path = field(metadata=HIDDEN)  # entries.parquet inside the lake
 
     @property
     def duplicates(self) -> int:
@@ -174,7 +179,7 @@ def load_blocklist(lake: Lake, name: str) -> Blocklist:
         blocklist = Blocklist(
             name=str(data["name"]),
             kind=str(data["kind"]),
-            hash_of=None if data["hash_of"] is None else str(data["hash_of"]),
+            hash_of=None if data["hash_of"] is None else _hash_of(str(data["hash_of"])),
             source=str(data["source"]),
             raw_entries=int(data["raw_entries"]),
             unique_entries=int(data["unique_entries"]),
@@ -190,15 +195,31 @@ def load_blocklist(lake: Lake, name: str) -> Blocklist:
     return blocklist
 
 
-def list_blocklists(lake: Lake) -> list[Blocklist]:
+@dataclass(frozen=True)
+class BlocklistListing(Report):
+    """The lake's blocklists, by name (``relake blocklist list``; its JSON is their list)."""
+
+    json_root = "blocklists"
+
+    blocklists: list[Blocklist]
+
+
+def list_blocklists(lake: Lake) -> BlocklistListing:
     """Every blocklist in the lake, by name."""
-    return [load_blocklist(lake, n) for n in _names(lake)]
+    return BlocklistListing([load_blocklist(lake, n) for n in _names(lake)])
 
 
 # --------------------------------------------------------------------------------------------- checks
 
 
-def _check_kind(kind: str, hash_of: str | None) -> tuple[BlocklistKind, str | None]:
+def _hash_of(value: str) -> HashOf:
+    for h in HASH_OF:
+        if value == h:
+            return h
+    raise ValueError(f"unknown hash_of {value!r}; use one of: {', '.join(HASH_OF)}")
+
+
+def _check_kind(kind: str, hash_of: str | None) -> tuple[BlocklistKind, HashOf | None]:
     """The registered kind and the ``hash_of`` to record ("canonical" by default for URL hash kinds)."""
     entry_kind = blocklist_kind(kind)
     if entry_kind.hash_of:
@@ -206,7 +227,7 @@ def _check_kind(kind: str, hash_of: str | None) -> tuple[BlocklistKind, str | No
             return entry_kind, "canonical"
         if hash_of not in HASH_OF:
             raise BlocklistError(f"unknown --hash-of {hash_of!r}; use one of: {', '.join(HASH_OF)}")
-        return entry_kind, hash_of
+        return entry_kind, _hash_of(hash_of)
     if hash_of is not None:
         url_hash_kinds = sorted(k.name for k in BLOCKLIST_KINDS.values() if k.hash_of)
         raise BlocklistError(f"--hash-of applies to the URL hash kinds ({', '.join(url_hash_kinds)}) only, not {kind}")

@@ -15,12 +15,13 @@ Pipeline (every step is a file in ``queries/build`` or ``queries/audit``):
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import duckdb
 import pyarrow.parquet as pq
@@ -46,6 +47,7 @@ from relake.kinds import BLOCKLIST_KINDS, HASH_ALGORITHMS, BlocklistKind
 from relake.lake import Lake, checkpoint, validate_name
 from relake.predicate import check_where, embed
 from relake.record import Fingerprint, Roles, Shard, Version, sha256_file
+from relake.report import HIDDEN, Report, json_meta, rounded
 from relake.sources import source_paths
 from relake.spec import Rule, Spec
 from relake.sql import all_queries, query
@@ -54,12 +56,33 @@ _VARCHAR = duckdb.sqltypes.VARCHAR
 
 
 @dataclass(frozen=True)
-class BuildResult:
-    version: Version
+class BuildResult(Report):
+    """What ``relake build`` reports: the new version, rows removed (by rule, by public category), the time."""
+
+    json_computed: ClassVar[tuple[str, ...]] = ("name", "base", "rows", "fingerprint")
+
+    version: Version = field(repr=False, metadata=HIDDEN)
     removed: int
     by_rule: dict[str, int]  # every rule of the spec, in spec order, 0 included (a row counts for each rule it matched)
     by_category: dict[str, int]
     unmatched_entries: dict[str, int]  # blocklist rules: how many distinct list entries matched no base row
+    seconds: float = field(default=0.0, metadata=json_meta(convert=rounded))
+
+    @property
+    def name(self) -> str:
+        return self.version.name
+
+    @property
+    def base(self) -> str | None:
+        return self.version.parent
+
+    @property
+    def rows(self) -> int:
+        return self.version.rows
+
+    @property
+    def fingerprint(self) -> str:
+        return self.version.fingerprint.value
 
 
 @dataclass(frozen=True)
@@ -88,6 +111,7 @@ def build_version(
 
     ``full_audit`` also re-runs every rule over the written shards (audit/survivors_match); without it, that
     no written row matches follows from audit/matches_removed, audit/shard_counts and audit/subset."""
+    start = time.perf_counter()
     validate_name(spec.name)
     lake.require_absent(spec.name)
     base = lake.load_version(spec.base)
@@ -197,7 +221,7 @@ def build_version(
             (staging.path / "version.json").write_text(version.to_json(), encoding="utf-8")
             checkpoint("build:before-publish")
             lake.publish(staging, spec.name)
-    return BuildResult(version, removed_total, by_rule, by_category, unmatched)
+    return BuildResult(version, removed_total, by_rule, by_category, unmatched, time.perf_counter() - start)
 
 
 @contextmanager

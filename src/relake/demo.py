@@ -80,7 +80,7 @@ def run_demo(lake: Lake, *, rows: int = 1_000_000, work: Path | None = None) -> 
                       [(r, f"{n:,}") for r, n in result.by_rule.items()], stderr=True)
 
     console.step("verifying every version: each shard's sha256, row count and the content fingerprint")
-    reports = verify_target(lake, None)
+    reports = verify_target(lake, None).reports
     for r in reports:
         console.info(f"  {'ok' if r.ok else 'FAILED'}: {r.target} ({r.shards} shards, {r.rows:,} rows)")
     if not all(r.ok for r in reports):
@@ -100,9 +100,9 @@ def run_demo(lake: Lake, *, rows: int = 1_000_000, work: Path | None = None) -> 
     problems = check_sums(release)
     console.info(f"  SHA256SUMS: {'ok' if not problems else problems[0]}")
     planted = (inputs / "partner-urls.txt").read_text(encoding="utf-8").splitlines()[-1]
-    listed = lookup_urls([planted], release / "manifest")
+    [listed] = lookup_urls([planted], release / "manifest").urls
     console.info(f"  lookup of a partner-listed URL (as the partner spelled it): "
-                 f"{'listed as ' + str(listed[0][2]) if listed[0][2] else 'NOT listed'}")
+                 f"{'listed as ' + listed.category if listed.category else 'NOT listed'}")
 
     console.step("diffing the original against research (keyed by SAMPLE_ID; removals by rule from provenance)")
     d = diff_versions(lake, ORIGINAL, "research")

@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import duckdb
 
@@ -25,7 +25,8 @@ from relake.engine import Engine, plain_file
 from relake.errors import InputError, duckdb_errors
 from relake.lake import VERSION_FILE, Lake
 from relake.record import Fingerprint, Version
-from relake.sources import read_side, resolve_side
+from relake.report import Report, json_meta, rounded
+from relake.sources import SideKind, read_side, resolve_side
 from relake.sql import query
 
 ALGORITHM = "relake-fp/2: sum mod 2^128 of md5(json_array(row values)) as little-endian int; 256 buckets by digest[0]"
@@ -156,23 +157,52 @@ def fingerprint_files(paths: Sequence[Path], engine: Engine) -> Fingerprint:
 # --- of any target: a version (recomputed, or read from its manifest) or a parquet set -------------------
 
 
-@dataclass(frozen=True)
-class FingerprintReport:
-    target: str
-    kind: str  # "version" | "files"
-    source: str  # "computed" | "manifest"
-    fingerprint: Fingerprint
-    manifest_matches: bool | None  # computed for a version: does it equal the manifest's?
-    seconds: float
+FingerprintSource = Literal["computed", "manifest"]
 
-    def to_dict(self, buckets: bool = False) -> dict[str, Any]:
-        fp = self.fingerprint
-        data: dict[str, Any] = {"target": self.target, "kind": self.kind, "source": self.source,
-                                "algorithm": fp.algorithm, "rows": fp.rows, "fingerprint": fp.value,
-                                "manifest_matches": self.manifest_matches, "seconds": round(self.seconds, 3)}
-        if buckets:
-            data["buckets"] = {k: {"rows": n, "value": v} for k, (n, v) in fp.buckets.items()}
-        return data
+
+def _value(fp: Fingerprint) -> str:
+    return fp.value
+
+
+def _bucket_table(buckets: dict[str, tuple[int, str]]) -> dict[str, dict[str, Any]]:
+    return {k: {"rows": n, "value": v} for k, (n, v) in buckets.items()}
+
+
+@dataclass(frozen=True)
+class FingerprintReport(Report):
+    """What ``relake fingerprint`` reports; ``buckets`` only when asked for (then also in its JSON)."""
+
+    json_computed: ClassVar[tuple[str, ...]] = ("algorithm", "rows")
+
+    target: str
+    kind: SideKind
+    source: FingerprintSource
+    fingerprint: Fingerprint = field(metadata=json_meta(convert=_value))
+    manifest_matches: bool | None  # computed for a version: does it equal the manifest's?
+    seconds: float = field(metadata=json_meta(convert=rounded))
+    buckets: dict[str, tuple[int, str]] | None = field(
+        default=None, metadata=json_meta(convert=_bucket_table, omit_none=True))
+
+    @property
+    def algorithm(self) -> str:
+        return self.fingerprint.algorithm
+
+    @property
+    def rows(self) -> int:
+        return self.fingerprint.rows
+
+
+def fingerprint_report(
+    lake: Lake, spec: str, *, from_manifest: bool = False, memory_limit: str | None = None,
+    engine: Engine | None = None, buckets: bool = False,
+) -> FingerprintReport:
+    """``relake fingerprint``: on ``engine`` when it is distributed (one job per file, ``fingerprint_target_on``),
+    else here (``fingerprint_target``); with ``buckets`` the report carries the 256 bucket values."""
+    if engine is not None and engine.distributed and not from_manifest:
+        report = fingerprint_target_on(engine, lake, spec)
+    else:
+        report = fingerprint_target(lake, spec, from_manifest=from_manifest, memory_limit=memory_limit)
+    return replace(report, buckets=report.fingerprint.buckets) if buckets else report
 
 
 def fingerprint_target(

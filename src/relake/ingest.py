@@ -10,11 +10,13 @@ locally with DuckDB.
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 import duckdb
 
@@ -25,6 +27,7 @@ from relake.fingerprint import fingerprint_and_row_hashes
 from relake.lake import Lake, checkpoint, validate_name
 from relake.record import Column, Shard, Version, sha256_file
 from relake.remote import RemoteFile, download, is_uri, redact, resolve_remote
+from relake.report import HIDDEN, Report, json_meta, rounded
 from relake.sources import resolve_sources
 from relake.sql import query
 
@@ -127,6 +130,37 @@ def gather_facts(
             if progress:
                 progress(1)
     return facts
+
+
+@dataclass(frozen=True)
+class IngestReport(Report):
+    """What ``relake ingest`` reports: the new version's size and fingerprint, and the time it took."""
+
+    name: str
+    rows: int
+    shards: int
+    bytes: int
+    fingerprint: str
+    seconds: float = field(metadata=json_meta(convert=rounded))
+    version: Version = field(repr=False, metadata=HIDDEN)
+
+
+class IngestOptions(TypedDict, total=False):
+    """``ingest_version``'s keyword arguments, for ``ingest_report``."""
+
+    url_col: str | None
+    caption_col: str | None
+    id_col: str | None
+    copy: bool
+    memory_limit: str | None
+    progress: Callable[[int], None] | None
+
+
+def ingest_report(lake: Lake, name: str, sources: Sequence[str], **options: Unpack[IngestOptions]) -> IngestReport:
+    """``ingest_version`` (same arguments), timed and reported."""
+    start = time.perf_counter()
+    v = ingest_version(lake, name, sources, **options)
+    return IngestReport(v.name, v.rows, len(v.shards), v.bytes, v.fingerprint.value, time.perf_counter() - start, v)
 
 
 def ingest_version(

@@ -21,8 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from relake.errors import InvalidNameError, InvalidPathError, NotFoundError, VersionExistsError
-from relake.record import Version
+from relake.errors import InvalidNameError, InvalidPathError, NotFoundError, RelakeError, VersionExistsError
+from relake.record import Version, VersionEntry, VersionListing
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 MAX_NAME = 100
@@ -139,6 +139,17 @@ class Lake:
         if version.name != name:
             raise NotFoundError(f"{mpath}: manifest names version {version.name!r}, not {name!r}")
         return version
+
+    def list_versions(self) -> VersionListing:
+        """Every version's entry, by name; one damaged version is skipped (with why), not hiding the others."""
+        entries: list[VersionEntry] = []
+        skipped: list[tuple[str, str]] = []
+        for n in self.version_names():
+            try:
+                entries.append(VersionEntry.of(self.load_version(n)))
+            except RelakeError as exc:
+                skipped.append((n, str(exc)))
+        return VersionListing(self.root, entries, skipped)
 
     def version_names(self) -> list[str]:
         if not self.versions_dir.is_dir():

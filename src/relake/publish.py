@@ -17,7 +17,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import duckdb
 import pyarrow.parquet as pq
@@ -30,6 +30,7 @@ from relake.errors import CrowdError, InputError, InvalidPathError, NotFoundErro
 from relake.kinds import HASH_LENGTHS
 from relake.lake import Lake, checkpoint, fsync_dir, fsync_tree
 from relake.record import Version, sha256_file
+from relake.report import Report
 from relake.sql import query
 
 MANIFEST_FORMAT = "relake.record/1"
@@ -37,7 +38,9 @@ DEFAULT_MIN_CROWD = 1000
 
 
 @dataclass(frozen=True)
-class ManifestSummary:
+class ManifestSummary(Report):
+    """What ``relake manifest`` reports: the folder written, its rows, hashes by public category."""
+
     out: Path
     rows: int
     counts: dict[str, int]
@@ -323,14 +326,42 @@ def _changelog(lake: Lake, v: Version, manifest: ManifestSummary | None) -> str:
     return "\n".join(lines)
 
 
-def lookup_urls(urls: Sequence[str], manifest_dir: Path) -> list[tuple[str, str, str | None]]:
-    """(url, canonical sha256, category or None) for each URL, in order."""
+@dataclass(frozen=True)
+class Listed(Report):
+    """One looked-up URL: its canonical hash, and the public category listing it (None: not listed)."""
+
+    json_computed: ClassVar[tuple[str, ...]] = ("listed",)
+
+    url: str
+    url_sha256: str
+    category: str | None
+
+    @property
+    def listed(self) -> bool:
+        return self.category is not None
+
+
+@dataclass(frozen=True)
+class Lookup(Report):
+    """What ``relake lookup`` reports: one entry per URL, in order (its JSON is their list)."""
+
+    json_root = "urls"
+
+    urls: list[Listed]
+
+    @property
+    def any_listed(self) -> bool:
+        return any(u.listed for u in self.urls)
+
+
+def lookup_urls(urls: Sequence[str], manifest_dir: Path) -> Lookup:
+    """Each URL (canonicalised as the manifest's were) looked up in the public manifest in ``manifest_dir``."""
     manifest = load_manifest(manifest_dir)
     with connect(None) as db:
         register_canonical(db.con)
         db.bind_parquet("manifest_rows", [manifest.removed])
-        return [(str(u), str(h), None if c is None else str(c))
-                for u, h, c in query("manifest/lookup").rows(db.con, urls=list(urls))]
+        return Lookup([Listed(str(u), str(h), None if c is None else str(c))
+                       for u, h, c in query("manifest/lookup").rows(db.con, urls=list(urls))])
 
 
 @dataclass(frozen=True)
@@ -416,5 +447,5 @@ def load_manifest(folder: Path) -> Manifest:
                     min_crowd if isinstance(min_crowd, int) else None)
 
 
-__all__ = ["Manifest", "ManifestSummary", "check_sums", "load_manifest", "lookup_urls", "manifest_for_pair",
-           "publish_release", "write_manifest"]
+__all__ = ["Listed", "Lookup", "Manifest", "ManifestSummary", "check_sums", "load_manifest", "lookup_urls",
+           "manifest_for_pair", "publish_release", "write_manifest"]

@@ -8,9 +8,10 @@ import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from relake.errors import InputError
+from relake.report import HIDDEN, Report
 
 FORMAT = "relake.version/1"
 _CHUNK = 8 << 20
@@ -50,7 +51,7 @@ class Fingerprint:
     algorithm: str
     rows: int
     value: str
-    buckets: dict[str, tuple[int, str]] = field(default_factory=dict)
+    buckets: dict[str, tuple[int, str]] = field(default_factory=dict, metadata=HIDDEN)  # in version.json only
 
 
 @dataclass(frozen=True)
@@ -60,10 +61,17 @@ class Roles:
     id: str | None
 
 
+VersionKind = Literal["original", "derived"]
+Storage = Literal["lake", "reference"]
+
+
 @dataclass(frozen=True)
-class Version:
+class Version(Report):
+    """A version's record: ``to_json()`` is its ``version.json``; ``to_dict()`` what ``relake show --json`` prints
+    (the same, without the fingerprint's 256 buckets)."""
+
     name: str
-    kind: str  # "original" | "derived"
+    kind: VersionKind
     parent: str | None
     roles: Roles
     schema: tuple[Column, ...]
@@ -73,7 +81,7 @@ class Version:
     fingerprint: Fingerprint
     tool: dict[str, str]
     sources: tuple[str, ...] = ()
-    storage: str = "lake"  # "lake" (files inside the version folder) | "reference" (in place)
+    storage: Storage = "lake"  # files inside the version folder, or referenced in place
     recipe: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
 
@@ -109,6 +117,35 @@ class Version:
     def shard_path(self, version_dir: Path, shard: Shard) -> Path:
         p = Path(shard.path)
         return p if p.is_absolute() else version_dir / p
+
+
+@dataclass(frozen=True)
+class VersionEntry(Report):
+    """One version as ``relake versions`` lists it."""
+
+    name: str
+    parent: str | None
+    kind: VersionKind
+    rows: int
+    shards: int
+    fingerprint: str
+
+    @staticmethod
+    def of(version: Version) -> VersionEntry:
+        return VersionEntry(version.name, version.parent, version.kind, version.rows, len(version.shards),
+                            version.fingerprint.value)
+
+
+@dataclass(frozen=True)
+class VersionListing(Report):
+    """The lake's versions (``relake versions``; its JSON is the list of entries) and those skipped as
+    unreadable, each with the reason (warned about, not in the JSON)."""
+
+    json_root = "versions"
+
+    root: Path = field(metadata=HIDDEN)
+    versions: list[VersionEntry]
+    skipped: list[tuple[str, str]] = field(default_factory=list, metadata=HIDDEN)
 
 
 def _columns(items: Iterable[Any]) -> tuple[Column, ...]:

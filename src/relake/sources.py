@@ -16,6 +16,7 @@ import glob
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import duckdb
 
@@ -103,6 +104,9 @@ def source_paths(lake: Lake, spec: str) -> list[Path]:
 # ------------------------------------------------------------------------------------------- sides
 
 
+SideKind = Literal["version", "files"]
+
+
 @dataclass(frozen=True)
 class Side:
     """A target read as rows: a lake version (``version`` and ``folder`` set) or a set of parquet files."""
@@ -115,7 +119,7 @@ class Side:
     folder: Path | None = None
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> SideKind:
         return "version" if self.version is not None else "files"
 
     def file_label(self, index: int) -> str:

@@ -46,6 +46,7 @@ from relake.copies.layouts import LAYOUTS, describe_layouts, synth_layouts
 from relake.db import connect
 from relake.errors import InputError, duckdb_errors
 from relake.lake import Lake
+from relake.report import Report
 from relake.sources import resolve_side
 
 __all__ = ["IMAGE_ALGOS", "SynthCopyReport", "png_bytes", "sample_key", "synth_copy"]
@@ -66,9 +67,11 @@ _ERRORS_RESIZE = ("image decoding error", "image is too small", "cannot identify
 
 
 @dataclass(frozen=True)
-class SynthCopyReport:
+class SynthCopyReport(Report):
+    """What ``relake synth-copy`` reports: the copy written and its counts."""
+
     out: Path
-    format: str
+    format: str  # a registered Layout's name
     hash: str
     rows: int
     shards: int
@@ -151,7 +154,7 @@ def synth_copy(
         successes += ok
         if progress is not None:
             progress(1)
-    return SynthCopyReport(out, fmt, hash_algo, table.num_rows, n_shards, successes, table.num_rows - successes,
+    return SynthCopyReport(out, layout.name, hash_algo, table.num_rows, n_shards, successes, table.num_rows - successes,
                            total_bytes)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from relake.db import Db, connect
 from relake.errors import InputError, NotFoundError, RelakeError, duckdb_errors
@@ -15,11 +16,16 @@ from relake.ingest import shard_facts
 from relake.lake import VERSION_FILE, Lake
 from relake.publish import check_sums
 from relake.record import Version, sha256_file
+from relake.report import Report
 from relake.sources import is_path
 
 
 @dataclass
-class VerifyReport:
+class VerifyReport(Report):
+    """One version's verification; ``ok`` when nothing differs."""
+
+    json_computed: ClassVar[tuple[str, ...]] = ("ok",)
+
     target: str
     shards: int
     rows: int
@@ -31,8 +37,25 @@ class VerifyReport:
         return not self.problems
 
 
-def verify_target(lake: Lake, target: str | None, progress: Callable[[int], None] | None = None) -> list[VerifyReport]:
+@dataclass
+class Verification(Report):
+    """What ``relake verify`` reports: one ``VerifyReport`` per version (its JSON is their list)."""
+
+    json_root = "reports"
+
+    reports: list[VerifyReport]
+
+    @property
+    def bad(self) -> list[VerifyReport]:
+        return [r for r in self.reports if not r.ok]
+
+
+def verify_target(lake: Lake, target: str | None, progress: Callable[[int], None] | None = None) -> Verification:
     """Verify one version (by name), a version/release folder (by path), or every version of the lake."""
+    return Verification(_verify_reports(lake, target, progress))
+
+
+def _verify_reports(lake: Lake, target: str | None, progress: Callable[[int], None] | None) -> list[VerifyReport]:
     if target is None:
         reports = []
         for n in lake.version_names():

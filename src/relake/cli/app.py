@@ -24,11 +24,6 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
-MemOpt = Annotated[
-    str | None, typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 2GB (default: half of RAM).")
-]
-
 F = TypeVar("F", bound=Callable[..., Any])
 
 

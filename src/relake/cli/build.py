@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -11,19 +10,13 @@ import typer
 from relake import console
 from relake.blocklist import add_blocklist, list_blocklists
 from relake.build import build_version, rules_from_flags
-from relake.cli.app import JsonOpt, app, handled, lake
+from relake.cli.app import app, handled, lake
+from relake.cli.options import EngineOpt, JsonOpt, MemOpt, RayAddressOpt
 from relake.engine import EngineKind, get_engine
 from relake.errors import SpecError
 from relake.kinds import BLOCKLIST_KINDS
 from relake.lake import check_user_path
 from relake.spec import Spec, load_spec
-
-EngineOpt = Annotated[EngineKind, typer.Option(
-    "--engine", help="Where per-shard jobs run: local threads, or tasks on a Ray cluster (pip install "
-    "'relake[ray]'; the lake must be on a file system every node shares).")]
-RayAddressOpt = Annotated[str | None, typer.Option(
-    "--ray-address", metavar="ADDR", help="With --engine ray: the cluster to join, e.g. ray://head:10001 or auto "
-    "(default: $RAY_ADDRESS, else a new local cluster).")]
 
 
 def kind_help() -> str:
@@ -52,9 +45,7 @@ def blocklist_add(
     b = add_blocklist(lake(), name, check_user_path(file), kind, hash_of=hash_of, column=column,
                       skip_invalid=skip_invalid)
     if as_json:
-        console.print_json({"name": b.name, "kind": b.kind, "hash_of": b.hash_of, "raw_entries": b.raw_entries,
-                            "unique_entries": b.unique_entries, "skipped": b.skipped, "empty": b.empty,
-                            "sha256": b.sha256})
+        console.print_json(b.to_dict())
         return
     console.out.print(f"added blocklist {b.name} ({b.kind}): {b.unique_entries:,} unique of {b.raw_entries:,} "
                       f"entries, sha256 {b.sha256[:16]}…")
@@ -66,14 +57,13 @@ def blocklist_add(
 @handled
 def blocklist_list(as_json: JsonOpt = False) -> None:
     """List the lake's blocklists."""
-    bls = list_blocklists(lake())
+    listing = list_blocklists(lake())
     if as_json:
-        console.print_json([{"name": b.name, "kind": b.kind, "hash_of": b.hash_of, "unique_entries": b.unique_entries,
-                             "raw_entries": b.raw_entries, "skipped": b.skipped, "sha256": b.sha256} for b in bls])
+        console.print_json(listing.to_dict())
         return
     console.table("blocklists", ["name", "kind", "entries", "raw", "skipped", "sha256"],
                   [(b.name, b.kind + (f" ({b.hash_of})" if b.hash_of else ""), f"{b.unique_entries:,}",
-                    f"{b.raw_entries:,}", f"{b.skipped:,}", b.sha256[:16] + "…") for b in bls])
+                    f"{b.raw_entries:,}", f"{b.skipped:,}", b.sha256[:16] + "…") for b in listing.blocklists])
 
 
 @app.command()
@@ -87,7 +77,7 @@ def build(
     category: Annotated[str, typer.Option("--category", help="Flag form: the rules' public category.")] = "removed",
     sensitive: Annotated[bool, typer.Option("--sensitive", help="Flag form: mark the rules sensitive.")] = False,
     threads: Annotated[int | None, typer.Option("--threads", min=1, help="Shards written in parallel.")] = None,
-    memory_limit: Annotated[str | None, typer.Option("--memory-limit", help="DuckDB memory limit.")] = None,
+    memory_limit: MemOpt = None,
     full_audit: Annotated[bool, typer.Option(
         "--full-audit", help="Also re-run every rule over the written shards (a second matching pass; the default "
         "audits of counts, hash sums and matched-vs-removed rows already imply it for row-wise rules).")] = False,
@@ -112,20 +102,14 @@ def build(
     if full_audit and fast_audit:
         raise typer.BadParameter("--full-audit and --fast-audit exclude each other", param_hint="--full-audit")
     runner = get_engine(engine, ray_address, threads)
-    start = time.perf_counter()
     with console.progress("build", None) as advance:
         result = build_version(lake(), spec, threads=threads, memory_limit=memory_limit, progress=advance,
                                full_audit=full_audit, engine=runner)
-    secs = time.perf_counter() - start
-    v = result.version
     if as_json:
-        console.print_json({"name": v.name, "base": v.parent, "rows": v.rows, "removed": result.removed,
-                            "by_rule": result.by_rule, "by_category": result.by_category,
-                            "unmatched_entries": result.unmatched_entries,
-                            "fingerprint": v.fingerprint.value, "seconds": round(secs, 3)})
+        console.print_json(result.to_dict())
         return
-    console.out.print(f"built {v.name} from {v.parent}: {v.rows:,} rows kept, {result.removed:,} removed "
-                      f"in {len(v.shards)} shards ({secs:.1f} s)")
+    console.out.print(f"built {result.name} from {result.base}: {result.rows:,} rows kept, {result.removed:,} "
+                      f"removed in {len(result.version.shards)} shards ({result.seconds:.1f} s)")
     unmatched = result.unmatched_entries
     console.table("removed by rule", ["rule", "rows", "list entries that matched no row"],
                   [(r, f"{n:,}", f"{unmatched[r]:,}" if r in unmatched else "") for r, n in result.by_rule.items()])

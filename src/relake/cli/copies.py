@@ -11,8 +11,17 @@ from typing import Annotated
 import typer
 
 from relake import console
-from relake.cli.app import JsonOpt, MemOpt, app, handled, lake
-from relake.cli.build import EngineOpt, RayAddressOpt
+from relake.cli.app import app, handled, lake
+from relake.cli.options import (
+    EngineOpt,
+    ImageColOpt,
+    JsonOpt,
+    KeepOnlyOpt,
+    ManifestOpt,
+    MemOpt,
+    RayAddressOpt,
+    UrlColOpt,
+)
 from relake.copies import (
     LAYOUTS,
     CheckReport,
@@ -30,19 +39,6 @@ from relake.lake import check_user_path
 from relake.synthcopy import synth_copy as make_copy
 from relake.synthcopy import synth_help
 
-ManifestOpt = Annotated[
-    str | None,
-    typer.Option("--manifest", help="Removal manifest folder (removed.parquet + manifest.json)."),
-]
-KeepOnlyOpt = Annotated[
-    str | None,
-    typer.Option("--keep-only", help="Allowlist mode: rows whose (canonical URL, caption) is not in this release "
-                                     "(version name, version folder or parquet files) are affected."),
-]
-UrlColOpt = Annotated[str | None, typer.Option("--url-col", help="The copy's URL column (default: url, any case).")]
-ImageColOpt = Annotated[
-    str | None, typer.Option("--image-col", help="The copy's image hash column (default: md5, sha256 or sha1).")
-]
 _KEYS_SHOWN = 5
 _SHARDS_SHOWN = 50
 
@@ -66,8 +62,7 @@ def synth_copy(
         r = make_copy(lake(), source, check_user_path(out), shard_size=shard_size, hash_algo=hash_algo,
                       failure_rate=failure_rate, seed=seed, fmt=fmt, progress=advance)
     if as_json:
-        console.print_json({"out": str(r.out), "format": r.format, "hash": r.hash, "rows": r.rows,
-                            "shards": r.shards, "successes": r.successes, "failures": r.failures, "bytes": r.bytes})
+        console.print_json(r.to_dict())
         return
     console.out.print(console.literal(
         f"wrote {r.out}: {r.rows:,} samples in {r.shards} {r.format} shards, {r.successes:,} downloaded, "
@@ -169,37 +164,35 @@ def _render_check(r: CheckReport) -> None:
         ("copy", f"{r.copy} ({r.layout}, {len(r.shards)} shards, {r.rows:,} rows)"),
         ("against", against),
         ("image hashes", r.image_matching or "not compared"),
-        ("affected rows", f"{r.affected:,} in {sum(1 for s in r.shards if s.affected)} shards"),
+        ("affected rows", f"{r.affected:,} in {r.shards_affected} shards"),
     ]
     if r.manifest is not None:
-        items += [("  by URL only", f"{r.count('url'):,}"), ("  by image only", f"{r.count('image'):,}"),
-                  ("  by both", f"{r.count('both'):,}")]
+        items += [("  by URL only", f"{r.by_url:,}"), ("  by image only", f"{r.by_image:,}"),
+                  ("  by both", f"{r.by_both:,}")]
     if r.keep_only is not None:
-        items.append(("  not in release", f"{r.count('not_in_release'):,}"))
-    items += [("  failed downloads", f"{r.count('failed'):,} (parquet rows only, no image)"),
+        items.append(("  not in release", f"{r.not_in_release:,}"))
+    items += [("  failed downloads", f"{r.failed_downloads:,} (parquet rows only, no image)"),
               ("time", f"{r.seconds:.2f} s")]
     console.kv("check", items)
     for note in r.notes:
         console.warn(note)
-    hit = [(i, s) for i, s in enumerate(r.shards) if s.affected]
+    hit = [s for s in r.shards if s.affected]
     if not hit:
         console.info("nothing affected")
         return
-    keys: dict[int, list[str]] = {}
-    for affected in r.affected_rows:
-        keys.setdefault(affected.shard, []).append(affected.key if affected.key is not None else f"#{affected.pos}")
-    shown = sorted(hit, key=lambda p: -p[1].affected)[:_SHARDS_SHOWN]
+    shown = sorted(hit, key=lambda s: -s.affected)[:_SHARDS_SHOWN]
     title = "affected shards" + (f" (top {_SHARDS_SHOWN} of {len(hit)})" if len(hit) > _SHARDS_SHOWN else "")
     columns = ["shard", "rows", "affected"]
     columns += ["url", "image", "both"] if r.manifest is not None else []
     columns += ["not in release"] if r.keep_only is not None else []
     columns += ["failed", f"keys (first {_KEYS_SHOWN})"]
     rows = []
-    for i, s in shown:
+    for s in shown:
+        keys = [k.key if k.key is not None else f"#{k.pos}" for k in s.keys]
         row: list[object] = [s.shard, f"{s.rows:,}", f"{s.affected:,}"]
         row += [s.url, s.image, s.both] if r.manifest is not None else []
         row += [s.not_in_release] if r.keep_only is not None else []
-        row += [s.failed, " ".join(keys[i][:_KEYS_SHOWN]) + (" …" if len(keys[i]) > _KEYS_SHOWN else "")]
+        row += [s.failed, " ".join(keys[:_KEYS_SHOWN]) + (" …" if len(keys) > _KEYS_SHOWN else "")]
         rows.append(row)
     console.table(title, columns, rows)
     console.info("every affected key: --json; remove them: relake clean COPY --out OUT with the same options")

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from relake import console
-from relake.cli.app import JsonOpt, MemOpt, app, handled, lake
+from relake.cli.app import app, handled, lake
+from relake.cli.options import JsonOpt, MemOpt
 from relake.demo import run_demo
-from relake.errors import ExitCode, IntegrityError, RelakeError
-from relake.ingest import ingest_version
+from relake.errors import ExitCode, IntegrityError
+from relake.ingest import ingest_report
 from relake.lake import check_user_path
 from relake.synth import synth_original
 from relake.verify import verify_target
@@ -59,36 +59,30 @@ def ingest(
     as_json: JsonOpt = False,
 ) -> None:
     """Register parquet files (local, or fsspec URIs copied in with --copy) as an immutable original version."""
-    start = time.perf_counter()
     with console.progress("ingest", None) as advance:
-        v = ingest_version(lake(), name, sources, url_col=url_col, caption_col=caption_col, id_col=id_col,
-                           copy=copy, memory_limit=memory_limit, progress=advance)
-    secs = time.perf_counter() - start
+        r = ingest_report(lake(), name, sources, url_col=url_col, caption_col=caption_col, id_col=id_col,
+                          copy=copy, memory_limit=memory_limit, progress=advance)
     if as_json:
-        console.print_json({"name": v.name, "rows": v.rows, "shards": len(v.shards), "bytes": v.bytes,
-                            "fingerprint": v.fingerprint.value, "seconds": round(secs, 3)})
+        console.print_json(r.to_dict())
         return
-    console.out.print(f"ingested {v.name}: {v.rows:,} rows, {len(v.shards)} shards, {v.bytes / 1e6:,.1f} MB")
-    console.info(f"{secs:.2f} s ({v.rows / max(secs, 1e-9):,.0f} rows/s, {v.bytes / 1e6 / max(secs, 1e-9):,.0f} MB/s)")
+    secs = r.seconds
+    console.out.print(f"ingested {r.name}: {r.rows:,} rows, {r.shards} shards, {r.bytes / 1e6:,.1f} MB")
+    console.info(f"{secs:.2f} s ({r.rows / max(secs, 1e-9):,.0f} rows/s, {r.bytes / 1e6 / max(secs, 1e-9):,.0f} MB/s)")
 
 
 @app.command()
 @handled
 def versions(as_json: JsonOpt = False) -> None:
     """List the lake's versions as a lineage."""
-    lk = lake()
-    vs = []
-    for n in lk.version_names():
-        try:
-            vs.append(lk.load_version(n))
-        except RelakeError as exc:  # one damaged version must not hide the others
-            console.warn(f"skipped {n}: {exc}")
+    listing = lake().list_versions()
+    for n, why in listing.skipped:  # one damaged version must not hide the others
+        console.warn(f"skipped {n}: {why}")
     if as_json:
-        console.print_json([{"name": v.name, "parent": v.parent, "kind": v.kind, "rows": v.rows,
-                             "shards": len(v.shards), "fingerprint": v.fingerprint.value} for v in vs])
+        console.print_json(listing.to_dict())
         return
+    vs = listing.versions
     if not vs:
-        console.info(f"no versions in {lk.root} yet; try `relake demo` or `relake ingest NAME FILES`")
+        console.info(f"no versions in {listing.root} yet; try `relake demo` or `relake ingest NAME FILES`")
         return
     children: dict[str | None, list[str]] = {}
     by_name = {v.name: v for v in vs}
@@ -99,13 +93,13 @@ def versions(as_json: JsonOpt = False) -> None:
 
     def walk(name: str, depth: int) -> None:
         v = by_name[name]
-        lines.append(("  " * depth + ("└─ " if depth else "") + name, v.kind, f"{v.rows:,}", str(len(v.shards))))
+        lines.append(("  " * depth + ("└─ " if depth else "") + name, v.kind, f"{v.rows:,}", str(v.shards)))
         for c in sorted(children.get(name, [])):
             walk(c, depth + 1)
 
     for root in sorted(children.get(None, [])):
         walk(root, 0)
-    console.table(f"versions in {lk.root}", ["version", "kind", "rows", "shards"], lines)
+    console.table(f"versions in {listing.root}", ["version", "kind", "rows", "shards"], lines)
 
 
 @app.command()
@@ -114,9 +108,7 @@ def show(name: Annotated[str, typer.Argument(help="Version name.")], as_json: Js
     """Show one version's manifest and stats."""
     v = lake().load_version(name)
     if as_json:
-        data = asdict(v)
-        data["fingerprint"].pop("buckets", None)
-        console.print_json(data)
+        console.print_json(v.to_dict())
         return
     console.kv(f"version {v.name}", [
         ("kind", v.kind), ("parent", v.parent or "-"), ("rows", f"{v.rows:,}"), ("shards", len(v.shards)),
@@ -146,11 +138,11 @@ def verify(
 ) -> None:
     """Re-hash shards, re-count rows, recompute fingerprints; exit 1 naming what differs."""
     with console.progress("verify", None) as advance:
-        reports = verify_target(lake(), target, progress=advance)
+        verification = verify_target(lake(), target, progress=advance)
     if as_json:
-        console.print_json([asdict(r) | {"ok": r.ok} for r in reports])
+        console.print_json(verification.to_dict())
     else:
-        for r in reports:
+        for r in verification.reports:
             for n in r.notes:
                 console.warn(f"{r.target}: {n}")
             if r.ok:
@@ -159,7 +151,7 @@ def verify(
                 console.out.print(f"BAD {r.target}:")
                 for p in r.problems:
                     console.out.print(console.literal("    " + p))
-    bad = [r for r in reports if not r.ok]
+    bad = verification.bad
     if bad:
         if not as_json:
             raise IntegrityError(

@@ -7,12 +7,12 @@ from typing import Annotated
 import typer
 
 from relake import console
-from relake.cli.app import JsonOpt, MemOpt, app, handled, lake
-from relake.cli.build import EngineOpt, RayAddressOpt
+from relake.cli.app import app, handled, lake
+from relake.cli.options import EngineOpt, JsonOpt, MemOpt, RayAddressOpt
 from relake.diff import KEYLESS_LOCAL_ONLY, DiffSummary, diff_versions
 from relake.engine import Engine, EngineKind, get_engine
 from relake.errors import ExitCode, InputError
-from relake.fingerprint import fingerprint_target, fingerprint_target_on
+from relake.fingerprint import fingerprint_report
 
 
 @app.command()
@@ -150,18 +150,15 @@ def fingerprint(
     (same result; every file must have the same columns and types)."""
     runner = None if from_manifest else get_engine(engine, ray_address)
     with console.progress("fingerprint", None):
-        if runner is None or not runner.distributed:
-            r = fingerprint_target(lake(), target, from_manifest=from_manifest, memory_limit=memory_limit)
-        else:
-            r = fingerprint_target_on(runner, lake(), target)
+        r = fingerprint_report(lake(), target, from_manifest=from_manifest, memory_limit=memory_limit,
+                               engine=runner, buckets=buckets)
     if as_json:
-        console.print_json(r.to_dict(buckets=buckets))
+        console.print_json(r.to_dict())
         return
     console.out.print(console.literal(f"{r.fingerprint.value}  {r.fingerprint.rows} rows  {target}"))
     if r.manifest_matches is not None:
         console.info("matches the manifest" if r.manifest_matches else
                      "DIFFERS from the manifest (run `relake verify` to see which shards changed)")
     console.info(f"{r.source} in {r.seconds:.2f} s; {r.fingerprint.algorithm}")
-    if buckets:
-        console.table("buckets", ["bucket", "rows", "sum"],
-                      [(k, f"{n:,}", v) for k, (n, v) in r.fingerprint.buckets.items()])
+    if r.buckets is not None:
+        console.table("buckets", ["bucket", "rows", "sum"], [(k, f"{n:,}", v) for k, (n, v) in r.buckets.items()])

@@ -8,13 +8,11 @@ from typing import Annotated
 import typer
 
 from relake import console
-from relake.cli.app import JsonOpt, app, handled, lake
+from relake.cli.app import app, handled, lake
+from relake.cli.options import CrowdOpt, JsonOpt
 from relake.errors import ExitCode
 from relake.lake import check_user_path
 from relake.publish import lookup_urls, publish_release, write_manifest
-
-CrowdOpt = Annotated[int | None, typer.Option("--min-crowd", min=0, help="K: non-sensitive hashes a category "
-                                                                          "needs to hide sensitive ones.")]
 
 
 @app.command()
@@ -35,8 +33,7 @@ def manifest(
     m = write_manifest(lake(), a, b, Path(check_user_path(out)), private=private, image_hashes=image_hashes,
                        min_crowd=min_crowd)
     if as_json:
-        console.print_json({"out": str(m.out), "rows": m.rows, "counts": m.counts, "private": m.private,
-                            "image_hash": m.image_hash})
+        console.print_json(m.to_dict())
         return
     console.out.print(f"wrote {'private' if m.private else 'public'} manifest {a} → {b} to {m.out}: {m.rows:,} rows")
     console.table("removed URL hashes by public category", ["category", "hashes"],
@@ -66,10 +63,9 @@ def lookup(
     """Whether URLs (canonicalised the same way) are listed in a removal manifest; exit 1 if any is."""
     found = lookup_urls(urls, Path(check_user_path(manifest_dir)))
     if as_json:
-        console.print_json([{"url": u, "url_sha256": h, "listed": c is not None, "category": c}
-                            for u, h, c in found])
+        console.print_json(found.to_dict())
     else:
-        for u, _h, c in found:
-            console.out.print(console.literal(f"{'LISTED ' + c if c else 'not listed':<20} {u}"))
-    if any(c is not None for _, _, c in found):
+        for u in found.urls:
+            console.out.print(console.literal(f"{'LISTED ' + u.category if u.category else 'not listed':<20} {u.url}"))
+    if found.any_listed:
         raise typer.Exit(ExitCode.FOUND)

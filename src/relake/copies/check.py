@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, ClassVar
 
 import duckdb
 import pyarrow as pa
@@ -21,6 +21,7 @@ from relake.engine import job_connection, plain_file
 from relake.errors import InputError, duckdb_errors
 from relake.lake import Lake
 from relake.publish import Manifest, load_manifest
+from relake.report import HIDDEN, Report, json_meta, rounded
 from relake.sources import resolve_side
 from relake.sql import query
 
@@ -31,15 +32,19 @@ __all__ = ["AffectedRow", "CheckReport", "ShardCheck", "check_copy"]
 
 
 @dataclass(frozen=True)
-class AffectedRow:
-    shard: int  # index into CopyLayout.shards
+class AffectedRow(Report):
+    """One affected row; reported by its key, position and how it matched, never by its URL or caption."""
+
+    json_computed: ClassVar[tuple[str, ...]] = ("how", "failed")
+
+    shard: int = field(metadata=HIDDEN)  # index into CopyLayout.shards
     pos: int  # row position in the shard's parquet file
     key: str | None
-    status: str | None
-    error: str | None  # kept for _stats.json; never reported (it can name the host)
-    by_url: bool
-    by_image: bool
-    not_kept: bool
+    status: str | None = field(metadata=HIDDEN)
+    error: str | None = field(metadata=HIDDEN)  # kept for _stats.json; never reported (it can name the host)
+    by_url: bool = field(metadata=HIDDEN)
+    by_image: bool = field(metadata=HIDDEN)
+    not_kept: bool = field(metadata=HIDDEN)
 
     @property
     def how(self) -> str:
@@ -60,7 +65,7 @@ class AffectedRow:
 
 
 @dataclass
-class ShardCheck:
+class ShardCheck(Report):
     shard: str
     rows: int
     affected: int = 0
@@ -69,21 +74,31 @@ class ShardCheck:
     both: int = 0
     not_in_release: int = 0
     failed: int = 0
+    keys: list[AffectedRow] = field(default_factory=list, repr=False)  # its affected rows, by position
+
+
+def _affected_shards(shards: list[ShardCheck]) -> list[ShardCheck]:
+    return [s for s in shards if s.affected]
 
 
 @dataclass
-class CheckReport:
+class CheckReport(Report):
+    """What ``relake check`` reports; its ``--json`` lists only the affected shards, with their affected keys."""
+
+    json_computed: ClassVar[tuple[str, ...]] = (
+        "rows", "affected", "by_url", "by_image", "by_both", "not_in_release", "failed_downloads", "shards_affected")
+
     copy: str
-    layout: str
+    layout: str  # a registered Layout's name (relake.copies.layouts.LAYOUTS), e.g. "webdataset"
     manifest: str | None
     keep_only: str | None
     image_matching: str | None  # the algorithm compared, or None
-    shards: list[ShardCheck]
-    affected_rows: list[AffectedRow] = field(repr=False)
+    shards: list[ShardCheck] = field(metadata=json_meta(convert=_affected_shards))
+    affected_rows: list[AffectedRow] = field(repr=False, metadata=HIDDEN)
     notes: list[str] = field(default_factory=list)
     columns: dict[str, str | None] = field(default_factory=dict)
-    seconds: float = 0.0
-    copy_layout: CopyLayout | None = field(default=None, repr=False)
+    seconds: float = field(default=0.0, metadata=json_meta(convert=rounded))
+    copy_layout: CopyLayout | None = field(default=None, repr=False, metadata=HIDDEN)
 
     @property
     def rows(self) -> int:
@@ -93,27 +108,32 @@ class CheckReport:
     def affected(self) -> int:
         return len(self.affected_rows)
 
+    @property
+    def by_url(self) -> int:
+        return self.count("url")
+
+    @property
+    def by_image(self) -> int:
+        return self.count("image")
+
+    @property
+    def by_both(self) -> int:
+        return self.count("both")
+
+    @property
+    def not_in_release(self) -> int:
+        return self.count("not_in_release")
+
+    @property
+    def failed_downloads(self) -> int:
+        return self.count("failed")
+
+    @property
+    def shards_affected(self) -> int:
+        return sum(1 for s in self.shards if s.affected)
+
     def count(self, what: str) -> int:
         return sum(getattr(s, what) for s in self.shards)
-
-    def to_dict(self) -> dict[str, Any]:
-        keys: dict[int, list[dict[str, Any]]] = {}
-        for r in self.affected_rows:
-            keys.setdefault(r.shard, []).append({"key": r.key, "pos": r.pos, "how": r.how, "failed": r.failed})
-        return {
-            "copy": self.copy, "layout": self.layout, "manifest": self.manifest, "keep_only": self.keep_only,
-            "image_matching": self.image_matching, "columns": self.columns,
-            "rows": self.rows, "affected": self.affected,
-            "by_url": self.count("url"), "by_image": self.count("image"), "by_both": self.count("both"),
-            "not_in_release": self.count("not_in_release"), "failed_downloads": self.count("failed"),
-            "shards_affected": sum(1 for s in self.shards if s.affected),
-            "shards": [
-                {"shard": s.shard, "rows": s.rows, "affected": s.affected, "url": s.url, "image": s.image,
-                 "both": s.both, "not_in_release": s.not_in_release, "failed": s.failed, "keys": keys.get(i, [])}
-                for i, s in enumerate(self.shards) if s.affected
-            ],
-            "notes": self.notes, "seconds": round(self.seconds, 3),
-        }
 
 
 def _spill_lake(lake: Lake) -> Lake | None:
@@ -183,6 +203,7 @@ def check_copy(
     for r in affected:
         s = shards[r.shard]
         s.affected += 1
+        s.keys.append(r)
         s.both += r.by_url and r.by_image
         s.url += r.by_url and not r.by_image
         s.image += r.by_image and not r.by_url

@@ -31,6 +31,7 @@ from relake.db import bind_shard, connect
 from relake.errors import InputError, duckdb_errors
 from relake.lake import Lake
 from relake.record import sha256_file
+from relake.report import Report, json_meta, rounded
 from relake.sql import query
 
 if TYPE_CHECKING:
@@ -68,11 +69,13 @@ class CleanPlan:
 
 
 @dataclass
-class CleanReport:
+class CleanReport(Report):
+    """What ``relake clean`` reports; ``affected`` in its JSON is the check it acted on."""
+
     copy: str
     out: str
     dry_run: bool
-    layout: str
+    layout: str  # a registered Layout's name, as in CheckReport
     shards: int
     rewritten: int = 0
     copied: int = 0  # shards copied unchanged
@@ -84,15 +87,8 @@ class CleanReport:
     tar_bytes_in: int = 0
     tar_bytes_out: int = 0
     stale: list[str] = field(default_factory=list)  # side files not carried over (their tar changed)
-    seconds: float = 0.0
-    check: CheckReport | None = field(default=None, repr=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if k != "check"}
-        out["seconds"] = round(self.seconds, 3)
-        if self.check is not None:
-            out["affected"] = self.check.to_dict()
-        return out
+    seconds: float = field(default=0.0, metadata=json_meta(convert=rounded))
+    check: CheckReport | None = field(default=None, repr=False, metadata=json_meta(name="affected", omit_none=True))
 
 
 def prepare_clean(

@@ -130,12 +130,7 @@ def diff_versions(
             summary = _run(db, lake, a, b, a_src, b_src, compared, changes, key, keyless, pairs, use_buckets, top,
                            engine=engine, withhold=sensitive is not None, memory_limit=memory_limit)
             if sensitive is not None:
-                withheld = int(query("diff/sensitive_count").rows(db.con)[0][0]) - summary.rows_a
-                summary.withheld_sensitive = withheld
-                summary.rows_a += withheld
-                summary.removed += withheld
-                if summary.provenance_rows == summary.removed:
-                    summary.provenance_note = None
+                summary.count_withheld(int(query("diff/sensitive_count").rows(db.con)[0][0]) - summary.rows_a)
             if out is not None and fmt is not None:
                 summary.out, summary.out_rows = out, write_out(db, summary, compared, out, fmt)
     summary.seconds = time.perf_counter() - start

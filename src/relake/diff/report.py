@@ -6,7 +6,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 from duckdb import ColumnExpression, ConstantExpression, Expression, FunctionExpression
 
@@ -14,40 +14,52 @@ from relake.db import Db
 from relake.diff.columns import Compared, json_pointer
 from relake.errors import InputError, NotFoundError
 from relake.lake import check_user_path
+from relake.report import HIDDEN, Report, json_meta, rounded
 from relake.sources import Side
 from relake.sql import query
 
 OUT_FORMATS = {".parquet": "diff/write_parquet", ".csv": "diff/write_csv", ".jsonl": "diff/write_jsonl"}
 
 
+DiffMode = Literal["keyed", "keyless"]
+
+
+def _hosts(removed_by_domain: list[tuple[str | None, int]]) -> list[dict[str, Any]]:
+    return [{"host": h, "rows": n} for h, n in removed_by_domain]
+
+
 @dataclass
-class DiffSummary:
+class DiffSummary(Report):
+    """What ``relake diff`` reports; its ``--json`` is ``to_dict()``, derived from these fields."""
+
+    json_computed: ClassVar[tuple[str, ...]] = ("identical",)
+
     a: dict[str, Any]
     b: dict[str, Any]
-    mode: str  # "keyed" | "keyless"
+    mode: DiffMode
     key: list[str]
     key_note: str | None
-    compared: list[str]
-    rows_a: int = 0
-    rows_b: int = 0
-    added: int = 0
-    removed: int = 0
-    changed: int = 0
-    unchanged: int = 0
+    compared: list[str] = field(metadata=json_meta(name="compared_columns"))
+    rows_a: int = field(default=0, metadata=json_meta(within="rows", name="a"))
+    rows_b: int = field(default=0, metadata=json_meta(within="rows", name="b"))
+    added: int = field(default=0, metadata=json_meta(within="rows"))
+    removed: int = field(default=0, metadata=json_meta(within="rows"))
+    changed: int = field(default=0, metadata=json_meta(within="rows"))
+    unchanged: int = field(default=0, metadata=json_meta(within="rows"))
     column_changes: dict[str, int] = field(default_factory=dict)
     schema: dict[str, Any] = field(default_factory=dict)
     removed_by_rule: dict[str, int] | None = None
     removed_by_category: dict[str, int] | None = None
     provenance_note: str | None = None
     withheld_sensitive: int = 0
-    provenance_rows: int | None = None
-    removed_by_domain: list[tuple[str | None, int]] = field(default_factory=list)
+    provenance_rows: int | None = field(default=None, metadata=HIDDEN)
+    removed_by_domain: list[tuple[str | None, int]] = field(default_factory=list, metadata=json_meta(convert=_hosts))
     removed_by_shard: list[dict[str, Any]] = field(default_factory=list)
     buckets: dict[str, Any] | None = None
     hints: list[str] = field(default_factory=list)
     out: str | None = None
     out_rows: int | None = None
-    seconds: float = 0.0
+    seconds: float = field(default=0.0, metadata=json_meta(convert=rounded))
 
     @property
     def rows_differ(self) -> bool:
@@ -58,20 +70,14 @@ class DiffSummary:
         return not self.rows_differ and not (self.schema.get("added") or self.schema.get("removed")
                                              or self.schema.get("retyped"))
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "a": self.a, "b": self.b, "mode": self.mode, "key": self.key, "key_note": self.key_note,
-            "identical": self.identical,
-            "rows": {"a": self.rows_a, "b": self.rows_b, "added": self.added, "removed": self.removed,
-                     "changed": self.changed, "unchanged": self.unchanged},
-            "compared_columns": self.compared, "column_changes": self.column_changes, "schema": self.schema,
-            "removed_by_rule": self.removed_by_rule, "removed_by_category": self.removed_by_category,
-            "provenance_note": self.provenance_note, "withheld_sensitive": self.withheld_sensitive,
-            "removed_by_domain": [{"host": h, "rows": n} for h, n in self.removed_by_domain],
-            "removed_by_shard": self.removed_by_shard, "buckets": self.buckets, "hints": self.hints,
-            "out": self.out, "out_rows": self.out_rows, "seconds": round(self.seconds, 3),
-        }
-
+    def count_withheld(self, rows: int) -> None:
+        """Count ``rows`` of A removed by sensitive rules, which the comparison never saw: they are rows of A and
+        removed rows (counted, never listed)."""
+        self.withheld_sensitive = rows
+        self.rows_a += rows
+        self.removed += rows
+        if self.provenance_rows == self.removed:
+            self.provenance_note = None
 
 
 def out_format(out: str) -> str:
