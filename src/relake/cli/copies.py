@@ -134,6 +134,8 @@ def clean(
     """Write the copy without its affected samples, same layout: parquet rows and tar members dropped.
 
     Untouched members keep their exact bytes; _stats.json counts are reduced; resumable after interruption.
+    Members match rows however their key is spelled (folder prefix, leading zeros); orphans (samples without a
+    row) are kept, except those with an affected row's key; the output is listed again before it is complete.
     With --engine ray each shard is matched against --manifest and rewritten by Ray tasks (same bytes);
     --keep-only matching runs on this machine.
     """
