@@ -55,8 +55,9 @@ CHECK_JSON: dict[str, Any] = {
     "not_in_release": 1, "failed_downloads": 1, "shards_affected": 1,
     "shards": [{"shard": "00000", "rows": 10, "affected": 2, "url": 1, "image": 1, "both": 0, "not_in_release": 1,
                 "failed": 1, "keys": [{"key": "000004", "pos": 4, "how": "url", "failed": False},
-                                      {"key": None, "pos": 7, "how": "image+not-in-release", "failed": True}]}],
-    "notes": ["n"], "seconds": 1.235,
+                                      {"key": None, "pos": 7, "how": "image+not-in-release", "failed": True}],
+                "orphans": 0, "orphan_keys": [], "misplaced": []}],
+    "notes": ["n"], "seconds": 1.235, "orphans": 0,
 }
 
 
@@ -107,7 +108,8 @@ CASES: dict[type[Report], tuple[Report, Any]] = {
     DiffSummary: (_diff(), DIFF_JSON),
     CheckReport: (_check(), CHECK_JSON),
     ShardCheck: (ShardCheck("00001", 5), {"shard": "00001", "rows": 5, "affected": 0, "url": 0, "image": 0,
-                                          "both": 0, "not_in_release": 0, "failed": 0, "keys": []}),
+                                          "both": 0, "not_in_release": 0, "failed": 0, "keys": [],
+                                          "orphans": 0, "orphan_keys": [], "misplaced": []}),
     AffectedRow: (ROW_URL, {"pos": 4, "key": "000004", "how": "url", "failed": False}),
     CleanReport: (
         CleanReport("copy", "out", False, "parquet", 2, rewritten=1, copied=1, files=3, resumed=0, removed_rows=2,
@@ -115,7 +117,8 @@ CASES: dict[type[Report], tuple[Report, Any]] = {
                     seconds=2.0004, check=_check()),
         {"copy": "copy", "out": "out", "dry_run": False, "layout": "parquet", "shards": 2, "rewritten": 1,
          "copied": 1, "files": 3, "resumed": 0, "removed_rows": 2, "removed_members": 0, "failed_removed": 1,
-         "tar_bytes_in": 0, "tar_bytes_out": 0, "stale": ["x.idx"], "seconds": 2.0, "affected": CHECK_JSON},
+         "tar_bytes_in": 0, "tar_bytes_out": 0, "orphans_kept": 0, "orphans_dropped": 0, "verified": 0,
+         "stale": ["x.idx"], "seconds": 2.0, "affected": CHECK_JSON},
     ),
     FingerprintReport: (
         FingerprintReport("v1", "version", "computed", FP, True, 0.5, buckets=FP.buckets),

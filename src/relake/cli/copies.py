@@ -85,7 +85,8 @@ def check(
 ) -> None:
     """Which rows of a downstream copy are affected: by canonical-URL hash and image hash, or not in a release.
 
-    Exit 1 when any row is affected. Reports shards, keys and counts, never URLs or captions.
+    Exit 1 when any row is affected, or when a shard's tar, sample folder or tfrecord holds samples whose key has
+    no parquet row (orphans: they cannot be judged). Reports shards, keys and counts, never URLs or captions.
     With --engine ray each shard is matched against --manifest by its own Ray task (same report);
     --keep-only matching runs on this machine.
     """
@@ -102,7 +103,7 @@ def check(
         console.print_json(report.to_dict())
     else:
         _render_check(report)
-    if report.affected:
+    if report.affected or report.orphans:
         raise typer.Exit(ExitCode.FOUND)
 
 
@@ -128,6 +129,8 @@ def clean(
     """Write the copy without its affected samples, same layout: parquet rows and tar members dropped.
 
     Untouched members keep their exact bytes; _stats.json counts are reduced; resumable after interruption.
+    Members match rows however their key is spelled (folder prefix, leading zeros); orphans (samples without a
+    row) are kept, except those with an affected row's key; the output is listed again before it is complete.
     With --engine ray each shard is matched against --manifest and rewritten by Ray tasks (same bytes);
     --keep-only matching runs on this machine.
     """
@@ -172,10 +175,13 @@ def _render_check(r: CheckReport) -> None:
     if r.keep_only is not None:
         items.append(("  not in release", f"{r.not_in_release:,}"))
     items += [("  failed downloads", f"{r.failed_downloads:,} (parquet rows only, no image)"),
+              ("orphans", f"{r.orphans:,} keys in {sum(1 for s in r.shards if s.orphans)} shards"
+                          + (" (samples without a parquet row)" if r.orphans else "")),
               ("time", f"{r.seconds:.2f} s")]
     console.kv("check", items)
     for note in r.notes:
         console.warn(note)
+    _render_orphans(r)
     hit = [s for s in r.shards if s.affected]
     if not hit:
         console.info("nothing affected")
@@ -198,6 +204,21 @@ def _render_check(r: CheckReport) -> None:
     console.info("every affected key: --json; remove them: relake clean COPY --out OUT with the same options")
 
 
+def _render_orphans(r: CheckReport) -> None:
+    with_orphans = sorted((s for s in r.shards if s.orphans), key=lambda s: -s.orphans)
+    if not with_orphans:
+        return
+    shown = with_orphans[:_SHARDS_SHOWN]
+    title = "orphans: samples whose key has no parquet row" + (
+        f" (top {_SHARDS_SHOWN} of {len(with_orphans)} shards)" if len(with_orphans) > _SHARDS_SHOWN else "")
+    console.table(title, ["shard", "orphans", f"keys (first {_KEYS_SHOWN})", "an affected row's key"],
+                  [[s.shard, f"{s.orphans:,}", " ".join(s.orphan_keys) + (" …" if s.orphans > len(s.orphan_keys)
+                                                                         else ""),
+                    " ".join(s.misplaced[:_KEYS_SHOWN])] for s in shown])
+    console.warn(f"{r.orphans:,} orphan keys: their images cannot be judged without a row; clean keeps them "
+                 "byte for byte, except those with an affected row's key, which it drops")
+
+
 def _render_clean(r: CleanReport) -> None:
     verb = "would " if r.dry_run else ""
     counted = LAYOUTS[r.layout].counted if r.layout in LAYOUTS else None
@@ -210,8 +231,12 @@ def _render_clean(r: CleanReport) -> None:
         (f"shards {verb}copy unchanged", f"{r.copied:,}"),
         (f"other files {verb}copy", f"{r.files:,}"),
     ]
+    if r.orphans_kept or r.orphans_dropped:
+        items.append(("orphans", f"{r.orphans_kept:,} kept byte for byte, {r.orphans_dropped:,} {verb}dropped "
+                                 "(an affected row's key)"))
     if not r.dry_run:
         items.append(("resumed", f"{r.resumed:,} units already done and verified"))
+        items.append(("verified", f"{r.verified:,} rewritten sides listed again: no file of an affected row"))
         if r.tar_bytes_in:
             mb = r.tar_bytes_in / 1e6
             items.append(("tars", f"{mb:,.1f} MB in, {r.tar_bytes_out / 1e6:,.1f} MB out"))

@@ -19,17 +19,19 @@ counts, never a URL or caption of an affected row (they may be harmful links).
 
 Modules: ``open`` (a copy folder's layout, shards and rows), ``manifest``, ``check``, ``clean`` (with ``resume``,
 its record of finished units, and ``write``), ``layout`` and ``layouts`` (one module per img2dataset output
-format, and the registry), ``tar`` and ``tfrecord`` (byte-exact readers and filters).
+format, and the registry), ``tar`` and ``tfrecord`` (byte-exact readers and filters), ``keys`` (how a parquet
+key and a member's name are compared) and ``samples`` (a shard's side against its parquet keys: orphans).
 """
 
 from relake.copies.check import AffectedRow, CheckReport, ShardCheck, check_copy
 from relake.copies.clean import CleanPlan, CleanReport, clean_copy, dry_run_report, prepare_clean, run_clean
+from relake.copies.keys import SampleKeys, member_key, normal_key
 from relake.copies.layout import Layout, LayoutName, Sample, Written
 from relake.copies.layouts import LAYOUTS
 from relake.copies.manifest import resolve_manifest
 from relake.copies.open import CopyLayout, CopyShard, open_copy
 from relake.copies.resume import RECORD_NAME
-from relake.copies.tar import TarMember, filter_tar, member_key, scan_tar
+from relake.copies.tar import TarMember, filter_tar, scan_tar
 from relake.copies.tfrecord import example_key, filter_tfrecord, masked_crc32c
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "Layout",
     "LayoutName",
     "Sample",
+    "SampleKeys",
     "ShardCheck",
     "TarMember",
     "Written",
@@ -55,6 +58,7 @@ __all__ = [
     "filter_tfrecord",
     "masked_crc32c",
     "member_key",
+    "normal_key",
     "open_copy",
     "prepare_clean",
     "resolve_manifest",

@@ -14,8 +14,10 @@ import pyarrow as pa
 from duckdb import ColumnExpression
 
 from relake.canonical import register_canonical
+from relake.copies.keys import normal_key
 from relake.copies.manifest import bind_manifest, manifest_view
 from relake.copies.open import CopyLayout, copy_rows, open_copy, parquet_rows
+from relake.copies.samples import find_orphans
 from relake.db import Db, connect
 from relake.engine import job_connection, plain_file
 from relake.errors import InputError, duckdb_errors
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
     from relake.engine import Engine
 
 __all__ = ["AffectedRow", "CheckReport", "ShardCheck", "check_copy"]
+
+_ORPHAN_KEYS_SHOWN = 5
 
 
 @dataclass(frozen=True)
@@ -75,10 +79,14 @@ class ShardCheck(Report):
     not_in_release: int = 0
     failed: int = 0
     keys: list[AffectedRow] = field(default_factory=list, repr=False)  # its affected rows, by position
+    orphans: int = 0  # keys in the shard's side (tar members, sample files, records) without a parquet row
+    orphan_keys: list[str] = field(default_factory=list)  # the first few, as the side spells them
+    misplaced: list[str] = field(default_factory=list)  # orphans whose key is an affected row's: clean drops them
 
 
 def _affected_shards(shards: list[ShardCheck]) -> list[ShardCheck]:
-    return [s for s in shards if s.affected]
+    """The shards --json lists: those with affected rows or orphans."""
+    return [s for s in shards if s.affected or s.orphans]
 
 
 @dataclass
@@ -99,6 +107,7 @@ class CheckReport(Report):
     columns: dict[str, str | None] = field(default_factory=dict)
     seconds: float = field(default=0.0, metadata=json_meta(convert=rounded))
     copy_layout: CopyLayout | None = field(default=None, repr=False, metadata=HIDDEN)
+    orphans: int = 0  # keys of the shards' sides without a parquet row (ShardCheck.orphans), over all shards
 
     @property
     def rows(self) -> int:
@@ -194,6 +203,9 @@ def check_copy(
             with duckdb_errors(f"{copy}: cannot match the copy"):
                 query("copies/match_release").run(db.con)
         rows = query("copies/affected").rows(db.con)
+    orphans = find_orphans(layout, engine)
+    if orphans is None:
+        notes.append(f"the {layout.layout} layout cannot list its samples: orphans not looked for")
     affected = [
         AffectedRow(file_index[str(f)], int(pos), key, status, error, bool(u), bool(i), bool(k))
         for f, pos, key, status, error, u, i, k in rows
@@ -209,14 +221,25 @@ def check_copy(
         s.image += r.by_image and not r.by_url
         s.not_in_release += r.not_kept
         s.failed += r.failed
+    if orphans is not None:
+        _count_orphans(shards, orphans, {normal_key(r.key) for r in affected if r.key is not None})
     columns = {"url": layout.url, "caption": layout.caption, "key": layout.key, "status": layout.status,
                "image": layout.image}
     return CheckReport(
         copy=str(copy), layout=layout.layout, manifest=str(manifest_dir) if manifest_dir is not None else None,
         keep_only=keep_only, image_matching=layout.image_algo if use_image else None, shards=shards,
         affected_rows=affected, notes=notes, columns=columns, seconds=time.perf_counter() - start,
-        copy_layout=layout,
+        copy_layout=layout, orphans=sum(s.orphans for s in shards),
     )
+
+
+def _count_orphans(shards: list[ShardCheck], orphans: list[dict[str, str]], affected_keys: set[str]) -> None:
+    """Each shard's orphans (``find_orphans``): their number, the first few keys, and those that are an affected
+    row's key (of any shard: img2dataset's keys are unique in a download)."""
+    for s, found in zip(shards, orphans, strict=True):
+        s.orphans = len(found)
+        s.orphan_keys = sorted(found.values())[:_ORPHAN_KEYS_SHOWN]
+        s.misplaced = sorted(spelled for normal, spelled in found.items() if normal in affected_keys)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,12 @@ drops the samples of their keys, every other sample's bytes unchanged, as its la
 ``status_dict`` reduced by the removed rows; unaffected shards and other files are copied byte for byte; a
 shard's stale side files (e.g. a DALI ``.idx``) are dropped when its samples change. Each output is written to
 a temp name and renamed; ``OUT/.relake-clean.json`` (``relake.copies.resume``) records every finished unit.
+
+A side's samples are matched by normal key (``relake.copies.keys``: folder prefix, ``./`` and leading zeros
+ignored). Orphans (side keys without a parquet row, ``relake.copies.samples``) are kept byte for byte, except
+*misplaced* ones, whose key is an affected row's in another shard: those are dropped too. Before the record is
+marked complete every rewritten side is listed again, and a file of a dropped key still there is an
+``AuditError`` (the output stays incomplete).
 """
 
 from __future__ import annotations
@@ -22,13 +28,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from relake.copies.check import AffectedRow, CheckReport, check_copy
+from relake.copies.check import AffectedRow, CheckReport, ShardCheck, check_copy
+from relake.copies.keys import SampleKeys, normal_key
 from relake.copies.layout import Layout, Written
 from relake.copies.open import CopyShard, parquet_rows
 from relake.copies.resume import finished, open_record, source_ids, write_record
+from relake.copies.samples import leftover_names
 from relake.copies.write import TMP_SUFFIX, copy_file, tmp_path
 from relake.db import bind_shard, connect
-from relake.errors import InputError, duckdb_errors
+from relake.errors import AuditError, InputError, duckdb_errors
 from relake.lake import Lake
 from relake.record import sha256_file
 from relake.report import Report, json_meta, rounded
@@ -49,6 +57,7 @@ class _Unit:
     name: str  # record key: "shard 00000" or "file README.md"
     sources: tuple[Path, ...]
     removed: tuple[AffectedRow, ...] = ()
+    drop: tuple[str, ...] = ()  # keys whose samples leave the shard's side: the removed rows' and misplaced ones
     shard: CopyShard | None = None
     layout: Layout | None = None  # the shard's
     rel: Path | None = None  # for other files
@@ -65,7 +74,7 @@ class CleanPlan:
 
     @property
     def rewritten(self) -> int:
-        return sum(1 for u in self.units if u.removed)
+        return sum(1 for u in self.units if u.removed or u.drop)
 
 
 @dataclass
@@ -86,6 +95,9 @@ class CleanReport(Report):
     failed_removed: int = 0
     tar_bytes_in: int = 0
     tar_bytes_out: int = 0
+    orphans_kept: int = 0  # side keys without a parquet row, kept byte for byte (check reports them)
+    orphans_dropped: int = 0  # orphans whose key is an affected row's (misplaced in another shard): dropped
+    verified: int = 0  # rewritten sides listed again after the clean: none holds a file of an affected row
     stale: list[str] = field(default_factory=list)  # side files not carried over (their tar changed)
     seconds: float = field(default=0.0, metadata=json_meta(convert=rounded))
     check: CheckReport | None = field(default=None, repr=False, metadata=json_meta(name="affected", omit_none=True))
@@ -121,13 +133,24 @@ def prepare_clean(
         if layout.format.needs_keys and r.key is None and not r.failed:
             raise InputError(f"{copy}: shard {layout.shards[r.shard].name} row {r.pos} is affected but has no key; "
                              "its files cannot be found")
-    units = [_Unit(f"shard {s.name}", s.files, tuple(by_shard.get(i, ())), shard=s, layout=layout.format)
-             for i, s in enumerate(layout.shards)]
+    units = [_Unit(f"shard {s.name}", s.files, tuple(by_shard.get(i, ())), _drop(by_shard.get(i, ()), c),
+                   shard=s, layout=layout.format)
+             for i, (s, c) in enumerate(zip(layout.shards, report.shards, strict=True))]
     units += [_Unit(f"file {p.as_posix()}", (copy / p,), rel=p) for p in layout.others]
     ident = hashlib.sha256(str(src).encode("utf-8", "surrogateescape"))
     for r in report.affected_rows:
         ident.update(f"\n{layout.shards[r.shard].name}:{r.pos}".encode())
+    for c in report.shards:
+        for key in c.misplaced:
+            ident.update(f"\n{c.shard}:orphan {key}".encode("utf-8", "surrogateescape"))
     return CleanPlan(report, out, units, ident.hexdigest(), memory_limit, max(1, workers))
+
+
+def _drop(removed: Sequence[AffectedRow], shard: ShardCheck) -> tuple[str, ...]:
+    """The normal keys (``relake.copies.keys``) whose samples leave a shard's side: its removed rows' keys and its
+    misplaced orphans (files of an affected row of another shard)."""
+    return tuple(sorted({normal_key(k) for k in [*(r.key for r in removed if r.key is not None),
+                                                 *shard.misplaced]}))
 
 
 def clean_copy(
@@ -160,10 +183,11 @@ def dry_run_report(plan: CleanPlan) -> CleanReport:
     assert layout is not None
     rep = CleanReport(check.copy, str(plan.out), True, check.layout, len(layout.shards), check=check,
                       seconds=check.seconds)
+    _count_orphans(rep, check)
     for u in plan.units:
         if u.shard is None:
             rep.files += 1
-        elif u.removed:
+        elif u.removed or u.drop:
             rep.rewritten += 1
             rep.removed_rows += len(u.removed)
             rep.failed_removed += sum(r.failed for r in u.removed)
@@ -221,6 +245,7 @@ def run_clean(
             engine.map(_clean_job, jobs, label=lambda job: f"{job[0].name} of {layout.root}",
                        on_done=(lambda: progress(1)) if progress is not None else None,
                        on_result=lambda _, done: finish(done))
+            rep.verified = _verify_output(plan, units)
             record["complete"] = True
         finally:
             write_record(out, record)
@@ -244,6 +269,7 @@ def run_clean(
             if time.monotonic() - last_flush >= _RECORD_FLUSH_SECONDS:
                 write_record(out, record)
                 last_flush = time.monotonic()
+        rep.verified = _verify_output(plan, units)
         record["complete"] = True
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
@@ -251,11 +277,44 @@ def run_clean(
     return _clean_totals(rep, check, start)
 
 
+def _count_orphans(rep: CleanReport, check: CheckReport) -> None:
+    dropped = sum(len(s.misplaced) for s in check.shards)
+    rep.orphans_dropped, rep.orphans_kept = dropped, check.orphans - dropped
+
+
 def _clean_totals(rep: CleanReport, check: CheckReport, start: float) -> CleanReport:
+    _count_orphans(rep, check)
     rep.removed_rows = check.affected
     rep.failed_removed = sum(r.failed for r in check.affected_rows)
     rep.seconds = check.seconds + time.perf_counter() - start
     return rep
+
+
+def _verify_output(plan: CleanPlan, units: dict[str, Any]) -> int:
+    """List each rewritten side of the cleaned copy again: none may hold a member, file or record of a dropped
+    key. Raises ``AuditError`` naming what remains (after removing its units from the record, so the output
+    stays marked incomplete and a rerun redoes them); returns the number of sides listed."""
+    layout = plan.check.copy_layout
+    assert layout is not None
+    listed = 0
+    found: list[tuple[str, list[str]]] = []
+    for u in plan.units:
+        if u.shard is None or u.shard.side is None or not u.drop:
+            continue
+        left = leftover_names(layout.layout, plan.out / u.shard.side.name, u.drop)
+        if left is None:
+            continue
+        listed += 1
+        if left:
+            found.append((u.shard.name, left))
+            units.pop(u.name, None)
+    if found:
+        n = sum(len(names) for _, names in found)
+        shard, names = found[0]
+        raise AuditError(f"{plan.out}: the cleaned copy still holds {n:,} file(s) of affected rows in "
+                         f"{len(found)} shard(s) (shard {shard}: {', '.join(names[:5])}); it is marked "
+                         "incomplete, do not use it")
+    return listed
 
 
 def _absolute(unit: _Unit) -> _Unit:
@@ -307,7 +366,7 @@ def _run_unit(unit: _Unit, out: Path, entry: dict[str, Any] | None, memory_limit
     outputs: dict[str, str] = {}
     side: Written | None = None
     stale: list[str] = []
-    if not unit.removed:
+    if not unit.removed and not unit.drop:
         for src in shard.files:
             if src == shard.side:
                 side = layout.copy(src, tmp_path(out / src.name))
@@ -315,13 +374,17 @@ def _run_unit(unit: _Unit, out: Path, entry: dict[str, Any] | None, memory_limit
             outputs[src.name], _ = copy_file(src, tmp_path(out / src.name))
         action = "copied"
     else:
-        outputs[shard.parquet.name] = _write_parquet(shard.parquet, tmp_path(out / shard.parquet.name),
-                                                     [r.pos for r in unit.removed], memory_limit)
-        drop = {r.key for r in unit.removed if r.key is not None}  # the samples of the shard's side
+        if unit.removed:
+            outputs[shard.parquet.name] = _write_parquet(shard.parquet, tmp_path(out / shard.parquet.name),
+                                                         [r.pos for r in unit.removed], memory_limit)
+        else:  # only misplaced orphans leave: the rows stay
+            outputs[shard.parquet.name], _ = copy_file(shard.parquet, tmp_path(out / shard.parquet.name))
         if shard.side is not None:
-            side = layout.filter(shard.side, tmp_path(out / shard.side.name), drop)
-        if shard.stats is not None:
+            side = layout.filter(shard.side, tmp_path(out / shard.side.name), SampleKeys(unit.drop))
+        if shard.stats is not None and unit.removed:
             outputs[shard.stats.name] = _write_stats(shard.stats, tmp_path(out / shard.stats.name), unit.removed)
+        elif shard.stats is not None:
+            outputs[shard.stats.name], _ = copy_file(shard.stats, tmp_path(out / shard.stats.name))
         stale = [p.name for p in shard.extras]
         action = "rewritten"
     if side is not None:

@@ -75,7 +75,14 @@ class Layout(ABC):
     @abstractmethod
     def filter(self, src: Path, dst: Path, drop: set[str]) -> Written:
         """The side ``src`` written as ``dst`` without the samples whose key is in ``drop``, every other sample's
-        bytes unchanged."""
+        bytes unchanged. Clean gives a ``relake.copies.keys.SampleKeys``: ``key_or_name in drop`` matches however
+        the key is spelled (folder prefix, ``./``, leading zeros)."""
+
+    def sample_names(self, side: Path) -> list[str] | None:
+        """The names in the side ``side`` that carry a sample key (member or file names, record keys), in order;
+        check reports those whose key has no parquet row (orphans), clean verifies its output with them. None
+        when the layout cannot list them (then neither is done)."""
+        return None
 
     def copy(self, src: Path, dst: Path) -> Written:
         """The side ``src`` of an unaffected shard as ``dst``, byte for byte."""

@@ -4,7 +4,6 @@ copy without the members of some samples."""
 from __future__ import annotations
 
 import os
-import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,22 +11,15 @@ from typing import NoReturn
 
 import numpy as np
 
+from relake.copies.keys import SampleKeys
 from relake.copies.write import CHUNK, hashing_writer
 from relake.errors import InputError
 
-__all__ = ["TarMember", "filter_tar", "member_key", "scan_tar"]
+__all__ = ["TarMember", "filter_tar", "sample_names", "scan_tar"]
 
 _BLOCK = tarfile.BLOCKSIZE
 _RECORD = tarfile.RECORDSIZE
-_MEMBER_KEY = re.compile(r"((?:.*/|)[^.]+)[.]([^/]*)")  # webdataset's split: key = path to the basename's first '.'
 _SCAN_BUFFER = 1 << 20
-
-
-def member_key(name: str) -> str:
-    """A tar member's sample key as webdataset reads it: the path up to the first '.' of the basename."""
-    name = name.removeprefix("./")
-    m = _MEMBER_KEY.fullmatch(name)
-    return m.group(1) if m else name
 
 
 @dataclass(frozen=True)
@@ -35,6 +27,7 @@ class TarMember:
     name: str | None  # None for a pax global header (kept, belongs to no sample)
     start: int  # offset of its first header block (extended headers included)
     end: int  # offset after its data padding
+    folder: bool = False  # a folder entry (``tar cf x.tar 00000/`` writes one): kept, belongs to no sample
 
 
 def scan_tar(path: Path) -> list[TarMember]:
@@ -94,12 +87,13 @@ def scan_tar(path: Path) -> list[TarMember]:
             if pax_size is not None:
                 size = pax_size
             name = long_name if long_name is not None else _ustar_name(hdr)
-            if kind == b"5" or (kind in (b"0", b"\0") and name.endswith("/")):
+            folder = kind == b"5" or (kind in (b"0", b"\0") and name.endswith("/"))
+            if folder:
                 name = name.rstrip("/") or name  # a folder, named as tarfile names it
             end = pos + _BLOCK + (0 if kind in _NO_DATA_TYPES else _padded(size))
             if end > size_total:
                 _fail(path, hdr, pos, f"truncated tar: member {name!r} runs past the end")
-            members.append(TarMember(name, start, end))
+            members.append(TarMember(name, start, end, folder))
             pos, first, long_name, pax_size = end, None, None, None
     batch.verify()
     return members
@@ -208,14 +202,23 @@ def _ustar_name(hdr: bytes) -> str:
     return name.decode("utf-8", "surrogateescape")
 
 
+def sample_names(path: Path) -> list[str]:
+    """The names of the members of tar ``path`` that belong to samples: every member but folders and pax global
+    headers, in tar order (a repeated name repeated)."""
+    return [m.name for m in scan_tar(path) if m.name is not None and not m.folder]
+
+
 def filter_tar(src: Path, dst: Path, drop: set[str]) -> tuple[str, int, int, int]:
-    """Copy ``src`` to ``dst`` without the members whose key is in ``drop``: kept members as their exact bytes
-    (extended headers, header, data, padding), then an end-of-archive padded to whole 10240-byte records, as
+    """Copy ``src`` to ``dst`` without the members of the samples whose key is in ``drop``, compared as normal
+    keys (``relake.copies.keys``: folder prefix, ``./`` and leading zeros ignored); every member of such a key
+    goes, repeated ones included. Kept members as their exact bytes (extended headers, header, data, padding),
+    folders and pax global headers always kept, then an end-of-archive padded to whole 10240-byte records, as
     tarfile writes. Returns (sha256, bytes read, bytes written, members dropped)."""
+    keys = drop if isinstance(drop, SampleKeys) else SampleKeys(drop)
     ranges: list[tuple[int, int]] = []  # kept byte ranges, merged when contiguous
     dropped = 0
     for m in scan_tar(src):
-        if m.name is not None and member_key(m.name) in drop:
+        if m.name is not None and not m.folder and m.name in keys:
             dropped += 1
             continue
         if ranges and ranges[-1][1] == m.start:

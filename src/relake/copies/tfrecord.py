@@ -7,10 +7,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from relake.copies.keys import SampleKeys
 from relake.copies.write import hashing_writer
 from relake.errors import InputError
 
-__all__ = ["example_key", "filter_tfrecord", "masked_crc32c"]
+__all__ = ["example_key", "filter_tfrecord", "masked_crc32c", "read_records", "record_keys"]
 
 
 def masked_crc32c(data: bytes) -> int:
@@ -93,13 +94,11 @@ def example_key(record: bytes) -> str | None:
     return None
 
 
-def filter_tfrecord(src: Path, dst: Path, drop: set[str]) -> tuple[str, int]:
-    """``src`` as ``dst`` without the records whose ``key`` feature is in ``drop``: every other record copied as
-    its exact bytes (length, its checksum, data, data checksum), in order. Each record's length checksum is
-    verified and its key read; (sha256 of ``dst``, records dropped)."""
-    dropped = 0
-    with open(src, "rb") as fh, hashing_writer(dst) as w:
-        pos = 0
+def read_records(src: Path) -> Iterator[tuple[bytes, bytes, str]]:
+    """Each record of ``src`` as (its length and length checksum, its data and data checksum, its ``key``
+    feature), in order; each record's length checksum is verified."""
+    pos = 0
+    with open(src, "rb") as fh:
         while head := fh.read(12):
             if len(head) < 12 or masked_crc32c(head[:8]) != int.from_bytes(head[8:], "little"):
                 raise InputError(f"{src}: not a tfrecord file, or damaged at byte {pos} (a record's length or its "
@@ -115,10 +114,27 @@ def filter_tfrecord(src: Path, dst: Path, drop: set[str]) -> tuple[str, int]:
             if key is None:
                 raise InputError(f"{src}: the record at byte {pos} has no 'key' feature; its sample cannot be "
                                  "matched to a parquet row")
-            if key in drop:
+            yield head, body, key
+            pos += 12 + size + 4
+
+
+def record_keys(src: Path) -> list[str]:
+    """The ``key`` feature of every record of ``src``, in order."""
+    return [key for _, _, key in read_records(src)]
+
+
+def filter_tfrecord(src: Path, dst: Path, drop: set[str]) -> tuple[str, int]:
+    """``src`` as ``dst`` without the records whose ``key`` feature is in ``drop`` (compared as normal keys,
+    ``relake.copies.keys``: ``12`` = ``000000012``): every other record copied as its exact bytes (length, its
+    checksum, data, data checksum), in order. Each record's length checksum is verified and its key read;
+    (sha256 of ``dst``, records dropped)."""
+    keys = drop if isinstance(drop, SampleKeys) else SampleKeys(drop)
+    dropped = 0
+    with hashing_writer(dst) as w:
+        for head, body, key in read_records(src):
+            if key in keys:
                 dropped += 1
             else:
                 w.write(head)
                 w.write(body)
-            pos += 12 + size + 4
     return w.sha.hexdigest(), dropped

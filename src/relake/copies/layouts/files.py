@@ -8,8 +8,8 @@ import shutil
 from pathlib import Path
 from typing import ClassVar
 
+from relake.copies.keys import SampleKeys
 from relake.copies.layout import Layout, LayoutName, Written
-from relake.copies.tar import member_key
 from relake.copies.write import copy_file, folder_entry
 from relake.errors import InputError
 
@@ -38,16 +38,15 @@ class Files(Layout):
     def filter(self, src: Path, dst: Path, drop: set[str]) -> Written:
         """The sample folder ``src`` as ``dst`` (a new folder) without the files of the keys in ``drop``; its digest
         (``relake.copies.write.folder_digest``) and the number of files dropped. Files are copied byte for byte, in
-        name order."""
+        name order; keys are compared as normal keys (``relake.copies.keys``: ``12.jpg`` is key ``000000012``'s)."""
+        keys = drop if isinstance(drop, SampleKeys) else SampleKeys(drop)
         if dst.exists():
             shutil.rmtree(dst)
         dst.mkdir()
         h = hashlib.sha256()
         dropped = 0
-        for f in sorted(src.iterdir()):
-            if not f.is_file():
-                raise InputError(f"{src}: {f.name} is not a file; a sample folder holds only its samples' files")
-            if member_key(f.name) in drop:
+        for f in _files(src):
+            if f.name in keys:
                 dropped += 1
                 continue
             digest, _ = copy_file(f, dst / f.name)
@@ -56,3 +55,15 @@ class Files(Layout):
 
     def copy(self, src: Path, dst: Path) -> Written:
         return self.filter(src, dst, set())
+
+    def sample_names(self, side: Path) -> list[str]:
+        return [f.name for f in _files(side)]
+
+
+def _files(folder: Path) -> list[Path]:
+    """A sample folder's files in name order; anything else in it is refused."""
+    files = sorted(folder.iterdir())
+    for f in files:
+        if not f.is_file():
+            raise InputError(f"{folder}: {f.name} is not a file; a sample folder holds only its samples' files")
+    return files

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from relake.copies.layout import Layout, LayoutName, Written
-from relake.copies.tfrecord import filter_tfrecord
+from relake.copies.tfrecord import filter_tfrecord, record_keys
 
 __all__ = ["TFRecord"]
 
@@ -21,3 +21,6 @@ class TFRecord(Layout):
     def filter(self, src: Path, dst: Path, drop: set[str]) -> Written:
         digest, dropped = filter_tfrecord(src, dst, drop)
         return Written(digest, dropped)
+
+    def sample_names(self, side: Path) -> list[str]:
+        return record_keys(side)

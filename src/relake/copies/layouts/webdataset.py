@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import IO, ClassVar
 
 from relake.copies.layout import Layout, LayoutName, Sample, Written
-from relake.copies.tar import filter_tar
+from relake.copies.tar import filter_tar, sample_names
 from relake.copies.write import copy_file
 
 __all__ = ["Webdataset"]
@@ -29,6 +29,9 @@ class Webdataset(Layout):
     def filter(self, src: Path, dst: Path, drop: set[str]) -> Written:
         digest, size_in, size_out, dropped = filter_tar(src, dst, drop)
         return Written(digest, dropped, size_in, size_out)
+
+    def sample_names(self, side: Path) -> list[str]:
+        return sample_names(side)
 
     def copy(self, src: Path, dst: Path) -> Written:
         digest, size = copy_file(src, dst)
