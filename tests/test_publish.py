@@ -641,5 +641,5 @@ def test_released_version_json_does_not_single_out_sensitive_rules(world: World)
         assert word not in text
     assert released["recipe"]["rules"] == [{"category": "safety", "sensitive": True},
                                            {"id": "unsafe", "category": "safety", "sensitive": False}]
-    assert set(released["stats"]) == {"removed_rows", "removed_by_category"}
+    assert set(released["stats"]) == {"removed_rows", "removed_by_category", "removed_by_public_category"}
     assert released["recipe"]["spec_sha256"] == json.loads(lake_text)["recipe"]["spec_sha256"]

@@ -79,7 +79,7 @@ DIFF_JSON: dict[str, Any] = {
     "rows": {"a": 5, "b": 4, "added": 1, "removed": 2, "changed": 1, "unchanged": 2},
     "compared_columns": ["URL", "TEXT"], "column_changes": {"TEXT": 1},
     "schema": {"added": [], "removed": [], "retyped": []}, "removed_by_rule": {"r": 2},
-    "removed_by_category": {"c": 2}, "provenance_note": "p", "withheld_sensitive": 1,
+    "removed_by_category": {"c": 2}, "provenance_note": "p", "withheld_sensitive": 1, "withheld_a": 0, "withheld_b": 0,
     "removed_by_domain": [{"host": "example.com", "rows": 2}, {"host": None, "rows": 1}],
     "removed_by_shard": [{"rows": 2, "shard": 0, "file": "f"}], "buckets": {"equal": 3, "scan_skipped": False},
     "hints": ["h"], "out": "d.parquet", "out_rows": 4, "seconds": 0.123,

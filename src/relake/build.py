@@ -160,6 +160,7 @@ def build_version(
         unmatched = {p.rule.id: _unmatched(db, p.rule.id, p.blocklist)
                      for p in plans if p.blocklist is not None}
         by_category = {str(c): int(n) for c, n, _ in q("build/removed_stats").rows(db.con)}
+        by_public = {str(c): int(n) for c, n in q("build/removed_by_public_category").rows(db.con)}
         codec = str(q("db/shard_codec").rows(db.con, file=plain[0])[0][0]).lower() if plain else "zstd"
         codec = codec if codec in ("snappy", "zstd") else "zstd"
 
@@ -216,7 +217,8 @@ def build_version(
                     "output_compression": codec,
                 },
                 stats={"removed_rows": removed_total, "removed_by_rule": by_rule, "unmatched_entries": unmatched,
-                       "removed_by_category": by_category, "removed_image_hash": image_algo, "row_hash": row_hash},
+                       "removed_by_category": by_category, "removed_by_public_category": by_public,
+                       "removed_image_hash": image_algo, "row_hash": row_hash},
             )
             (staging.path / "version.json").write_text(version.to_json(), encoding="utf-8")
             checkpoint("build:before-publish")

@@ -268,7 +268,7 @@ def public_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
 def public_stats(stats: dict[str, Any]) -> dict[str, Any]:
     """Removal totals a release may show: overall and by category (the categories passed the crowd rule), never
     by rule."""
-    return {k: stats[k] for k in ("removed_rows", "removed_by_category") if k in stats}
+    return {k: stats[k] for k in ("removed_rows", "removed_by_category", "removed_by_public_category") if k in stats}
 
 
 def _write_sums(folder: Path) -> None:

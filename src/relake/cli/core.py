@@ -119,10 +119,15 @@ def show(name: Annotated[str, typer.Argument(help="Version name.")], as_json: Js
         *[(k.replace("_", " "), f"{val:,}" if isinstance(val, int) else val) for k, val in v.stats.items()
           if not isinstance(val, dict) and val is not None],
     ])
-    for key, title in (("removed_by_rule", "removed by rule"), ("removed_by_category", "removed by category")):
+    for key, title, first in (
+        ("removed_by_rule", "removed by rule (a row counts for each rule that matched it)", "rule"),
+        ("removed_by_category", "removed by category (a row counts once per category of its rules)", "category"),
+        ("removed_by_public_category", "removed by public category (each row once, under the first of its "
+                                       "categories, as the removal manifest lists it)", "category"),
+    ):
         counts = v.stats.get(key)
         if isinstance(counts, dict) and counts:
-            console.table(title, ["", "rows"], [(k, f"{n:,}") for k, n in sorted(counts.items())])
+            console.table(title, [first, "rows"], [(k, f"{n:,}") for k, n in sorted(counts.items())])
     console.table("schema", ["column", "type"], [(c.name, c.type) for c in v.schema])
     shown = v.shards[:10]
     console.table("shards" + (f" (first 10 of {len(v.shards)})" if len(v.shards) > 10 else ""),

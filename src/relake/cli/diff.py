@@ -94,12 +94,14 @@ def _render(s: DiffSummary, top: int) -> None:
         ("changed", f"{s.changed:,}"), ("unchanged", f"{s.unchanged:,}"),
     ]
     if s.withheld_sensitive:
-        items.append(("withheld", f"{s.withheld_sensitive:,} removed by sensitive rules: counted, never listed"))
+        sides = " and ".join(f"{n:,} of {side}" for n, side in ((s.withheld_a, "A"), (s.withheld_b, "B")) if n)
+        items.append(("withheld", f"{sides}: rows a sensitive rule removed; counted, never listed"))
     if s.buckets is not None:
         items.append(("buckets", f"{s.buckets['equal']} of 256 equal in both manifests"
                                  + ("; no row read" if s.buckets["scan_skipped"] else "")))
     if s.out is not None:
-        items.append(("written", f"{s.out_rows:,} rows to {s.out}"))
+        items.append(("written", f"{s.out_rows:,} differing rows to {s.out}"
+                              + (f" ({s.withheld_counted:,} withheld rows not written)" if s.withheld_counted else "")))
     items.append(("time", f"{s.seconds:.2f} s"))
     console.kv(f"diff {s.a['spec']} → {s.b['spec']}", items)
     if s.key_note:
@@ -118,13 +120,14 @@ def _render(s: DiffSummary, top: int) -> None:
                       [(r, f"{n:,}") for r, n in s.removed_by_category.items()])
     if s.provenance_note:
         console.info(s.provenance_note)
+    left_out = f"; {s.withheld_counted:,} withheld rows not shown" if s.withheld_counted else ""
     if s.removed_by_domain:
-        console.table(f"removed by domain (top {top})", ["host", "rows"],
+        console.table(f"removed by domain (top {top}{left_out})", ["host", "rows"],
                       [(h or "(no host)", f"{n:,}") for h, n in s.removed_by_domain])
     if s.removed_by_shard:
         shown = s.removed_by_shard[:top]
-        title = "removed by shard" + (f" (top {top} of {len(s.removed_by_shard)})" if len(s.removed_by_shard) > top
-                                      else "")
+        title = "removed by shard" + (f" (top {top} of {len(s.removed_by_shard)}{left_out})"
+                                      if len(s.removed_by_shard) > top else (f" ({left_out[2:]})" if left_out else ""))
         console.table(title, ["shard", "file", "rows"],
                       [("?" if e["shard"] is None else e["shard"], e["file"] or "?", f"{e['rows']:,}") for e in shown])
     for hint in s.hints:

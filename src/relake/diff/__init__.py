@@ -120,9 +120,10 @@ def diff_versions(
         compared, changes = compare_layout(a, b, pairs)
         a_src = read_side(db, a)
         b_src = read_side(db, b)
-        sensitive = sensitive_removals(db, lake, a, b)
+        sensitive = sensitive_removals(db, lake)
         if sensitive is not None:
             a_src.create_view("a_all", replace=True)
+            b_src.create_view("b_all", replace=True)
             a_src, b_src = (without(src, side, sensitive) for src, side in ((a_src, a), (b_src, b)))
         a_src.create_view("a_src", replace=True)
         b_src.create_view("b_src", replace=True)
@@ -130,7 +131,8 @@ def diff_versions(
             summary = _run(db, lake, a, b, a_src, b_src, compared, changes, key, keyless, pairs, use_buckets, top,
                            engine=engine, withhold=sensitive is not None, memory_limit=memory_limit)
             if sensitive is not None:
-                summary.count_withheld(int(query("diff/sensitive_count").rows(db.con)[0][0]) - summary.rows_a)
+                all_a, all_b = query("diff/sensitive_count").rows(db.con)[0]
+                summary.count_withheld(int(all_a) - summary.rows_a, int(all_b) - summary.rows_b)
             if out is not None and fmt is not None:
                 summary.out, summary.out_rows = out, write_out(db, summary, compared, out, fmt)
     summary.seconds = time.perf_counter() - start

@@ -121,24 +121,32 @@ def _chain_files(lake: Lake, a: Side, b: Side) -> list[Path] | None:
     return None
 
 
-def sensitive_removals(db: Db, lake: Lake, a: Side, b: Side) -> duckdb.DuckDBPyRelation | None:
-    """Rows removed from A by a sensitive rule (their raw URL, or key when A has no URL column): withheld
-    from the row-level diff, its output file and the domain breakdown, so no diff ever shows them."""
-    files = _chain_files(lake, a, b)
+def sensitive_removals(db: Db, lake: Lake) -> duckdb.DuckDBPyRelation | None:
+    """Every value (raw URL, and key) of a row that a sensitive rule removed in any build of this lake: withheld
+    from every diff run against this lake, whichever way round and however its sides are named (versions, their
+    folders, or any parquet files), from its row output, its tables and its examples; counted, never shown."""
+    if not lake.versions_dir.is_dir():
+        return None
+    files = sorted(p for name in lake.version_names() if (p := lake.version_dir(name) / REMOVED_FILE).is_file())
     if not files:
         return None
-    try:
-        with duckdb_errors(f"cannot read {REMOVED_FILE}"):
-            rel = db.con.read_parquet([db.plain_path(p) for p in files], union_by_name=True)
-    except InputError:
-        return None
-    if "sensitive" not in rel.columns:
-        return None
-    col = "url" if a.roles.url is not None else "key"
-    if col not in rel.columns or (col == "key" and a.roles.id is None):
-        return None
-    sens = rel.filter(ColumnExpression("sensitive")).select(ColumnExpression(col).alias("relake_sensitive"))
-    sens.create_view("sensitive_removed", replace=True)
+    with duckdb_errors(f"cannot read the lake's {REMOVED_FILE} files (sensitive removals are withheld from every "
+                       "diff; run relake verify)"):
+        rel = db.con.read_parquet([db.plain_path(p) for p in files], union_by_name=True)
+        if "sensitive" not in rel.columns:
+            return None
+        values = [ColumnExpression(c).cast(duckdb.sqltypes.VARCHAR).alias("relake_sensitive")
+                  for c in ("url", "key") if c in rel.columns]
+        if not values:
+            return None
+        sens = rel.filter(ColumnExpression("sensitive"))
+        union = sens.select(values[0])
+        for v in values[1:]:
+            union = union.union(sens.select(v))
+        union.filter(ColumnExpression("relake_sensitive").isnotnull()).distinct().create_view(
+            "sensitive_removed", replace=True)
+        if not db.con.table("sensitive_removed").limit(1).fetchall():
+            return None
     return db.con.table("sensitive_removed")
 
 

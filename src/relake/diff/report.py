@@ -51,7 +51,10 @@ class DiffSummary(Report):
     removed_by_rule: dict[str, int] | None = None
     removed_by_category: dict[str, int] | None = None
     provenance_note: str | None = None
-    withheld_sensitive: int = 0
+    withheld_sensitive: int = 0  # rows of A and B withheld (withheld_a + withheld_b)
+    withheld_a: int = 0  # rows of A whose URL (or key) a sensitive rule of this lake removed: compared by nobody
+    withheld_b: int = 0  # the same of B (a diff run the other way round, or of copies)
+    withheld_counted: int = field(default=0, metadata=HIDDEN)  # of those, folded into added or removed
     provenance_rows: int | None = field(default=None, metadata=HIDDEN)
     removed_by_domain: list[tuple[str | None, int]] = field(default_factory=list, metadata=json_meta(convert=_hosts))
     removed_by_shard: list[dict[str, Any]] = field(default_factory=list)
@@ -70,12 +73,25 @@ class DiffSummary(Report):
         return not self.rows_differ and not (self.schema.get("added") or self.schema.get("removed")
                                              or self.schema.get("retyped"))
 
-    def count_withheld(self, rows: int) -> None:
-        """Count ``rows`` of A removed by sensitive rules, which the comparison never saw: they are rows of A and
-        removed rows (counted, never listed)."""
-        self.withheld_sensitive = rows
-        self.rows_a += rows
-        self.removed += rows
+    def count_withheld(self, rows_a: int, rows_b: int = 0) -> None:
+        """Count the rows of A and of B withheld because a sensitive rule of this lake removed them; the comparison
+        never saw them. Rows of each side. When only A holds such rows (B descends from A) they are removed rows;
+        when only B does (A descends from B) added rows: counted, never listed. When both do, they are not
+        compared at all, and a hint says so."""
+        self.withheld_a, self.withheld_b = rows_a, rows_b
+        self.withheld_sensitive = rows_a + rows_b
+        self.rows_a += rows_a
+        self.rows_b += rows_b
+        if rows_a and not rows_b:
+            self.removed += rows_a
+            self.withheld_counted = rows_a
+        elif rows_b and not rows_a:
+            self.added += rows_b
+            self.withheld_counted = rows_b
+        elif rows_a and rows_b:
+            self.hints.append(f"{rows_a:,} rows of A and {rows_b:,} of B were withheld (a sensitive rule of this "
+                              "lake removed their URL); they are in the row counts but were not compared, so the "
+                              "added, removed and changed counts leave them out")
         if self.provenance_rows == self.removed:
             self.provenance_note = None
 
@@ -154,4 +170,4 @@ def write_out(db: Db, summary: DiffSummary, compared: list[Compared], out: str, 
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
-    return summary.added + summary.removed + summary.changed
+    return summary.added + summary.removed + summary.changed - summary.withheld_counted  # withheld: never written
