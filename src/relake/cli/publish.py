@@ -49,9 +49,12 @@ def publish(
     name: Annotated[str, typer.Argument(help="Version to release.")],
     out: Annotated[str, typer.Argument(help="New release folder.")],
     min_crowd: CrowdOpt = None,
+    since: Annotated[str | None, typer.Option("--since", help="Ancestor the manifest starts from (default: the "
+                                                               "lineage's original, so it cleans its copies).")] = None,
 ) -> None:
-    """A release folder: data shards, version.json, SHA256SUMS, public manifest vs parent, CHANGELOG.md."""
-    path = publish_release(lake(), name, Path(check_user_path(out)), min_crowd=min_crowd)
+    """A release folder: data shards, version.json, SHA256SUMS, CHANGELOG.md and the public manifest of every row
+    removed since the original (or --since VERSION)."""
+    path = publish_release(lake(), name, Path(check_user_path(out)), min_crowd=min_crowd, since=since)
     console.out.print(f"published {name} to {path}")
     console.info(f"check it with: cd {path} && sha256sum -c SHA256SUMS   (or: relake verify {path})")
 
@@ -66,10 +69,11 @@ def lookup(
     """Whether URLs (canonicalised the same way) are listed in a removal manifest; exit 1 if any is."""
     found = lookup_urls(urls, Path(check_user_path(manifest_dir)))
     if as_json:
-        console.print_json([{"url": u, "url_sha256": h, "listed": c is not None, "category": c}
-                            for u, h, c in found])
+        console.print_json([{"url": u, "url_sha256": h, "listed": c is not None, "category": c,
+                             "some_rows_only": p} for u, h, c, p in found])
     else:
-        for u, _h, c in found:
-            console.out.print(console.literal(f"{'LISTED ' + c if c else 'not listed':<20} {u}"))
-    if any(c is not None for _, _, c in found):
+        for u, _h, c, p in found:
+            listed = f"LISTED {c}" + (" (some rows of this URL)" if p else "") if c else "not listed"
+            console.out.print(console.literal(f"{listed:<20} {u}"))
+    if any(c is not None for _, _, c, _p in found):
         raise typer.Exit(ExitCode.FOUND)
