@@ -125,7 +125,8 @@ def build_version(
         removed_total = int(q("build/removed_count").rows(db.con)[0][0])
         by_rule = {str(r): int(n) for r, n in q("build/removed_by_rule").rows(db.con)}
         by_category = {str(c): int(n) for c, n, _ in q("build/removed_stats").rows(db.con)}
-        codec = str(q("db/shard_codec").rows(db.con, file=plain[0])[0][0]).lower() if plain else "zstd"
+        codec_rows = q("db/shard_codec").rows(db.con, file=plain[0]) if plain else []  # none: no row groups
+        codec = str(codec_rows[0][0]).lower() if codec_rows else "zstd"
         codec = codec if codec in ("snappy", "zstd") else "zstd"
 
         with lake.staging(spec.name) as staging:
