@@ -284,7 +284,8 @@ def test_check_manifest_errors(planted: Planted, cli: Cli, tmp_path: Path) -> No
     assert result.exit_code == 2
     assert error_line(result) == (
         f"Error: {bad}/manifest.json: format 'relake.record/2' is not one this relake understands "
-        "(relake.record/1); upgrade relake or ask for a manifest in that format")
+        "(relake.manifest/2, or relake.manifest/1 / relake.record/1); upgrade relake or ask for a manifest in "
+        "that format")
     old_rule = write_manifest(tmp_path / "c0", ["a" * 64], [None], canonical_url_version="0")
     assert "canonical URL rule version '0'" in error_line(cli("check", planted.copy, "--manifest", old_rule))
     upper = write_manifest(tmp_path / "up", ["A" * 64], [None])

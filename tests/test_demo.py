@@ -30,10 +30,16 @@ def test_demo_runs_end_to_end_and_leaves_a_consistent_lake(tmp_path: Path) -> No
     release = lake / "demo" / "release-research"
     done = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=release, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
-    # the user's cleaned copy has none of the removed URLs left
+    # the user's cleaned copy has no removed row left: no URL of which research keeps no row, and no (URL,
+    # caption) of a removed row unless research keeps a row with that pair too (the manifest tells rows apart)
     cleaned = sorted((lake / "demo" / "user-copy-cleaned").glob("*.parquet"))
-    kept_urls = {u for p in cleaned for u in pq.read_table(p, columns=["url"]).column("url").to_pylist()}
-    assert cleaned and not kept_urls & set(removed.column("url").to_pylist())
+    left = {pair for p in cleaned for pair in zip(*pq.read_table(p, columns=["url", "caption"]).to_pydict().values(),
+                                                   strict=True)}
+    kept = {pair for p in sorted((lake / "versions" / "research" / "data").glob("*.parquet"))
+            for pair in zip(*pq.read_table(p, columns=["URL", "TEXT"]).to_pydict().values(), strict=True)}
+    gone = set(zip(removed.column("url").to_pylist(), removed.column("caption").to_pylist(), strict=True))
+    assert cleaned and left and not (left & gone) - kept
+    assert not {u for u, _ in left} & ({u for u, _ in gone} - {u for u, _ in kept})
 
 
 def test_demo_refuses_a_lake_that_already_has_versions(tmp_path: Path) -> None:

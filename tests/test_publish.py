@@ -345,12 +345,15 @@ def test_public_manifest_format_and_counts(world: World) -> None:
     folder = world.out / "pub"
     assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "removed.parquet"]
     table = pq.read_table(folder / "removed.parquet")
-    assert table.column_names == ["url_sha256", "category"]
+    assert table.column_names == ["match", "url_sha256", "caption_sha256", "key_sha256", "category"]
+    assert set(table.column("match").to_pylist()) == {"url"}  # no row of a removed URL is kept
+    assert table.column("caption_sha256").null_count == table.column("key_sha256").null_count == table.num_rows
     got = list(zip(table.column("url_sha256").to_pylist(), table.column("category").to_pylist(), strict=True))
     assert got == sorted(got) and len(set(got)) == len(got)
     assert got == sorted((sha(canon_of(i)), "safety") for i in GEN1)
     meta = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    assert meta["format"] == "relake.record/1" and meta["hash"] == "sha256"
+    assert meta["format"] == "relake.manifest/2" and meta["hash"] == "sha256"
+    assert meta["entries"] == {"url": len(GEN1), "caption": 0, "key": 0} and meta["kept_rows_also_matched"] == 0
     assert meta["canonical_url_version"] == CANONICAL_VERSION
     for side, name in (("from", "orig"), ("to", "research")):
         version = json.loads((world.lake / "versions" / name / "version.json").read_text(encoding="utf-8"))
@@ -393,9 +396,25 @@ def test_manifest_over_two_generations_holds_both(world: World) -> None:
     meta = json.loads((world.out / "pub-multi" / "manifest.json").read_text(encoding="utf-8"))
     assert meta["from"]["name"] == "orig" and meta["to"]["name"] == "research-safe"
     assert meta["counts"] == {"safety": len(GEN1), "nsfw": len(GEN2)}
-    # the release of research-safe holds only its own generation (vs its parent)
-    own = pq.read_table(world.out / "release-safe" / "manifest" / "removed.parquet")
+    # the release of research-safe lists everything since the original (issue #14, item 3): a holder of `orig`
+    # cleans a copy with it; its CHANGELOG says which copies it cleans
+    release = world.out / "release-safe"
+    assert (release / "manifest" / "removed.parquet").read_bytes() == \
+        (world.out / "pub-multi" / "removed.parquet").read_bytes()
+    changelog = (release / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert ("The manifest lists every row removed from `orig` to `research-safe` (over 2 generations): it cleans "
+            "copies of `orig` or of any version between it and this one (`research`).") in changelog
+
+
+def test_publish_since_chooses_the_ancestor(world: World, tmp_path: Path) -> None:
+    ok(run(world.lake, "publish", "research-safe", tmp_path / "rel", "--since", "research"))
+    own = pq.read_table(tmp_path / "rel" / "manifest" / "removed.parquet")
     assert sorted(own.column("url_sha256").to_pylist()) == sorted(sha(canon_of(i)) for i in GEN2)
+    assert "it cleans copies of `research`." in (tmp_path / "rel" / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert fails(run(world.lake, "publish", "research", tmp_path / "rel2", "--since", "research-safe")) == (
+        "Error: 'research-safe' is not an ancestor of 'research'; a removal manifest goes from a version to one "
+        "built from it (`relake versions` shows the lineage)")
+    assert not (tmp_path / "rel2").exists()
 
 
 def test_private_manifest_is_owner_only_and_warns(world: World) -> None:
@@ -412,8 +431,8 @@ def test_private_manifest_is_owner_only_and_warns(world: World) -> None:
 
 def test_image_hashes_come_from_the_base_data_only(world: World) -> None:
     table = pq.read_table(world.out / "pub-img" / "removed.parquet")
-    assert table.column_names == ["url_sha256", "category", "image_md5"]
-    got = list(zip(*(table.column(c).to_pylist() for c in table.column_names), strict=True))
+    assert table.column_names == ["match", "url_sha256", "caption_sha256", "key_sha256", "category", "image_md5"]
+    got = list(zip(*(table.column(c).to_pylist() for c in ("url_sha256", "category", "image_md5")), strict=True))
     assert got == sorted((sha(canon_of(i)), "safety", base_md5(i)) for i in GEN1)
     assert json.loads((world.out / "pub-img" / "manifest.json").read_text())["image_hash"] == "md5"
 
@@ -588,7 +607,8 @@ def test_lookup_finds_a_removed_url_in_another_spelling(world: World, spelling: 
     assert r.exit_code == 1, (r.stdout, r.stderr)
     assert "LISTED safety" in r.stdout and "Error" not in r.stderr
     listed = json.loads(run(world.lake, "lookup", spelling, "--manifest", world.out / folder, "--json").stdout)
-    assert listed == [{"url": spelling, "url_sha256": sha(PLANTED[4][2]), "listed": True, "category": "safety"}]
+    assert listed == [{"url": spelling, "url_sha256": sha(PLANTED[4][2]), "listed": True, "category": "safety",
+                       "some_rows_only": False}]
 
 
 def test_lookup_of_unrelated_or_kept_urls_is_not_listed(world: World) -> None:

@@ -52,12 +52,12 @@ def _check() -> CheckReport:
 CHECK_JSON: dict[str, Any] = {
     "copy": "copy", "layout": "webdataset", "manifest": "m", "keep_only": "rel", "image_matching": "md5",
     "columns": {"url": "url", "image": "md5"}, "rows": 15, "affected": 2, "by_url": 1, "by_image": 1, "by_both": 0,
-    "not_in_release": 1, "failed_downloads": 1, "shards_affected": 1,
+    "not_in_release": 1, "failed_downloads": 1, "by_url_alone": 0, "by_url_caption_alone": 0, "shards_affected": 1,
     "shards": [{"shard": "00000", "rows": 10, "affected": 2, "url": 1, "image": 1, "both": 0, "not_in_release": 1,
                 "failed": 1, "keys": [{"key": "000004", "pos": 4, "how": "url", "failed": False},
                                       {"key": None, "pos": 7, "how": "image+not-in-release", "failed": True}],
                 "orphans": 0, "orphan_keys": [], "misplaced": []}],
-    "notes": ["n"], "seconds": 1.235, "orphans": 0,
+    "notes": ["n"], "seconds": 1.235, "orphans": 0, "manifest_format": None,
 }
 
 
@@ -141,12 +141,17 @@ CASES: dict[type[Report], tuple[Report, Any]] = {
     SynthCopyReport: (SynthCopyReport(Path("/tmp/copy"), "webdataset", "md5", 10, 1, 9, 1, 1234),
                       {"out": "/tmp/copy", "format": "webdataset", "hash": "md5", "rows": 10, "shards": 1,
                        "successes": 9, "failures": 1, "bytes": 1234}),
-    ManifestSummary: (ManifestSummary(Path("/tmp/m"), 2, {"quality": 2}, False, None),
-                      {"out": "/tmp/m", "rows": 2, "counts": {"quality": 2}, "private": False, "image_hash": None}),
-    Listed: (Listed("http://a/", "01" * 32, "quality"),
-             {"url": "http://a/", "url_sha256": "01" * 32, "listed": True, "category": "quality"}),
+    ManifestSummary: (ManifestSummary(Path("/tmp/m"), 2, {"quality": 2}, False, None, "orig", "v2", ("v1",),
+                                      {"url": 1, "caption": 1}, 0),
+                      {"out": "/tmp/m", "rows": 2, "counts": {"quality": 2}, "private": False, "image_hash": None,
+                       "ancestor": "orig", "descendant": "v2", "between": ["v1"], "levels": {"url": 1, "caption": 1},
+                       "kept_matched": 0}),
+    Listed: (Listed("http://a/", "01" * 32, "quality", True),
+             {"url": "http://a/", "url_sha256": "01" * 32, "listed": True, "category": "quality",
+              "some_rows_only": True}),
     Lookup: (Lookup([Listed("http://a/", "01" * 32, None)]),
-             [{"url": "http://a/", "url_sha256": "01" * 32, "listed": False, "category": None}]),
+             [{"url": "http://a/", "url_sha256": "01" * 32, "listed": False, "category": None,
+               "some_rows_only": False}]),
     Version: (VERSION, VERSION_JSON),
     VersionEntry: (VersionEntry.of(VERSION), VERSION_ENTRY_JSON),
     VersionListing: (VersionListing(Path("/lake"), [VersionEntry.of(VERSION)], [("bad", "corrupt")]),
@@ -257,4 +262,5 @@ def test_a_new_report_field_shows_up_in_json_without_touching_the_cli(
                                  str(tmp_path / "m"), "--json"])
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout) == {"out": str(tmp_path / "m"), "rows": 2, "counts": {"quality": 2},
-                                    "private": False, "image_hash": None, "new_field": 42}
+                                    "private": False, "image_hash": None, "ancestor": "", "descendant": "",
+                                    "between": [], "levels": {}, "kept_matched": 0, "new_field": 42}

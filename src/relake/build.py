@@ -161,7 +161,8 @@ def build_version(
                      for p in plans if p.blocklist is not None}
         by_category = {str(c): int(n) for c, n, _ in q("build/removed_stats").rows(db.con)}
         by_public = {str(c): int(n) for c, n in q("build/removed_by_public_category").rows(db.con)}
-        codec = str(q("db/shard_codec").rows(db.con, file=plain[0])[0][0]).lower() if plain else "zstd"
+        codec_rows = q("db/shard_codec").rows(db.con, file=plain[0]) if plain else []  # none: no row groups
+        codec = str(codec_rows[0][0]).lower() if codec_rows else "zstd"
         codec = codec if codec in ("snappy", "zstd") else "zstd"
 
         with lake.staging(spec.name) as staging:

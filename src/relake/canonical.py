@@ -113,6 +113,9 @@ __all__ = [
     "CANONICAL_VERSION",
     "MACRO_QUERIES",
     "canonical_url",
+    "caption_sha256",
+    "key_sha256",
+    "key_text",
     "register_canonical",
     "url_sha256",
 ]
@@ -160,6 +163,9 @@ MACRO_QUERIES = (
     "canonical/canonical_trimmed",
     "canonical/canonical_url",
     "canonical/url_sha256",
+    "canonical/key_text",
+    "canonical/caption_sha256",
+    "canonical/key_sha256",
 )
 
 _WHITESPACE = " \t\n\x0b\x0c\r"
@@ -194,6 +200,44 @@ def url_sha256(url: str | None) -> str | None:
     """Lower-case hex sha256 of ``canonical_url(url)`` in UTF-8; None when that is None."""
     canonical = canonical_url(url)
     return None if canonical is None else hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+# Row identities of the removal manifest (format relake.manifest/2), mirrored from queries/canonical/
+# key_text.sql, caption_sha256.sql and key_sha256.sql: the SQL is what relake runs, these are what tests and
+# third parties can check it against.
+_DECIMAL = re.compile(r"[+-]?[0-9]+")
+
+
+def key_text(key: object) -> str | None:
+    """A row id as text that agrees across types: ``12``, ``'12'``, ``'012'`` and ``'+12'`` all give ``'12'``
+    (``-12`` and ``'-012'`` give ``'-12'``; ``'-0'`` gives ``'0'``); other text is only trimmed (of spaces,
+    as DuckDB's ``trim``)."""
+    if key is None:
+        return None
+    s = str(key).strip(" ")
+    if not _DECIMAL.fullmatch(s):
+        return s
+    digits = s.lstrip("+-").lstrip("0")
+    if not digits:
+        return "0"
+    return ("-" if s.startswith("-") else "") + digits
+
+
+def caption_sha256(url_hash: str | None, caption: str | None) -> str | None:
+    """sha256 of ``'relake.caption/1\\n' + url_hash + ('N' if caption is None else 'S' + caption)``."""
+    if url_hash is None:
+        return None
+    tail = "N" if caption is None else "S" + caption
+    return hashlib.sha256(f"relake.caption/1\n{url_hash}{tail}".encode()).hexdigest()
+
+
+def key_sha256(caption_hash: str | None, key: object) -> str | None:
+    """sha256 of ``'relake.key/1\\n' + caption_hash + ('N' if key is None else 'S' + key_text(key))``."""
+    if caption_hash is None:
+        return None
+    k = key_text(key)
+    tail = "N" if k is None else "S" + k
+    return hashlib.sha256(f"relake.key/1\n{caption_hash}{tail}".encode()).hexdigest()
 
 
 def register_canonical(con: duckdb.DuckDBPyConnection) -> None:

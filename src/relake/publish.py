@@ -1,9 +1,19 @@
 """Removal manifests (public and private), release folders, and lookups against a manifest.
 
 A **public** manifest lists what was removed between two versions without listing anything harmful:
-``removed.parquet`` holds the sha256 of each removed row's canonical URL and a coarse public category, sorted
-by hash (nothing positional: no shard, row, key, URL, caption or rule id), and ``manifest.json`` says how
-the hashes were made. Hashing alone does not hide a removal from someone holding the original, and a category
+``removed.parquet`` holds one entry per removed row identity and a coarse public category, sorted by hash
+(nothing positional: no shard, row, key, URL, caption or rule id), and ``manifest.json`` says how the hashes
+were made. An entry identifies removed rows at the coarsest level that is still exact against the rows the
+later version keeps (format ``relake.manifest/2``):
+
+- ``match = 'url'``: every row of that canonical URL was removed; ``url_sha256`` only;
+  (a format-1 manifest is read as if every entry were this)
+- ``match = 'caption'``: some rows of the URL are kept, but every row with this (URL, caption) was removed;
+  ``caption_sha256`` too (``canonical.caption_sha256``);
+- ``match = 'key'``: rows with this (URL, caption) are both removed and kept; ``key_sha256`` too, which also
+  covers the row's id (``canonical.key_sha256``, ids compared as ``canonical.key_text``).
+
+Hashing alone does not hide a removal from someone holding the original, and a category
 like "csam" would single rows out, so the **crowd rule** is enforced: rows matched by a ``sensitive`` rule must
 share their public category with at least K hashes matched only by non-sensitive rules, or nothing is written.
 """
@@ -15,11 +25,12 @@ import os
 import secrets
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 from duckdb import ColumnExpression, ConstantExpression
 
@@ -33,7 +44,15 @@ from relake.record import Version, sha256_file
 from relake.report import Report
 from relake.sql import query
 
-MANIFEST_FORMAT = "relake.record/1"
+MANIFEST_FORMAT = "relake.manifest/2"
+# Format 1 (its first spelling, and "relake.record/1", written by mistake after a rename): URL hashes only.
+URL_ONLY_FORMATS = ("relake.manifest/1", "relake.record/1")
+MATCH_LEVELS = ("url", "caption", "key")
+IDENTIFIES = ("match='url': every row of the canonical URL (url_sha256); match='caption': the rows of the URL "
+              "with one caption (caption_sha256 over url_sha256 and the caption, NULL distinct); match='key': "
+              "one row among rows of one URL and caption (key_sha256 over caption_sha256 and the row id as "
+              "key_text). A copy needs its URL column for url entries, its caption column for caption entries and "
+              "the id column (key_column) for key entries; without them it matches more broadly")
 DEFAULT_MIN_CROWD = 1000
 
 
@@ -46,6 +65,11 @@ class ManifestSummary(Report):
     counts: dict[str, int]
     private: bool
     image_hash: str | None
+    ancestor: str = ""
+    descendant: str = ""
+    between: tuple[str, ...] = ()  # the versions strictly between, oldest first: copies of these it cleans too
+    levels: dict[str, int] = field(default_factory=dict)  # removed rows listed by match level
+    kept_matched: int = 0  # kept rows the key entries also match (the base's id does not tell them apart)
 
 
 def lineage(lake: Lake, ancestor: str, descendant: str) -> list[Version]:
@@ -81,6 +105,31 @@ def _bind_removed(db: Db, lake: Lake, chain: Sequence[Version]) -> None:
     union.create_view("removed_all", replace=True)
 
 
+def lineage_root(lake: Lake, name: str) -> str:
+    """The original at the root of ``name``'s lineage (``name`` itself when it has no parent)."""
+    v = lake.load_version(name)
+    seen: set[str] = set()
+    while v.parent is not None and v.name not in seen:
+        seen.add(v.name)
+        v = lake.load_version(v.parent)
+    return v.name
+
+
+def _bind_kept(db: Db, lake: Lake, version: Version) -> None:
+    """View ``kept_rows(url, caption, id)`` over the shards of ``version`` (the rows a manifest must not match)."""
+    vdir = lake.version_dir(version.name)
+    paths = [db.plain_path(version.shard_path(vdir, s)) for s in version.shards]
+    varchar = duckdb.sqltype("VARCHAR")
+
+    def role(col: str | None, alias: str) -> Any:
+        expr = ColumnExpression(col) if col else ConstantExpression(None)
+        return expr.cast(varchar).alias(alias)
+
+    r = version.roles
+    db.con.read_parquet(paths).select(role(r.url, "url"), role(r.caption, "caption"),
+                                      role(r.id, "id")).create_view("kept_rows", replace=True)
+
+
 def _min_crowd(chain: Sequence[Version], override: int | None) -> int:
     if override is not None:
         return override
@@ -112,11 +161,16 @@ def write_manifest(
     min_crowd: int | None = None,
     enforce_crowd: bool = True,
 ) -> ManifestSummary:
-    """Write the removal manifest from ``ancestor`` to ``descendant`` into the new folder ``out``."""
+    """Write the removal manifest from ``ancestor`` to ``descendant`` into the new folder ``out``: every row
+    removed in any generation between them, each public entry at the coarsest exact level against the rows
+    ``descendant`` keeps (see the module docstring)."""
     chain = lineage(lake, ancestor, descendant)
     first, last = lake.load_version(ancestor), chain[0]
     k = _min_crowd(chain, min_crowd)
+    levels: dict[str, int] = {}
+    kept_matched = 0
     with connect(lake) as db:
+        register_canonical(db.con)
         _bind_removed(db, lake, chain)
         algos = {v.stats.get("removed_image_hash") for v in chain} - {None}
         image_algo = str(algos.pop()) if image_hashes and len(algos) == 1 else None
@@ -134,13 +188,18 @@ def write_manifest(
                 rows_q = query("manifest/private_rows")
                 fname = "removed-private.parquet"
             else:
-                rows_q = query("manifest/public_rows_images" if image_algo else "manifest/public_rows")
+                _bind_kept(db, lake, last)
+                query("manifest/create_entries").run(db.con)
+                n_url, n_caption, n_key, kept_matched = (int(x) for x in query("manifest/entry_stats").rows(db.con)[0])
+                levels = dict(zip(MATCH_LEVELS, (n_url, n_caption, n_key), strict=True))
+                rows_q = query("manifest/public_rows")
                 fname = "removed.parquet"
-            rows = db.con.sql(rows_q.text)
-            if image_algo:
-                rows = rows.select(*(ColumnExpression(c).alias(n) for c, n in zip(
-                    rows.columns, ("url_sha256", "category", f"image_{image_algo}"), strict=True)))
-            write_parquet_stable(rows.to_arrow_reader(), staging / fname)  # streamed: any number of hashes
+            if private:
+                reader = db.con.sql(rows_q.text).to_arrow_reader()
+            else:
+                reader = _image_column_named(rows_q.relation(db.con, images=image_algo is not None).to_arrow_reader(),
+                                             image_algo)
+            write_parquet_stable(reader, staging / fname)  # streamed: any number of hashes
             written = pq.ParquetFile(staging / fname).metadata.num_rows
             if private:
                 os.chmod(staging / fname, 0o600)
@@ -149,6 +208,11 @@ def write_manifest(
                 "kind": "private" if private else "public",
                 "hash": "sha256",
                 "hash_of": "canonical URL (UTF-8)",
+                "identifies": None if private else IDENTIFIES,
+                "entries": None if private else levels,
+                "kept_rows_also_matched": None if private else kept_matched,
+                "key_column": first.roles.id,
+                "caption_column": first.roles.caption,
                 "canonical_url_version": CANONICAL_VERSION,
                 "canonical_url_rule": CANONICAL_RULE,
                 "from": {"name": first.name, "fingerprint": first.fingerprint.value, "rows": first.rows},
@@ -169,7 +233,18 @@ def write_manifest(
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-    return ManifestSummary(out, written, counts, private, image_algo)
+    between = tuple(v.name for v in reversed(chain[1:]))
+    return ManifestSummary(out, written, counts, private, image_algo, first.name, last.name, between, levels,
+                           kept_matched)
+
+
+def _image_column_named(reader: pa.RecordBatchReader, algo: str | None) -> pa.RecordBatchReader:
+    """manifest/public_rows' batches with column image_hash named image_<algo>, or dropped when ``algo`` is None."""
+    names = [f"image_{algo}" if n == "image_hash" else n for n in reader.schema.names]
+    keep = [i for i, n in enumerate(reader.schema.names) if algo is not None or n != "image_hash"]
+    schema = pa.schema([reader.schema.field(i).with_name(names[i]) for i in keep])
+    batches = (pa.RecordBatch.from_arrays([b.column(i) for i in keep], schema=schema) for b in reader)
+    return pa.RecordBatchReader.from_batches(schema, batches)
 
 
 def manifest_for_pair(lake: Lake, a: str, b: str) -> Path:
@@ -178,8 +253,11 @@ def manifest_for_pair(lake: Lake, a: str, b: str) -> Path:
     crowd rule (a publishing rule) is not applied; image hashes from the base data are included when the builds
     recorded them."""
     b_version = lake.load_version(b)
-    # keyed by the URL rule too: a cached manifest of another rule version would be refused
-    target = lake.root / "cache" / "pairs" / f"{a}..{b}.{b_version.fingerprint.value[:16]}.url-v{CANONICAL_VERSION}"
+    # keyed by the URL rule and manifest format too: a cached manifest of another rule version would be refused,
+    # one of an older format would match whole URLs only
+    fmt = MANIFEST_FORMAT.rpartition("/")[2]
+    target = (lake.root / "cache" / "pairs"
+              / f"{a}..{b}.{b_version.fingerprint.value[:16]}.url-v{CANONICAL_VERSION}.m{fmt}")
     if (target / "manifest.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -211,9 +289,15 @@ def _publish_sibling(staging: Path, out: Path) -> None:
     checkpoint("publish:after-rename")
 
 
-def publish_release(lake: Lake, name: str, out: Path, *, min_crowd: int | None = None) -> Path:
-    """A release folder: data shards, version.json, public manifest vs the parent, CHANGELOG.md, SHA256SUMS."""
+def publish_release(lake: Lake, name: str, out: Path, *, min_crowd: int | None = None,
+                    since: str | None = None) -> Path:
+    """A release folder: data shards, version.json, CHANGELOG.md, SHA256SUMS and the public manifest of every row
+    removed since ``since`` (default: the lineage's root, the original most copies are of), so it cleans copies
+    of ``since`` and of every version between."""
     v = lake.load_version(name)
+    ancestor = since if since is not None else lineage_root(lake, name) if v.parent is not None else None
+    if ancestor is not None:
+        lineage(lake, ancestor, name)  # a clear error before anything is copied
     vdir = lake.version_dir(name)
     staging = _staging_sibling(out)
     try:
@@ -232,8 +316,8 @@ def publish_release(lake: Lake, name: str, out: Path, *, min_crowd: int | None =
                            stats=public_stats(v.stats))
         (staging / "version.json").write_text(released.to_json(), encoding="utf-8")
         manifest: ManifestSummary | None = None
-        if v.parent is not None:
-            manifest = write_manifest(lake, v.parent, name, staging / "manifest", min_crowd=min_crowd)
+        if ancestor is not None:
+            manifest = write_manifest(lake, ancestor, name, staging / "manifest", min_crowd=min_crowd)
         (staging / "CHANGELOG.md").write_text(_changelog(lake, released, manifest), encoding="utf-8")
         _write_sums(staging)
         _publish_sibling(staging, out)
@@ -304,16 +388,32 @@ def _changelog(lake: Lake, v: Version, manifest: ManifestSummary | None) -> str:
         lines += [f"Original release: {v.rows:,} rows in {len(v.shards)} shards.", ""]
     lines += [f"Content fingerprint: `{v.fingerprint.value}` ({v.fingerprint.algorithm}).", ""]
     if manifest is not None:
-        lines += ["## Removed", "", "| public category | URL hashes |", "|---|---|"]
+        cleans = f"copies of `{manifest.ancestor}`"
+        if manifest.between:
+            cleans += " or of any version between it and this one (" + ", ".join(
+                f"`{n}`" for n in manifest.between) + ")"
+        lines += ["## Removed", "",
+                  f"The manifest lists every row removed from `{manifest.ancestor}` to `{v.name}`"
+                  + (f" (over {len(manifest.between) + 1} generations)" if manifest.between else "")
+                  + f": it cleans {cleans}.", "",
+                  "| public category | URL hashes |", "|---|---|"]
         lines += [f"| {c} | {n:,} |" for c, n in sorted(manifest.counts.items())]
+        lines += ["", "Removed rows listed by their whole URL: {url:,}; by URL and caption (other rows of the URL "
+                  "are kept): {caption:,}; by URL, caption and id: {key:,}.".format(
+                      **{lv: manifest.levels.get(lv, 0) for lv in MATCH_LEVELS})]
+        if manifest.kept_matched:
+            lines += [f"{manifest.kept_matched:,} kept rows share URL, caption and id with a removed row; a copy "
+                      "loses them too (the id does not tell them apart)."]
         removed = v.stats.get("removed_rows")
         lines += ["", f"Rows removed from `{v.parent}`: {removed:,}." if isinstance(removed, int) else "", ""]
         with connect(lake) as db:
             _bind_removed(db, lake, lineage(lake, v.parent or "", v.name))
             by_shard = query("manifest/removed_by_shard").rows(db.con)
         lines += ["| shard | rows removed |", "|---|---|"] + [f"| {s} | {n:,} |" for s, n in by_shard] + [""]
-        lines += ["The public manifest (`manifest/removed.parquet`) lists the sha256 of each removed row's canonical "
-                  "URL and a coarse category only; see `manifest/manifest.json` for the canonicalisation rule.", ""]
+        lines += ["The public manifest (`manifest/removed.parquet`) lists hashes and a coarse category only: per "
+                  "removed row the sha256 of its canonical URL, and where other rows of that URL are kept, a hash "
+                  "that also covers its caption (and, if needed, its id); see `manifest/manifest.json` for the "
+                  "canonicalisation rule and what a copy needs to be cleaned exactly.", ""]
     lines += [
         "## Check and clean your copy", "",
         "```bash",
@@ -335,6 +435,7 @@ class Listed(Report):
     url: str
     url_sha256: str
     category: str | None
+    some_rows_only: bool = False  # the manifest lists only some rows of this URL (no entry of it is match='url')
 
     @property
     def listed(self) -> bool:
@@ -359,9 +460,28 @@ def lookup_urls(urls: Sequence[str], manifest_dir: Path) -> Lookup:
     manifest = load_manifest(manifest_dir)
     with connect(None) as db:
         register_canonical(db.con)
-        db.bind_parquet("manifest_rows", [manifest.removed])
-        return Lookup([Listed(str(u), str(h), None if c is None else str(c))
-                       for u, h, c in query("manifest/lookup").rows(db.con, urls=list(urls))])
+        bind_entries(db, manifest)
+        return Lookup([Listed(str(u), str(h), None if c is None else str(c), bool(p))
+                       for u, h, c, p in query("manifest/lookup").rows(db.con, urls=list(urls))])
+
+
+def bind_entries(db: Db, manifest: Manifest) -> None:
+    """View ``manifest_rows`` (see ``entries_view``) over a manifest's removed.parquet."""
+    entries_view(db.con.read_parquet(db.plain_path(manifest.removed)), manifest.image_column, "manifest_rows")
+
+
+def entries_view(rel: duckdb.DuckDBPyRelation, image_column: str | None, view: str) -> None:
+    """View ``view(match, url_sha256, caption_sha256, key_sha256, category, img)`` over a manifest's
+    removed.parquet read as ``rel``; a format-1 manifest's entries are all match='url'."""
+    varchar = duckdb.sqltype("VARCHAR")
+
+    def col(name: str | None, alias: str, default: object = None) -> Any:
+        expr = ColumnExpression(name) if name is not None and name in rel.columns else ConstantExpression(default)
+        return expr.cast(varchar).alias(alias)
+
+    rel.select(col("match", "match", "url"), col("url_sha256", "url_sha256"),
+               col("caption_sha256", "caption_sha256"), col("key_sha256", "key_sha256"),
+               col("category", "category"), col(image_column, "img")).create_view(view, replace=True)
 
 
 @dataclass(frozen=True)
@@ -375,6 +495,13 @@ class Manifest:
     rows: int
     counts: dict[str, int]
     min_crowd: int | None = None
+    format: str = MANIFEST_FORMAT
+    key_column: str | None = None  # the base's id column, which key entries cover
+
+    @property
+    def url_only(self) -> bool:
+        """A format-1 manifest: every entry stands for all rows of its URL."""
+        return self.format in URL_ONLY_FORMATS
 
 
 def _check_canonical_version(meta_path: Path, found: object) -> None:
@@ -406,9 +533,9 @@ def load_manifest(folder: Path) -> Manifest:
     if not isinstance(meta, dict):
         raise InputError(f"{meta_path}: expected a JSON object")
     fmt = meta.get("format")
-    if fmt != MANIFEST_FORMAT:
-        raise InputError(f"{meta_path}: format {fmt!r} is not one this relake understands ({MANIFEST_FORMAT}); "
-                         "upgrade relake or ask for a manifest in that format")
+    if fmt != MANIFEST_FORMAT and fmt not in URL_ONLY_FORMATS:
+        raise InputError(f"{meta_path}: format {fmt!r} is not one this relake understands ({MANIFEST_FORMAT}, "
+                         f"or {' / '.join(URL_ONLY_FORMATS)}); upgrade relake or ask for a manifest in that format")
     if meta.get("hash") != "sha256":
         raise InputError(f"{meta_path}: URL hash {meta.get('hash')!r} is not supported (only sha256)")
     _check_canonical_version(meta_path, meta.get("canonical_url_version"))
@@ -429,6 +556,10 @@ def load_manifest(folder: Path) -> Manifest:
     names = list(schema.names)
     if "url_sha256" not in names:
         raise InputError(f"{removed}: no url_sha256 column (columns: {', '.join(names)})")
+    needed = [] if fmt in URL_ONLY_FORMATS else [n for n in ("match", "caption_sha256", "key_sha256")
+                                                 if n not in names]
+    if needed:
+        raise InputError(f"{removed}: no {needed[0]} column, which format {fmt} needs (columns: {', '.join(names)})")
     image_cols = [n for n in names if n.startswith("image_") and n[6:] in HASH_LENGTHS]
     image_column = f"image_{image_hash}" if image_hash else None
     if image_column is not None and image_column not in names:
@@ -442,10 +573,13 @@ def load_manifest(folder: Path) -> Manifest:
                          "the folder is damaged or mixed up")
     counts = meta.get("counts") or {}
     min_crowd = meta.get("min_crowd")
+    key_column = meta.get("key_column")
     return Manifest(folder, removed, image_hash, image_column, rows,
                     {str(k): int(v) for k, v in counts.items()} if isinstance(counts, dict) else {},
-                    min_crowd if isinstance(min_crowd, int) else None)
+                    min_crowd if isinstance(min_crowd, int) else None, str(fmt),
+                    key_column if isinstance(key_column, str) else None)
 
 
-__all__ = ["Listed", "Lookup", "Manifest", "ManifestSummary", "check_sums", "load_manifest", "lookup_urls",
+__all__ = ["MANIFEST_FORMAT", "MATCH_LEVELS", "URL_ONLY_FORMATS", "Listed", "Lookup", "Manifest", "ManifestSummary",
+           "bind_entries", "check_sums", "entries_view", "lineage_root", "load_manifest", "lookup_urls",
            "manifest_for_pair", "publish_release", "write_manifest"]

@@ -52,12 +52,20 @@ class Query:
 
     def run(self, con: duckdb.DuckDBPyConnection, **params: Any) -> duckdb.DuckDBPyConnection:
         """Execute with exactly the declared parameters (values are bound, never formatted)."""
+        self._check(params)
+        return con.execute(self.text, params) if params else con.execute(self.text)
+
+    def _check(self, params: dict[str, Any]) -> None:
         given = frozenset(params)
         if given != self.params:
             missing = sorted(self.params - given)
             extra = sorted(given - self.params)
             raise QueryError(f"query {self.name}: missing params {missing}, unexpected params {extra}")
-        return con.execute(self.text, params) if params else con.execute(self.text)
+
+    def relation(self, con: duckdb.DuckDBPyConnection, **params: Any) -> duckdb.DuckDBPyRelation:
+        """A lazy relation (for streaming to Arrow), with exactly the declared parameters bound."""
+        self._check(params)
+        return con.sql(self.text, params=params) if params else con.sql(self.text)
 
     def rows(self, con: duckdb.DuckDBPyConnection, **params: Any) -> list[tuple[Any, ...]]:
         return self.run(con, **params).fetchall()

@@ -172,6 +172,9 @@ def _render_check(r: CheckReport) -> None:
     if r.manifest is not None:
         items += [("  by URL only", f"{r.by_url:,}"), ("  by image only", f"{r.by_image:,}"),
                   ("  by both", f"{r.by_both:,}")]
+        if r.by_url_alone or r.by_url_caption_alone:
+            items += [("  by URL alone (no caption column)", f"{r.by_url_alone:,}"),
+                      ("  by URL and caption alone (no id column)", f"{r.by_url_caption_alone:,}")]
     if r.keep_only is not None:
         items.append(("  not in release", f"{r.not_in_release:,}"))
     items += [("  failed downloads", f"{r.failed_downloads:,} (parquet rows only, no image)"),
@@ -242,6 +245,8 @@ def _render_clean(r: CleanReport) -> None:
             items.append(("tars", f"{mb:,.1f} MB in, {r.tar_bytes_out / 1e6:,.1f} MB out"))
     items.append(("time", f"{r.seconds:.2f} s"))
     console.kv("clean" + (" (dry run)" if r.dry_run else ""), items)
+    for note in r.check.notes if r.check is not None else []:  # e.g. rows matched by URL alone
+        console.warn(note)
     if r.stale:
         console.warn(f"{'would drop' if r.dry_run else 'dropped'} {len(r.stale)} side file(s) of rewritten shards "
                      f"(e.g. {r.stale[0]}); regenerate them (e.g. DALI indexes with wds2idx)")

@@ -46,9 +46,12 @@ def publish(
     name: Annotated[str, typer.Argument(help="Version to release.")],
     out: Annotated[str, typer.Argument(help="New release folder.")],
     min_crowd: CrowdOpt = None,
+    since: Annotated[str | None, typer.Option("--since", help="Ancestor the manifest starts from (default: the "
+                                                               "lineage's original, so it cleans its copies).")] = None,
 ) -> None:
-    """A release folder: data shards, version.json, SHA256SUMS, public manifest vs parent, CHANGELOG.md."""
-    path = publish_release(lake(), name, Path(check_user_path(out)), min_crowd=min_crowd)
+    """A release folder: data shards, version.json, SHA256SUMS, CHANGELOG.md and the public manifest of every row
+    removed since the original (or --since VERSION)."""
+    path = publish_release(lake(), name, Path(check_user_path(out)), min_crowd=min_crowd, since=since)
     console.out.print(f"published {name} to {path}")
     console.info(f"check it with: cd {path} && sha256sum -c SHA256SUMS   (or: relake verify {path})")
 
@@ -66,6 +69,8 @@ def lookup(
         console.print_json(found.to_dict())
     else:
         for u in found.urls:
-            console.out.print(console.literal(f"{'LISTED ' + u.category if u.category else 'not listed':<20} {u.url}"))
+            listed = f"LISTED {u.category}" + (" (some rows of this URL)" if u.some_rows_only else "") \
+                if u.category else "not listed"
+            console.out.print(console.literal(f"{listed:<20} {u.url}"))
     if found.any_listed:
         raise typer.Exit(ExitCode.FOUND)

@@ -9,8 +9,10 @@ re-sharded and re-ordered relative to the release, and ``key`` is positional, so
 
 - **manifest mode** (``manifest_dir``): a public removal manifest folder (``removed.parquet`` with
   ``url_sha256``, ``category`` and optionally ``image_md5``/``image_sha256``/``image_sha1``, plus
-  ``manifest.json``). A copy row is affected when the sha256 of its canonical URL is listed (``url``), or its
-  image hash is listed under the same algorithm (``image``), or both (``both``).
+  ``manifest.json``). A copy row is affected when an entry matches it at the entry's level (its canonical URL;
+  URL and caption; or URL, caption and the base's id: see ``relake.publish``), reported as ``url``, or its
+  image hash is listed under the same algorithm (``image``), or both (``both``). A copy without the caption
+  (id) column is matched by URL (URL and caption) alone, and the rows so matched are counted.
 - **allowlist mode** (``keep_only``): a release (lake version, version folder or parquet files). A copy row is
   affected when its (canonical URL, caption) pair is not in the release (NULL caption equals NULL caption).
 

@@ -49,6 +49,8 @@ class AffectedRow(Report):
     by_url: bool = field(metadata=HIDDEN)
     by_image: bool = field(metadata=HIDDEN)
     not_kept: bool = field(metadata=HIDDEN)
+    # "url" / "caption": matched by URL alone / by URL and caption alone, for want of a column (see CheckReport)
+    loose: str | None = field(default=None, metadata=HIDDEN)
 
     @property
     def how(self) -> str:
@@ -94,7 +96,8 @@ class CheckReport(Report):
     """What ``relake check`` reports; its ``--json`` lists only the affected shards, with their affected keys."""
 
     json_computed: ClassVar[tuple[str, ...]] = (
-        "rows", "affected", "by_url", "by_image", "by_both", "not_in_release", "failed_downloads", "shards_affected")
+        "rows", "affected", "by_url", "by_image", "by_both", "not_in_release", "failed_downloads", "by_url_alone",
+        "by_url_caption_alone", "shards_affected")
 
     copy: str
     layout: str  # a registered Layout's name (relake.copies.layouts.LAYOUTS), e.g. "webdataset"
@@ -108,6 +111,17 @@ class CheckReport(Report):
     seconds: float = field(default=0.0, metadata=json_meta(convert=rounded))
     copy_layout: CopyLayout | None = field(default=None, repr=False, metadata=HIDDEN)
     orphans: int = 0  # keys of the shards' sides without a parquet row (ShardCheck.orphans), over all shards
+    manifest_format: str | None = None
+
+    @property
+    def by_url_alone(self) -> int:
+        """Rows matched by URL alone: entries for some rows of a URL, and the copy has no caption column."""
+        return sum(1 for r in self.affected_rows if r.loose == "url")
+
+    @property
+    def by_url_caption_alone(self) -> int:
+        """Rows matched by URL and caption alone: entries for one row of several alike, and no id column."""
+        return sum(1 for r in self.affected_rows if r.loose == "caption")
 
     @property
     def rows(self) -> int:
@@ -173,7 +187,8 @@ def check_copy(
     with connect(_spill_lake(lake), memory_limit=memory_limit) as db:
         register_canonical(db.con)
         layout = open_copy(db, copy, url_col=url_col, image_col=image_col,
-                           prefer_image=manifest.image_hash if manifest else None)
+                           prefer_image=manifest.image_hash if manifest else None,
+                           id_col=manifest.key_column if manifest else None)
         file_index = {f: i for i, f in enumerate(layout.bound)}
         notes: list[str] = []
         query("copies/create_hits").run(db.con)
@@ -191,11 +206,17 @@ def check_copy(
             elif not use_image:
                 notes.append(f"the copy's image hashes ({layout.image}) and the manifest's ({manifest.image_hash}) "
                              "use different algorithms: matched by URL only")
+            if manifest.url_only:
+                notes.append(f"the manifest is of format {manifest.format}: each entry stands for every row of its "
+                             "URL (rows of one URL with other captions are matched too); a relake.manifest/2 "
+                             "manifest tells them apart")
+            have = (layout.caption is not None, layout.row_id is not None)
             if engine is not None:
-                _match_manifest_on(engine, db, layout, manifest, use_image, memory_limit)
+                _match_manifest_on(engine, db, layout, manifest, use_image, have, memory_limit)
             else:
                 with duckdb_errors(f"{copy}: cannot match the copy"):
-                    query("copies/match_manifest").run(db.con, use_image=use_image)
+                    query("copies/match_manifest").run(db.con, use_image=use_image, have_caption=have[0],
+                                                       have_key=have[1])
         if keep_only is not None:
             if layout.caption is None:
                 raise InputError(f"{copy}: no caption column; --keep-only matches rows by URL and caption")
@@ -207,9 +228,10 @@ def check_copy(
     if orphans is None:
         notes.append(f"the {layout.layout} layout cannot list its samples: orphans not looked for")
     affected = [
-        AffectedRow(file_index[str(f)], int(pos), key, status, error, bool(u), bool(i), bool(k))
-        for f, pos, key, status, error, u, i, k in rows
+        AffectedRow(file_index[str(f)], int(pos), key, status, error, bool(u), bool(i), bool(k), loose)
+        for f, pos, key, status, error, u, i, k, loose in rows
     ]
+    _note_loose(notes, affected, manifest)
     affected.sort(key=lambda r: (r.shard, r.pos))
     shards = [ShardCheck(s.name, parquet_rows(s.parquet)) for s in layout.shards]
     for r in affected:
@@ -223,13 +245,14 @@ def check_copy(
         s.failed += r.failed
     if orphans is not None:
         _count_orphans(shards, orphans, {normal_key(r.key) for r in affected if r.key is not None})
-    columns = {"url": layout.url, "caption": layout.caption, "key": layout.key, "status": layout.status,
-               "image": layout.image}
+    columns = {"url": layout.url, "caption": layout.caption, "key": layout.key, "row_id": layout.row_id,
+               "status": layout.status, "image": layout.image}
     return CheckReport(
         copy=str(copy), layout=layout.layout, manifest=str(manifest_dir) if manifest_dir is not None else None,
         keep_only=keep_only, image_matching=layout.image_algo if use_image else None, shards=shards,
         affected_rows=affected, notes=notes, columns=columns, seconds=time.perf_counter() - start,
         copy_layout=layout, orphans=sum(s.orphans for s in shards),
+        manifest_format=manifest.format if manifest else None,
     )
 
 
@@ -242,22 +265,37 @@ def _count_orphans(shards: list[ShardCheck], orphans: list[dict[str, str]], affe
         s.misplaced = sorted(spelled for normal, spelled in found.items() if normal in affected_keys)
 
 
+def _note_loose(notes: list[str], affected: list[AffectedRow], manifest: Manifest | None) -> None:
+    """Say how many rows were matched more broadly than the manifest's entries, for want of a column."""
+    by_url = sum(1 for r in affected if r.loose == "url")
+    by_caption = sum(1 for r in affected if r.loose == "caption")
+    if by_url:
+        notes.append(f"{by_url:,} rows matched by URL alone: the copy has no caption column to tell rows of one URL "
+                     "apart; removed to be safe (the manifest lists only some rows of their URLs)")
+    if by_caption:
+        key = manifest.key_column if manifest is not None else None
+        notes.append(f"{by_caption:,} rows matched by URL and caption alone: the copy has no id column "
+                     f"({key or 'the base had none'}) to tell rows of one URL and caption apart; removed to be safe")
+
+
 @dataclass(frozen=True)
 class _CheckJob:
     """One copy shard matched against a manifest, as an engine job (absolute paths)."""
 
     parquet: str
     label: str
-    names: tuple[str | None, ...]  # the copy's key, url, caption, status, error and image hash columns
+    names: tuple[str | None, ...]  # the copy's key, url, caption, row id, status, error and image hash columns
     removed: str  # the manifest's removed.parquet
     image_column: str | None  # the manifest's image hash column
     use_image: bool
+    have: tuple[bool, bool]  # the copy has a caption column, a row id column
     memory_limit: str | None
 
 
 def _check_shard_job(job: _CheckJob) -> pa.Table:
     """The rows of one shard that copies/match_manifest matches, in its own single-threaded DuckDB:
-    ``copies/shard_hits`` (pos, key, status, error, by_url, by_image, not_kept) as an Arrow table."""
+    ``copies/shard_hits`` (pos, key, status, error, by_url, by_image, not_kept, loose_url, loose_caption) as an
+    Arrow table."""
     con = job_connection(job.memory_limit)
     try:
         register_canonical(con)
@@ -266,19 +304,21 @@ def _check_shard_job(job: _CheckJob) -> pa.Table:
             copy_rows(con.read_parquet(shard, filename=True, file_row_number=True), job.names)
             manifest_view(con.read_parquet(removed), job.image_column)
             query("copies/create_hits").run(con)
-            query("copies/match_manifest").run(con, use_image=job.use_image)
+            query("copies/match_manifest").run(con, use_image=job.use_image, have_caption=job.have[0],
+                                               have_key=job.have[1])
             return con.sql(query("copies/shard_hits").text).to_arrow_table()  # no params; one Arrow copy
     finally:
         con.close()
 
 
 def _match_manifest_on(
-    engine: Engine, db: Db, layout: CopyLayout, manifest: Manifest, use_image: bool, memory_limit: str | None
+    engine: Engine, db: Db, layout: CopyLayout, manifest: Manifest, use_image: bool, have: tuple[bool, bool],
+    memory_limit: str | None,
 ) -> None:
     """copies/match_manifest as one job per shard on ``engine``; their rows go into the temp table hits."""
-    names = (layout.key, layout.url, layout.caption, layout.status, layout.error, layout.image)
+    names = (layout.key, layout.url, layout.caption, layout.row_id, layout.status, layout.error, layout.image)
     jobs = [_CheckJob(str(s.parquet.absolute()), f"shard {s.name} of {layout.root}", names,
-                      str(manifest.removed.absolute()), manifest.image_column, use_image, memory_limit)
+                      str(manifest.removed.absolute()), manifest.image_column, use_image, have, memory_limit)
             for s in layout.shards]
     parts = engine.map(_check_shard_job, jobs, label=lambda j: j.label)
     tables = [t.add_column(0, "file", pa.array([bound] * t.num_rows, pa.string()))

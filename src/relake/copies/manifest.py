@@ -1,18 +1,17 @@
 """Removal manifests as check reads them: a ``--manifest`` operand resolved to a folder, and bound as view
-``man(url_sha256, img)`` with its hashes' form checked."""
+``man(match, url_sha256, caption_sha256, key_sha256, category, img)`` with its hashes' form checked."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import duckdb
-from duckdb import ColumnExpression, ConstantExpression
 
 from relake.db import Db
 from relake.errors import InputError, NotFoundError
 from relake.kinds import HASH_LENGTHS as IMAGE_HASH_LENGTHS
 from relake.lake import Lake, check_user_path
-from relake.publish import Manifest, manifest_for_pair
+from relake.publish import Manifest, entries_view, manifest_for_pair
 from relake.sql import query
 
 __all__ = ["bind_manifest", "manifest_view", "resolve_manifest"]
@@ -33,23 +32,21 @@ def resolve_manifest(lake: Lake, spec: str) -> Path:
 
 
 def manifest_view(rel: duckdb.DuckDBPyRelation, image_column: str | None) -> None:
-    """View ``man(url_sha256, img)`` over a manifest's removed.parquet (read as ``rel``)."""
-    img = (
-        ColumnExpression(image_column).cast(duckdb.sqltype("VARCHAR"))
-        if image_column
-        else ConstantExpression(None).cast(duckdb.sqltype("VARCHAR"))
-    )
-    rel.select(ColumnExpression("url_sha256").cast(duckdb.sqltype("VARCHAR")).alias("url_sha256"),
-               img.alias("img")).create_view("man", replace=True)
+    """View ``man(match, url_sha256, caption_sha256, key_sha256, category, img)`` over a manifest's
+    removed.parquet (read as ``rel``)."""
+    entries_view(rel, image_column, "man")
 
 
 def bind_manifest(db: Db, manifest: Manifest) -> None:
     manifest_view(db.con.read_parquet(db.plain_path(manifest.removed)), manifest.image_column)
     length = IMAGE_HASH_LENGTHS.get(manifest.image_hash or "", 0)
-    rows, bad_url, bad_img = query("copies/manifest_problems").rows(db.con, image_len=length)[0]
+    rows, bad_url, bad_row, bad_img = query("copies/manifest_problems").rows(db.con, image_len=length)[0]
     if bad_url:
         raise InputError(f"{manifest.removed}: {bad_url} of {rows} url_sha256 values are not 64 lower-case hex "
                          "digits; they would never match")
+    if bad_row:
+        raise InputError(f"{manifest.removed}: {bad_row} of {rows} entries have a match other than url, caption "
+                         "or key, or lack the caption_sha256/key_sha256 (64 lower-case hex digits) it needs")
     if bad_img:
         raise InputError(f"{manifest.removed}: {bad_img} {manifest.image_column} values are not {length} "
                          "lower-case hex digits; they would never match")

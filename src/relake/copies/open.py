@@ -51,6 +51,7 @@ class CopyLayout:
     image: str | None  # the image hash column
     image_algo: str | None
     bound: tuple[str, ...] = ()  # each shard's parquet path as bound in view copy_rows (its ``file`` values)
+    row_id: str | None = None  # the column holding the base's row id (a manifest's key_column), if the copy kept it
 
     @property
     def format(self) -> Layout:
@@ -122,10 +123,12 @@ def scan_copy(root: Path) -> tuple[Layout, tuple[CopyShard, ...], tuple[Path, ..
 
 
 def open_copy(
-    db: Db, root: Path, *, url_col: str | None = None, image_col: str | None = None, prefer_image: str | None = None
+    db: Db, root: Path, *, url_col: str | None = None, image_col: str | None = None, prefer_image: str | None = None,
+    id_col: str | None = None,
 ) -> CopyLayout:
-    """Find a copy's shards and column roles, and bind view ``copy_rows(file, pos, key, url, caption, status,
-    error, img)`` over its parquet files (``file`` is the path in ``CopyLayout.bound``)."""
+    """Find a copy's shards and column roles, and bind view ``copy_rows(file, pos, key, url, caption, rid, status,
+    error, img)`` over its parquet files (``file`` is the path in ``CopyLayout.bound``; ``rid`` is column
+    ``id_col``, found case-insensitively, or NULL when the copy lacks it)."""
     layout, shards, others = scan_copy(root)
     paths = [db.plain_path(s.parquet) for s in shards]
     with duckdb_errors(f"{root}: shards not readable as parquet"):
@@ -151,11 +154,12 @@ def open_copy(
     if layout.needs_keys and key is None:
         raise InputError(f"{root}: {layout.name} shards but no key column in the parquet files; "
                          f"{layout.samples} cannot be matched to rows")
-    copy_rows(rel, (key, roles.url, roles.caption, status, error, image))
+    row_id = by_lower.get(id_col.lower()) if id_col is not None else None
+    copy_rows(rel, (key, roles.url, roles.caption, row_id, status, error, image))
     if image_col is not None and algo is None:
         algo = _hash_algorithm(db, root, image_col)
     return CopyLayout(root, layout.name, shards, others, roles.url, roles.caption, key, status, error, image, algo,
-                      tuple(paths))
+                      tuple(paths), row_id)
 
 
 def _hash_algorithm(db: Db, root: Path, column: str) -> str | None:
@@ -175,8 +179,8 @@ def _hash_algorithm(db: Db, root: Path, column: str) -> str | None:
 
 
 def copy_rows(rel: duckdb.DuckDBPyRelation, names: tuple[str | None, ...]) -> None:
-    """View ``copy_rows(file, pos, key, url, caption, status, error, img)`` over ``rel`` (read with filename and
-    file_row_number); ``names`` are the source columns of key … img, None (or absent from ``rel``) for NULL."""
+    """View ``copy_rows(file, pos, key, url, caption, rid, status, error, img)`` over ``rel`` (read with filename
+    and file_row_number); ``names`` are the source columns of key … img, None (or absent from ``rel``) for NULL."""
     varchar = duckdb.sqltype("VARCHAR")
     have = {c.lower(): c for c in rel.columns}  # case-insensitive, as a union_by_name read of every shard
 
@@ -185,7 +189,7 @@ def copy_rows(rel: duckdb.DuckDBPyRelation, names: tuple[str | None, ...]) -> No
         expr = ColumnExpression(found) if found is not None else ConstantExpression(None)
         return expr.cast(varchar).alias(alias)
 
-    aliases = ("key", "url", "caption", "status", "error", "img")
+    aliases = ("key", "url", "caption", "rid", "status", "error", "img")
     rel.select(
         ColumnExpression("filename").alias("file"), ColumnExpression("file_row_number").alias("pos"),
         *(col(n, a) for n, a in zip(names, aliases, strict=True)),

@@ -1,9 +1,9 @@
--- Returns: the public removal manifest rows: distinct (canonical URL sha256, public category), sorted by
---   hash then category; the public category of a row is the first of its sorted categories. Rows without
---   a URL (no hash) cannot be looked up and are left out. Nothing positional, no URL, caption, key or rule.
--- Reads: view removed_all (removed.parquet of every generation between the two versions).
--- params: none
-SELECT DISTINCT url_sha256, categories[1] AS category
-FROM removed_all
-WHERE url_sha256 IS NOT NULL
-ORDER BY url_sha256, category
+-- Returns: the public removal manifest rows: distinct (match, url_sha256, caption_sha256, key_sha256,
+--   category, image hash when $images else NULL), sorted by hash then category. Rows without a URL (no hash)
+--   cannot be looked up and are left out. Nothing positional, no URL, caption, key or rule.
+-- Reads: temp table entries (manifest/create_entries).
+-- params: $images
+SELECT DISTINCT match, url_sha256, caption_sha256, key_sha256, category,
+    CASE WHEN $images THEN image_hash END AS image_hash
+FROM entries
+ORDER BY url_sha256, caption_sha256 NULLS FIRST, key_sha256 NULLS FIRST, category, image_hash NULLS LAST
