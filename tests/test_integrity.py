@@ -1,6 +1,6 @@
 """Integrity before trust (issue #14, items 5 and 6): a command that uses what ``version.json`` says about a
 file instead of reading it (fingerprint buckets, row counts, row-hash sums) first checks that the file is
-the one recorded (size, mtime, ctime, inode, device); every file a version owns (its shards and
+the one hashed (size; mtime, ctime, inode and device, noted by the lake); every file a version owns (its shards and
 ``removed.parquet``) has a sha256 that ``verify`` re-hashes, and a removal manifest is written only from a
 ``removed.parquet`` whose sha256 matches its record. The expected digests here come from hashlib, not relake."""
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from typer.testing import Result
 
 from helpers import Cli, error_line, laion_table, snapshot, write_table
 
@@ -26,8 +27,8 @@ category = "safety"
 """
 
 
-def ok(result: object) -> None:
-    assert getattr(result, "exit_code") == 0, (getattr(result, "stdout"), getattr(result, "stderr"))
+def ok(result: Result) -> None:
+    assert result.exit_code == 0, (result.stdout, result.stderr)
 
 
 def sha256(path: Path) -> str:
@@ -45,7 +46,7 @@ def edit_caption(path: Path, *, keep_mtime: bool = False) -> None:
     """Change one byte of one caption, same size; optionally put the mtime back as it was."""
     st = path.stat()
     data = bytearray(path.read_bytes())
-    at = data.index(b"caption number 3")
+    at = data.index(b"caption number 6")
     data[at] = ord("C")
     path.write_bytes(bytes(data))
     assert path.stat().st_size == st.st_size
@@ -53,14 +54,21 @@ def edit_caption(path: Path, *, keep_mtime: bool = False) -> None:
         os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
-def test_the_shard_record_holds_the_file_identity(cli: Cli, plain: list[Path], lake_root: Path) -> None:
+def test_the_lake_notes_each_hashed_file_identity_and_the_record_stays_portable(
+    cli: Cli, plain: list[Path], lake_root: Path
+) -> None:
     ok(cli("ingest", "a", plain[0].parent))
-    record = json.loads((lake_root / "versions" / "a" / "version.json").read_text())
-    for shard, path in zip(record["shards"], plain, strict=True):
+    ok(cli("ingest", "b", plain[0].parent))
+    a, b = ((lake_root / "versions" / n / "version.json").read_text() for n in ("a", "b"))
+    assert a.replace('"name": "a"', '"name": "b"') == b  # nothing machine-local in the record
+    record = json.loads(a)
+    assert [s["sha256"] for s in record["shards"]] == [sha256(p) for p in plain]
+    noted = {e["path"]: e for e in (json.loads(f.read_text()) for f in (lake_root / "identities").iterdir())}
+    for path in plain:
         st = path.stat()
-        assert (shard["bytes"], shard["mtime_ns"], shard["ctime_ns"], shard["inode"], shard["device"]) == (
-            st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
-        assert shard["sha256"] == sha256(path)
+        e = noted[str(path.resolve())]
+        assert (e["sha256"], e["mtime_ns"], e["ctime_ns"], e["inode"], e["device"]) == (
+            sha256(path), st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
 
 
 @pytest.mark.parametrize("keep_mtime", [False, True])
@@ -109,16 +117,11 @@ def test_a_touched_original_is_refused_until_verify_confirms_its_bytes(
     ok(cli("fingerprint", "a", "--from-manifest"))
 
 
-def test_an_old_record_without_identity_is_read_not_trusted(cli: Cli, plain: list[Path], lake_root: Path) -> None:
+def test_files_without_a_noted_identity_are_read_not_trusted(cli: Cli, plain: list[Path], lake_root: Path) -> None:
     ok(cli("ingest", "a", plain[0].parent))
     ok(cli("ingest", "b", plain[0].parent))
-    for name in ("a", "b"):  # as an older relake wrote them: no identity fields
-        path = lake_root / "versions" / name / "version.json"
-        record = json.loads(path.read_text())
-        for shard in record["shards"]:
-            for k in ("mtime_ns", "ctime_ns", "inode", "device"):
-                del shard[k]
-        path.write_text(json.dumps(record))
+    for f in (lake_root / "identities").iterdir():  # as an older relake left the lake, or a lake copied without
+        f.unlink()
     result = cli("diff", "a", "b", "--exit-code")
     ok(result)
     assert "no row read" not in result.stdout  # the rows were compared instead of the recorded buckets
@@ -127,6 +130,9 @@ def test_an_old_record_without_identity_is_read_not_trusted(cli: Cli, plain: lis
     assert "run `relake verify a`" in error_line(result)
     ok(cli("verify", "a"))
     ok(cli("fingerprint", "a", "--from-manifest"))
+    edit_caption(plain[1], keep_mtime=True)  # noted again by verify, so a change is seen again
+    result = cli("fingerprint", "a", "--from-manifest")
+    assert result.exit_code == 2 and "changed since it was recorded (ctime)" in error_line(result)
 
 
 def flip_url_sha256_bit(path: Path) -> None:

@@ -59,7 +59,6 @@ from relake.diff.columns import (
     role_hints,
 )
 from relake.diff.local import (
-    REMOVED_FILE,
     check_key,
     compare_keyed,
     compare_keyless,
@@ -73,6 +72,7 @@ from relake.diff.report import OUT_FORMATS, DiffSummary, out_format, removal_bre
 from relake.diff.shuffle import keyed_keys_on, keyed_rows_on
 from relake.engine import Engine
 from relake.errors import InputError
+from relake.identity import REMOVED_FILE
 from relake.lake import Lake
 from relake.sources import Side, read_side, resolve_side
 from relake.sql import query
@@ -134,8 +134,7 @@ def diff_versions(
                 summary.withheld_sensitive = withheld
                 summary.rows_a += withheld
                 summary.removed += withheld
-                if summary.provenance_rows == summary.removed:
-                    summary.provenance_note = None
+            provenance(db, lake, a, b, summary)  # after the withheld rows are counted: it compares the totals
             if out is not None and fmt is not None:
                 summary.out, summary.out_rows = out, write_out(db, summary, compared, out, fmt)
         except duckdb.OutOfMemoryException:
@@ -236,7 +235,6 @@ def _run(
         summary.column_changes = {str(c): int(n) for c, n in query("diff/column_changes").rows(db.con)}
     if summary.removed:
         removal_breakdown(db, summary, a, key_cols, values, top)
-    provenance(db, lake, a, b, summary)
     return summary
 
 

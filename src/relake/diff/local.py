@@ -16,12 +16,12 @@ from relake.diff.columns import Compared, KeyProblem, json_pointer, key_expr, st
 from relake.diff.report import DiffSummary
 from relake.errors import NotFoundError
 from relake.fingerprint import ALGORITHM
+from relake.identity import REMOVED_FILE, check_owned
 from relake.lake import Lake
 from relake.record import Fingerprint
 from relake.sources import Side
 from relake.sql import query
 
-REMOVED_FILE = "removed.parquet"
 _MAX_CHAIN = 1000
 _BUCKET_MASK = (1 << 18) - 1  # keyless: 262,144 hash buckets, compared before any row is grouped
 
@@ -87,9 +87,10 @@ def _fp_usable(fp: Fingerprint) -> bool:
 
 def differing_buckets(a: Side, b: Side, pairs: list[tuple[str, str]], use_buckets: bool) -> list[str] | None:
     """Buckets whose (rows, sum) differ between the two manifests; None when bucket skipping does not apply
-    (not two versions, different schemas, mapped columns, or nothing to skip)."""
-    if not use_buckets or a.version is None or b.version is None or pairs:
-        return None
+    (not two versions, files not confirmed as the recorded ones, different schemas, mapped columns, or nothing
+    to skip)."""
+    if not use_buckets or a.version is None or b.version is None or pairs or not (a.trusted and b.trusted):
+        return None  # (a record without file identities is read, not trusted: identity.check_unchanged)
     if a.columns != b.columns or not (_fp_usable(a.version.fingerprint) and _fp_usable(b.version.fingerprint)):
         return None
     fa, fb = a.version.fingerprint.buckets, b.version.fingerprint.buckets
@@ -106,6 +107,7 @@ def _chain_files(lake: Lake, a: Side, b: Side) -> list[Path] | None:
     for _ in range(_MAX_CHAIN):
         if not (folder / REMOVED_FILE).is_file():
             return None
+        check_owned(current, folder, require_record=False)  # its sha256, when recorded, before it is read
         files.append(folder / REMOVED_FILE)
         if current.parent is None:
             return None
@@ -155,12 +157,15 @@ def provenance(db: Db, lake: Lake, a: Side, b: Side, summary: DiffSummary) -> No
     if a.version is None or b.version is None or b.folder is None or b.version.kind != "derived":
         return
     files: list[Path] = []
+    unrecorded: list[str] = []
     current, folder = b.version, b.folder
     for _ in range(_MAX_CHAIN):
         removed = folder / REMOVED_FILE
         if not removed.is_file():
             summary.provenance_note = f"version {current.name} has no {REMOVED_FILE}; removals by rule unknown"
             return
+        if not check_owned(current, folder, require_record=False):
+            unrecorded.append(current.name)
         files.append(removed)
         if current.parent is None:
             return  # B does not descend from A
@@ -195,3 +200,7 @@ def provenance(db: Db, lake: Lake, a: Side, b: Side, summary: DiffSummary) -> No
     if recorded != summary.removed:
         summary.provenance_note = (f"the builds recorded {recorded:,} removed rows; this diff finds "
                                    f"{summary.removed:,} (compared columns or keys differ from the builds')")
+    if unrecorded:
+        unchecked = (f"{REMOVED_FILE} of {', '.join(unrecorded)} has no recorded sha256 (built by an older relake): "
+                     "removals by rule and the rows withheld are unchecked")
+        summary.provenance_note = "; ".join(n for n in (summary.provenance_note, unchecked) if n)
