@@ -117,7 +117,8 @@ def verify_version(
     report.notes.extend(notes)
     if version.storage == "lake":
         report.problems.extend(_unlisted_files(version, folder))
-    note_identities(confirm_in or lake, confirmed)  # intact shards, even when another file is not
+    if report.ok:  # a record found wrong in any way (a fingerprint, say) must not be trusted on a stat
+        note_identities(confirm_in or lake, confirmed)
     return report
 
 
