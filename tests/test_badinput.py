@@ -219,8 +219,9 @@ def test_damaged_versions_are_named_and_the_others_keep_working(base: Base, tmp_
     assert ok(builds[-2]).stdout == "ok  d: 3 shards, 534 rows\n"
     assert error(builds[-1]).startswith(expected["d-corrupt-json"][0])
     after = durable(lake)
-    assert sorted(k for k in snapshot_diff(before, after) if k.count("/") == 1) == [
-        "versions/e-d-extra", "versions/e-d-symlink"]
+    # besides the lake's notes of its files' identities (verify re-noted the copied lake's intact shards)
+    assert sorted(k for k in snapshot_diff(before, after) if k.count("/") == 1 and not k.startswith("identities/")
+                  ) == ["versions/e-d-extra", "versions/e-d-symlink"]
 
 
 def test_versions_lists_the_others_when_one_manifest_is_damaged(base: Base, tmp_path: Path) -> None:

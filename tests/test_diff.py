@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import hashlib
 import json
 import random
 import re
@@ -26,6 +27,7 @@ from relake.errors import InputError
 from relake.fingerprint import fingerprint_target
 from relake.ingest import ingest_version
 from relake.lake import Lake
+from relake.record import OwnedFile
 from relake.sources import resolve_sources
 
 # --- the independent model ----------------------------------------------------------------------------
@@ -410,8 +412,12 @@ def _derive(lake: Lake, base: str, name: str, rows: list[dict[str, Any]], remove
     vdir = lake.version_dir(name)
     lake.version_dir(name + "-tmp").rename(vdir)
     (vdir / "version.json").write_text(dataclasses.replace(v, name=name, kind="derived", parent=base).to_json())
-    if removed is not None:
+    if removed is not None:  # with its size and sha256 in the record, as a build records it
         pq.write_table(removed, vdir / "removed.parquet")
+        owned = OwnedFile("removed.parquet", (vdir / "removed.parquet").stat().st_size,
+                          hashlib.sha256((vdir / "removed.parquet").read_bytes()).hexdigest())
+        (vdir / "version.json").write_text(
+            dataclasses.replace(v, name=name, kind="derived", parent=base, files=(owned,)).to_json())
 
 
 def test_provenance_counts_removals_by_rule_and_category(lake: Lake, tmp_path: Path) -> None:

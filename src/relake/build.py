@@ -42,6 +42,7 @@ from relake.fingerprint import (
     row_hash_stats,
     subtract,
 )
+from relake.identity import REMOVED_FILE, hash_with_identity, note_identities, owned_record
 from relake.ingest import shard_facts
 from relake.kinds import BLOCKLIST_KINDS, HASH_ALGORITHMS, BlocklistKind
 from relake.lake import Lake, checkpoint, validate_name
@@ -179,13 +180,15 @@ def build_version(
                 raise RelakeError(f"{missing[0]} was written by the {engine.name} engine but is not visible here; "
                                   "the lake must be on a file system every worker shares; nothing was published")
             checkpoint("build:after-write")
-            out_digests = [hasher.submit(sha256_file, o) for o in outs]  # beside the audit's scans
+            out_digests = [hasher.submit(hash_with_identity, o) for o in outs]  # beside the audit's scans
             _check_base_digests(spec.base, base, paths, digests)  # the audit may use the base's recorded sums
             kept = [shard_facts(db, o, with_hash=False) for o in outs]
             fp_kept, row_hash = _audit(db, spec, plans, base, paths, kept, outs, rerun_rules=full_audit)
-            kept = [replace(k, sha256=d.result()) for k, d in zip(kept, out_digests, strict=True)]
+            hashed = [d.result() for d in out_digests]
+            kept = [replace(k, sha256=digest, identity=identity) for k, (digest, identity) in zip(kept, hashed,
+                                                                                                  strict=True)]
             # streamed (Arrow batches), so millions of removed rows never sit in memory at once
-            removed_path = staging.path / "removed.parquet"
+            removed_path = staging.path / REMOVED_FILE
             write_parquet_stable(db.con.sql(q("build/removed_rows").text).to_arrow_reader(), removed_path)
             fetched = pq.ParquetFile(removed_path).metadata.num_rows
             if fetched != removed_total:
@@ -220,10 +223,14 @@ def build_version(
                 stats={"removed_rows": removed_total, "removed_by_rule": by_rule, "unmatched_entries": unmatched,
                        "removed_by_category": by_category, "removed_by_public_category": by_public,
                        "removed_image_hash": image_algo, "row_hash": row_hash},
+                files=(owned_record(staging.path, REMOVED_FILE),),  # the provenance, checked before each read
             )
             (staging.path / "version.json").write_text(version.to_json(), encoding="utf-8")
             checkpoint("build:before-publish")
             lake.publish(staging, spec.name)
+    folder = lake.version_dir(spec.name)  # the identities the shards had when hashed, by their final paths
+    note_identities(lake, [(version.shard_path(folder, sh), sh.sha256, k.identity)
+                           for sh, k in zip(version.shards, kept, strict=True) if k.identity is not None])
     return BuildResult(version, removed_total, by_rule, by_category, unmatched, time.perf_counter() - start)
 
 

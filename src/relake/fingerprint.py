@@ -216,6 +216,10 @@ def fingerprint_target(
             if side.version is None:
                 raise InputError(f"{spec}: --from-manifest needs a version (a name, or a folder with "
                                  f"{VERSION_FILE}); plain parquet files have no manifest")
+            if not side.trusted:
+                raise InputError(f"{spec}: its record has no file identities (written by an older relake, or a "
+                                 f"release folder's), so it is not known to describe these files; run `relake "
+                                 f"verify {spec}` once to confirm them, or drop --from-manifest")
             return FingerprintReport(spec, side.kind, "manifest", side.version.fingerprint, None,
                                      time.perf_counter() - start)
         read_side(db, side).create_view("src", replace=True)

@@ -1,7 +1,9 @@
 """Register parquet files as an immutable original version.
 
-Originals are referenced in place by default (absolute paths plus each file's size and sha256): a 1 TB
-release must not need a second TB, and ``verify`` detects any change to the referenced bytes. ``copy=True``
+Originals are referenced in place by default (absolute paths plus each file's size and sha256 in the record;
+the lake notes each file's identity, mtime, ctime, inode and device, as it was hashed: ``identity``): a 1 TB
+release must not need a second TB, ``verify`` detects any change to the referenced bytes, and a changed
+identity stops every command that would trust the record. ``copy=True``
 copies the shards into the version folder instead, for a lake that must not depend on outside files.
 Remote sources (fsspec URIs, see ``remote``) are always copied: every later command reads the lake's files
 locally with DuckDB.
@@ -24,6 +26,7 @@ from relake import __version__
 from relake.db import Db, connect, detect_roles
 from relake.errors import InputError, NotFoundError, duckdb_errors
 from relake.fingerprint import fingerprint_and_row_hashes
+from relake.identity import FileIdentity, hash_with_identity, note_identities
 from relake.lake import Lake, checkpoint, validate_name
 from relake.record import Column, Shard, Version, sha256_file
 from relake.remote import RemoteFile, download, is_uri, redact, resolve_remote
@@ -39,6 +42,7 @@ class ShardFacts:
     bytes: int
     sha256: str
     schema: tuple[Column, ...]
+    identity: FileIdentity | None = None  # when the sha256 was taken (unchanged while it was taken)
 
 
 def resolve_inputs(sources: Sequence[str]) -> list[Path | RemoteFile]:
@@ -122,11 +126,11 @@ def gather_facts(
     """Facts of every file; a sha256 in ``known`` (a file just streamed in with its digest) is not read again."""
     known = known or {}
     with ThreadPoolExecutor(max_workers=2) as pool:
-        digests = pool.map(lambda p: known.get(p) or sha256_file(p), paths)
+        digests = pool.map(lambda p: hash_with_identity(p, known.get(p)), paths)
         facts: list[ShardFacts] = []
-        for p, digest in zip(paths, digests, strict=True):
+        for p, (digest, identity) in zip(paths, digests, strict=True):
             f = shard_facts(db, p, with_hash=False)
-            facts.append(ShardFacts(f.path, f.rows, f.bytes, digest, f.schema))
+            facts.append(ShardFacts(f.path, f.rows, f.bytes, digest, f.schema, identity))
             if progress:
                 progress(1)
     return facts
@@ -197,13 +201,15 @@ def ingest_version(
                                  where=labels[0])
             checkpoint("ingest:after-hash")
             shards: list[Shard] = []
+            identities: list[FileIdentity | None] = [f.identity for f in facts]
             if copy:
                 for i, f in enumerate(facts):
                     rel = f"data/part-{i:05d}.parquet"
                     # a downloaded file is already the lake's copy, its sha256 taken while it streamed in
                     if i not in fetched:
                         shutil.copyfile(f.path, staging.path / rel)
-                        if sha256_file(staging.path / rel) != f.sha256:
+                        digest, identities[i] = hash_with_identity(staging.path / rel)
+                        if digest != f.sha256:
                             raise InputError(f"{labels[i]}: changed while it was being copied; try again")
                     shards.append(Shard(rel, f.rows, f.bytes, f.sha256, f.schema))
             else:
@@ -233,4 +239,8 @@ def ingest_version(
         (staging.path / "version.json").write_text(version.to_json(), encoding="utf-8")
         checkpoint("ingest:before-publish")
         lake.publish(staging, name)
+    # the identities the shards had when hashed (a renamed folder keeps its files'), by their final paths
+    folder = lake.version_dir(name)
+    note_identities(lake, [(version.shard_path(folder, sh), sh.sha256, i)
+                           for sh, i in zip(shards, identities, strict=True) if i is not None])
     return version

@@ -38,6 +38,7 @@ from relake import __version__
 from relake.canonical import CANONICAL_RULE, CANONICAL_VERSION, register_canonical
 from relake.db import Db, connect, write_parquet_stable
 from relake.errors import CrowdError, InputError, InvalidPathError, NotFoundError
+from relake.identity import check_owned
 from relake.kinds import HASH_LENGTHS
 from relake.lake import Lake, checkpoint, fsync_dir, fsync_tree
 from relake.record import Version, sha256_file
@@ -96,6 +97,7 @@ def _bind_removed(db: Db, lake: Lake, chain: Sequence[Version]) -> None:
         path = lake.version_dir(v.name) / "removed.parquet"
         if not path.is_file():
             raise NotFoundError(f"{path}: the version's provenance is missing; it cannot be manifested")
+        check_owned(v, lake.version_dir(v.name))  # its recorded sha256: manifests come from verified provenance
         rel = db.con.read_parquet(db.plain_path(path))
         rels.append(rel.select(ConstantExpression(v.name).alias("generation"), *[ColumnExpression(c)
                                                                                for c in rel.columns]))
@@ -313,7 +315,7 @@ def publish_release(lake: Lake, name: str, out: Path, *, min_crowd: int | None =
                 raise InputError(f"{src}: sha256 differs from the manifest; run `relake verify {name}`")
             shards.append(replace(s, path=rel))
         released = replace(v, shards=tuple(shards), storage="lake", sources=(), recipe=public_recipe(v.recipe),
-                           stats=public_stats(v.stats))
+                           stats=public_stats(v.stats), files=())  # removed.parquet stays in the lake
         (staging / "version.json").write_text(released.to_json(), encoding="utf-8")
         manifest: ManifestSummary | None = None
         if ancestor is not None:

@@ -45,6 +45,15 @@ class Shard:
 
 
 @dataclass(frozen=True)
+class OwnedFile:
+    """A file of a version folder other than its shards (``removed.parquet``): checked before it is read."""
+
+    path: str  # relative to the version folder
+    bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True)
 class Fingerprint:
     """Order- and shard-invariant content fingerprint (see fingerprint.py for the definition)."""
 
@@ -84,6 +93,7 @@ class Version(Report):
     storage: Storage = "lake"  # files inside the version folder, or referenced in place
     recipe: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
+    files: tuple[OwnedFile, ...] = ()  # besides the shards (empty: none, or recorded by an older relake)
 
     def to_json(self) -> str:
         data = {"format": FORMAT, **asdict(self)}
@@ -109,6 +119,7 @@ class Version(Report):
                 buckets={k: (int(v[0]), str(v[1])) for k, v in fp.get("buckets", {}).items()},
             )
             data["sources"] = tuple(data.get("sources", ()))
+            data["files"] = tuple(OwnedFile(**f) for f in data.get("files", ()))
             return Version(**data)
         except (ValueError, KeyError, TypeError) as exc:
             raise InputError(f"{where}: corrupt or unreadable version manifest ({exc}); "

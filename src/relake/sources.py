@@ -7,7 +7,8 @@ both a version of the lake and a file or folder here is refused (``./name`` is t
 holding ``version.json`` (a version or release folder) is read as that version: its shards, never the other
 files beside them.
 
-Below every feature module: it imports only the lake, the record, the database layer and errors.
+Below every feature module: it imports only the lake, the record, identity (file checks), the database layer and
+errors.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import duckdb
 
 from relake.db import Db, detect_roles
 from relake.errors import InputError, InvalidNameError, NotFoundError, duckdb_errors
+from relake.identity import check_unchanged
 from relake.lake import VERSION_FILE, Lake, check_user_path, has_glob_chars
 from relake.record import Column, Roles, Version
 from relake.remote import redact_text
@@ -117,6 +119,9 @@ class Side:
     roles: Roles
     version: Version | None = None
     folder: Path | None = None
+    # a version's shards are the files it recorded (size and identity; ``identity.check_unchanged``), so what
+    # its record says about them (fingerprint buckets, row counts) may be used instead of reading them
+    trusted: bool = False
 
     @property
     def kind(self) -> SideKind:
@@ -138,23 +143,21 @@ def resolve_side(lake: Lake, db: Db, spec: str) -> Side:
         p = check_user_path(spec)
         if (p / VERSION_FILE).is_file():  # a version (or release) folder: its shards, never removed.parquet
             text = (p / VERSION_FILE).read_text(encoding="utf-8")
-            return _version_side(spec, Version.from_json(text, str(p / VERSION_FILE)), p)
+            return _version_side(lake, spec, Version.from_json(text, str(p / VERSION_FILE)), p)
         paths = tuple(resolve_sources([spec]))
         with duckdb_errors(f"{spec}: not readable as parquet"):
             rel = db.con.read_parquet([db.plain_path(x) for x in paths], union_by_name=True)
         columns = tuple(Column(n, str(t)) for n, t in zip(rel.columns, rel.dtypes, strict=True))
         return Side(spec, paths, columns, detect_roles([c.name for c in columns], where=spec))
-    return _version_side(spec, lake.load_version(spec), lake.version_dir(spec))
+    return _version_side(lake, spec, lake.load_version(spec), lake.version_dir(spec))
 
 
-def _version_side(spec: str, version: Version, folder: Path) -> Side:
+def _version_side(lake: Lake, spec: str, version: Version, folder: Path) -> Side:
     paths = tuple(version.shard_path(folder, s) for s in version.shards)
     if not paths:
         raise InputError(f"{spec}: version {version.name!r} has no shards")
-    for s, p in zip(version.shards, paths, strict=True):  # the cheap check; `relake verify` re-hashes every byte
-        if not p.is_file() or p.stat().st_size != s.bytes:
-            raise InputError(f"{p}: shard of {version.name} is missing or changed size; run `relake verify {spec}`")
-    return Side(spec, paths, version.schema, version.roles, version, folder)
+    trusted = check_unchanged(lake, version, folder, spec)  # the cheap check; `relake verify` re-hashes every byte
+    return Side(spec, paths, version.schema, version.roles, version, folder, trusted)
 
 
 def read_side(db: Db, side: Side) -> duckdb.DuckDBPyRelation:

@@ -1,6 +1,9 @@
 """Re-check a version against its manifest: every shard's size, sha256 and footer row count, then the
-content fingerprint. DuckDB does not check parquet page checksums, so a flipped byte inside a data page
-would silently read as other values; the sha256 re-hash is what catches it."""
+content fingerprint, and every other file it owns (``removed.parquet``): size and sha256. DuckDB does not
+check parquet page checksums, so a flipped byte inside a data page would silently read as other values; the
+sha256 re-hash is what catches it. A shard found intact has its identity (mtime, ctime, inode, device, as it
+was hashed) noted anew in the lake's ``identities/``, so commands that refused it as touched or moved
+(``identity.check_unchanged``) accept it again; ``version.json`` itself is never rewritten."""
 
 from __future__ import annotations
 
@@ -12,10 +15,11 @@ from typing import ClassVar
 from relake.db import Db, connect
 from relake.errors import InputError, NotFoundError, RelakeError, duckdb_errors
 from relake.fingerprint import fingerprint_src
+from relake.identity import FileIdentity, file_identity, note_identities, owned_problems
 from relake.ingest import shard_facts
 from relake.lake import VERSION_FILE, Lake
 from relake.publish import check_sums
-from relake.record import Version, sha256_file
+from relake.record import Shard, Version, sha256_file
 from relake.report import Report
 from relake.sources import is_path
 
@@ -74,7 +78,8 @@ def _verify_reports(lake: Lake, target: str | None, progress: Callable[[int], No
             text = (folder / VERSION_FILE).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"{folder / VERSION_FILE}: unreadable ({exc})") from exc
-        report = verify_version(None, Version.from_json(text, str(folder / VERSION_FILE)), folder, progress)
+        report = verify_version(None, Version.from_json(text, str(folder / VERSION_FILE)), folder, progress,
+                                confirm_in=lake)
         report.problems.extend(check_sums(folder))
         return [report]
     return [verify_version(lake, lake.load_version(target), lake.version_dir(target), progress)]
@@ -88,18 +93,23 @@ def _has_manifest(folder: Path) -> bool:
 
 
 def verify_version(
-    lake: Lake | None, version: Version, folder: Path, progress: Callable[[int], None] | None = None
+    lake: Lake | None, version: Version, folder: Path, progress: Callable[[int], None] | None = None,
+    *, confirm_in: Lake | None = None,
 ) -> VerifyReport:
+    """``confirm_in``: the lake that notes the identities of intact shards (``identities/``; default ``lake``)."""
     report = VerifyReport(version.name, len(version.shards), version.rows)
     good: list[Path] = []
+    confirmed: list[tuple[Path, str, FileIdentity]] = []
     with connect(lake) as db:
         for shard in version.shards:
             path = version.shard_path(folder, shard)
-            problem = _check_shard(db, path, shard.rows, shard.bytes, shard.sha256, folder, version.storage)
+            problem, identity = _check_shard(db, path, shard, folder, version.storage)
             if problem:
                 report.problems.append(problem)
             else:
                 good.append(path)
+                if identity is not None:
+                    confirmed.append((path, shard.sha256, identity))
             if progress:
                 progress(1)
         if report.ok and good:
@@ -124,8 +134,13 @@ def verify_version(
                     )
         elif report.ok and version.rows:
             report.problems.append(f"{folder}: manifest lists {version.rows} rows but no shards")
+    owned, notes = owned_problems(version, folder)
+    report.problems.extend(owned)
+    report.notes.extend(notes)
     if version.storage == "lake":
         report.problems.extend(_unlisted_files(version, folder))
+    if report.ok:  # a record found wrong in any way (a fingerprint, say) must not be trusted on a stat
+        note_identities(confirm_in or lake, confirmed)
     return report
 
 
@@ -140,26 +155,28 @@ def _unlisted_files(version: Version, folder: Path) -> list[str]:
             for p in sorted(data.rglob("*")) if p not in listed and (p.is_symlink() or not p.is_dir())]
 
 
-def _check_shard(db: Db, path: Path, rows: int, size: int, digest: str, folder: Path, storage: str) -> str | None:
+def _check_shard(db: Db, path: Path, shard: Shard, folder: Path, storage: str
+                 ) -> tuple[str | None, FileIdentity | None]:
+    """A problem with one shard, or None and its identity while it was hashed (None if it changed meanwhile)."""
     if storage == "lake":
         if path.is_symlink():
-            return f"{path}: is a symlink; shards of a lake version must be plain files inside it"
+            return f"{path}: is a symlink; shards of a lake version must be plain files inside it", None
         try:
             path.resolve().relative_to(folder.resolve())
         except ValueError:
-            return f"{path}: lies outside the version folder"
+            return f"{path}: lies outside the version folder", None
     if not path.exists():
-        return f"{path}: shard is missing"
-    actual_size = path.stat().st_size
-    if actual_size != size:
-        return f"{path}: size {actual_size} bytes, manifest says {size} (truncated or replaced)"
+        return f"{path}: shard is missing", None
+    actual_size, before = file_identity(path)
+    if actual_size != shard.bytes:
+        return f"{path}: size {actual_size} bytes, manifest says {shard.bytes} (truncated or replaced)", None
     actual = sha256_file(path)
-    if actual != digest:
-        return f"{path}: sha256 {actual[:16]}… differs from the manifest's {digest[:16]}… (bytes changed)"
+    if actual != shard.sha256:
+        return f"{path}: sha256 {actual[:16]}… differs from the manifest's {shard.sha256[:16]}… (bytes changed)", None
     try:
         facts = shard_facts(db, path, with_hash=False)
     except InputError as exc:
-        return str(exc)
-    if facts.rows != rows:
-        return f"{path}: footer says {facts.rows} rows, manifest says {rows}"
-    return None
+        return str(exc), None
+    if facts.rows != shard.rows:
+        return f"{path}: footer says {facts.rows} rows, manifest says {shard.rows}", None
+    return None, before if file_identity(path) == (actual_size, before) else None

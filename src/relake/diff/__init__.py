@@ -59,7 +59,6 @@ from relake.diff.columns import (
     role_hints,
 )
 from relake.diff.local import (
-    REMOVED_FILE,
     check_key,
     compare_keyed,
     compare_keyless,
@@ -73,6 +72,7 @@ from relake.diff.report import OUT_FORMATS, DiffSummary, out_format, removal_bre
 from relake.diff.shuffle import keyed_keys_on, keyed_rows_on
 from relake.engine import Engine
 from relake.errors import InputError, duckdb_errors
+from relake.identity import REMOVED_FILE
 from relake.lake import Lake
 from relake.sources import Side, read_side, resolve_side
 from relake.sql import query
@@ -133,6 +133,7 @@ def diff_versions(
             if sensitive is not None:
                 all_a, all_b = query("diff/sensitive_count").rows(db.con)[0]
                 summary.count_withheld(int(all_a) - summary.rows_a, int(all_b) - summary.rows_b)
+            provenance(db, lake, a, b, summary)  # after the withheld rows are counted: it compares the totals
             if out is not None and fmt is not None:
                 summary.out, summary.out_rows = out, write_out(db, summary, compared, out, fmt)
     summary.seconds = time.perf_counter() - start
@@ -229,7 +230,6 @@ def _run(
         summary.column_changes = {str(c): int(n) for c, n in query("diff/column_changes").rows(db.con)}
     if summary.removed:
         removal_breakdown(db, summary, a, key_cols, values, top)
-    provenance(db, lake, a, b, summary)
     return summary
 
 

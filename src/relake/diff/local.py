@@ -16,12 +16,12 @@ from relake.diff.columns import Compared, KeyProblem, json_pointer, key_expr, st
 from relake.diff.report import DiffSummary
 from relake.errors import InputError, NotFoundError, duckdb_errors
 from relake.fingerprint import ALGORITHM
+from relake.identity import REMOVED_FILE, check_owned
 from relake.lake import Lake
 from relake.record import Fingerprint
 from relake.sources import Side
 from relake.sql import query
 
-REMOVED_FILE = "removed.parquet"
 _MAX_CHAIN = 1000
 _BUCKET_MASK = (1 << 18) - 1  # keyless: 262,144 hash buckets, compared before any row is grouped
 
@@ -87,38 +87,15 @@ def _fp_usable(fp: Fingerprint) -> bool:
 
 def differing_buckets(a: Side, b: Side, pairs: list[tuple[str, str]], use_buckets: bool) -> list[str] | None:
     """Buckets whose (rows, sum) differ between the two manifests; None when bucket skipping does not apply
-    (not two versions, different schemas, mapped columns, or nothing to skip)."""
-    if not use_buckets or a.version is None or b.version is None or pairs:
-        return None
+    (not two versions, files not confirmed as the recorded ones, different schemas, mapped columns, or nothing
+    to skip)."""
+    if not use_buckets or a.version is None or b.version is None or pairs or not (a.trusted and b.trusted):
+        return None  # (a record without file identities is read, not trusted: identity.check_unchanged)
     if a.columns != b.columns or not (_fp_usable(a.version.fingerprint) and _fp_usable(b.version.fingerprint)):
         return None
     fa, fb = a.version.fingerprint.buckets, b.version.fingerprint.buckets
     return sorted(k for k in set(fa) | set(fb) if fa.get(k) != fb.get(k))
 
-
-
-def _chain_files(lake: Lake, a: Side, b: Side) -> list[Path] | None:
-    """The removed.parquet of every build from A to B, when B descends from A through derived versions."""
-    if a.version is None or b.version is None or b.folder is None or b.version.kind != "derived":
-        return None
-    files: list[Path] = []
-    current, folder = b.version, b.folder
-    for _ in range(_MAX_CHAIN):
-        if not (folder / REMOVED_FILE).is_file():
-            return None
-        files.append(folder / REMOVED_FILE)
-        if current.parent is None:
-            return None
-        if current.parent == a.version.name:
-            return files
-        try:
-            current = lake.load_version(current.parent)
-        except NotFoundError:
-            return None
-        folder = lake.version_dir(current.name)
-        if current.kind != "derived":
-            return None
-    return None
 
 
 def sensitive_removals(db: Db, lake: Lake) -> duckdb.DuckDBPyRelation | None:
@@ -127,7 +104,12 @@ def sensitive_removals(db: Db, lake: Lake) -> duckdb.DuckDBPyRelation | None:
     folders, or any parquet files), from its row output, its tables and its examples; counted, never shown."""
     if not lake.versions_dir.is_dir():
         return None
-    files = sorted(p for name in lake.version_names() if (p := lake.version_dir(name) / REMOVED_FILE).is_file())
+    files: list[Path] = []
+    for name in lake.version_names():
+        folder = lake.version_dir(name)
+        if (folder / REMOVED_FILE).is_file():
+            check_owned(lake.load_version(name), folder, require_record=False)  # its sha256, when recorded
+            files.append(folder / REMOVED_FILE)
     if not files:
         return None
     with duckdb_errors(f"cannot read the lake's {REMOVED_FILE} files (sensitive removals are withheld from every "
@@ -164,12 +146,15 @@ def provenance(db: Db, lake: Lake, a: Side, b: Side, summary: DiffSummary) -> No
     if a.version is None or b.version is None or b.folder is None or b.version.kind != "derived":
         return
     files: list[Path] = []
+    unrecorded: list[str] = []
     current, folder = b.version, b.folder
     for _ in range(_MAX_CHAIN):
         removed = folder / REMOVED_FILE
         if not removed.is_file():
             summary.provenance_note = f"version {current.name} has no {REMOVED_FILE}; removals by rule unknown"
             return
+        if not check_owned(current, folder, require_record=False):
+            unrecorded.append(current.name)
         files.append(removed)
         if current.parent is None:
             return  # B does not descend from A
@@ -206,3 +191,7 @@ def provenance(db: Db, lake: Lake, a: Side, b: Side, summary: DiffSummary) -> No
     if recorded != summary.removed:
         summary.provenance_note = (f"the builds recorded {recorded:,} removed rows; this diff finds "
                                    f"{summary.removed:,} (compared columns or keys differ from the builds')")
+    if unrecorded:
+        unchecked = (f"{REMOVED_FILE} of {', '.join(unrecorded)} has no recorded sha256 (built by an older relake): "
+                     "removals by rule and the rows withheld are unchecked")
+        summary.provenance_note = "; ".join(n for n in (summary.provenance_note, unchecked) if n)

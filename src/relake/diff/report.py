@@ -92,8 +92,6 @@ class DiffSummary(Report):
             self.hints.append(f"{rows_a:,} rows of A and {rows_b:,} of B were withheld (a sensitive rule of this "
                               "lake removed their URL); they are in the row counts but were not compared, so the "
                               "added, removed and changed counts leave them out")
-        if self.provenance_rows == self.removed:
-            self.provenance_note = None
 
 
 def out_format(out: str) -> str:
