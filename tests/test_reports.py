@@ -95,7 +95,7 @@ VERSION_JSON: dict[str, Any] = {
                 "schema": [{"name": "URL", "type": "VARCHAR"}]}],
     "fingerprint": {"algorithm": "relake-fp/2: test", "rows": 3, "value": "ab" * 16},
     "tool": {"relake": "0"}, "sources": ["/in/a.parquet"], "storage": "lake", "recipe": {"rules": [{"id": "r"}]},
-    "stats": {"removed_rows": 1, "removed_by_rule": {"r": 1}},
+    "stats": {"removed_rows": 1, "removed_by_rule": {"r": 1}}, "files": [],
 }
 VERSION_ENTRY_JSON = {"name": "v1", "parent": "orig", "kind": "derived", "rows": 3, "shards": 1,
                       "fingerprint": "ab" * 16}
