@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from relake.errors import InvalidNameError, InvalidPathError, NotFoundError, RelakeError, VersionExistsError
+from relake.jsonfile import JSON_ERRORS, read_json_text
 from relake.record import Version, VersionEntry, VersionListing
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -132,8 +133,8 @@ class Lake:
         if not mpath.is_file():
             raise NotFoundError(f"{mpath}: version manifest is missing; the version folder is damaged")
         try:
-            text = mpath.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            text = read_json_text(mpath)
+        except JSON_ERRORS as exc:
             raise NotFoundError(f"{mpath}: cannot read the version manifest ({exc})") from exc
         version = Version.from_json(text, str(mpath))
         if version.name != name:

@@ -51,6 +51,9 @@ def blocklist_add(
                       f"entries, sha256 {b.sha256[:16]}…")
     if b.skipped:
         console.warn(f"skipped {b.skipped:,} malformed entries (--skip-invalid)")
+    if b.invisible_stripped:
+        console.warn(f"stripped invisible characters (byte-order marks, zero-width or Unicode spaces) from "
+                     f"{b.invisible_stripped:,} entries")
 
 
 @blocklist_app.command("list")
