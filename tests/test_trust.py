@@ -288,3 +288,50 @@ def test_json_reader_bounds(tmp_path: Path) -> None:
             jsonfile.read_json(p, "x")
 
 
+
+
+# ------------------------------------------------------------------------------- 7. resource options
+
+
+def test_threads_are_clamped_with_a_warning(lake: Lake, src: list[Path], cli: Cli,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import relake.cli.build as cli_build
+    from relake.db import max_threads
+
+    ingest_version(lake, "v1", [str(src[0].parent)])
+    seen: list[int | None] = []
+    real = cli_build.build_version
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs["threads"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cli_build, "build_version", spy)
+    result = cli("build", "v2", "--base", "v1", "--where", "punsafe > 0.9", "--threads", "100000")
+    assert result.exit_code == 0, result.stderr
+    assert f"100,000 threads is more than 4 per CPU; using {max_threads()}" in result.stderr
+    assert seen == [max_threads()]
+
+
+@pytest.mark.parametrize("limit", ["-1GB", "0GB", "lots", "1", "1.5", "GB", "2XB", "1e3GB"])
+def test_nonsense_memory_limits_are_refused_by_every_command(lake: Lake, src: list[Path], cli: Cli,
+                                                             limit: str) -> None:
+    from relake.db import connect
+
+    ingest_version(lake, "v1", [str(src[0].parent)])
+    commands = [("build", "v2", "--base", "v1", "--where", "punsafe > 0.9"), ("diff", "v1", "v1"),
+                ("ingest", "v3", str(src[0].parent)), ("fingerprint", "v1")]
+    for args in commands:
+        result = cli(*args, "--memory-limit", limit)
+        assert result.exit_code == 2, (args, result.stdout, result.stderr)
+        assert f"memory limit {limit!r}: expected a size above zero" in result.stderr
+    assert not lake.has_version("v2") and not lake.has_version("v3")
+    with pytest.raises(InputError, match="expected a size above zero"), connect(None, memory_limit=limit):
+        pass
+
+
+@pytest.mark.parametrize("limit", ["2GB", "512MiB", "1.5GB", " 3 gb "])
+def test_sane_memory_limits_are_accepted(lake: Lake, src: list[Path], cli: Cli, limit: str) -> None:
+    ingest_version(lake, "v1", [str(src[0].parent)])
+    result = cli("fingerprint", "v1", "--memory-limit", limit)
+    assert result.exit_code == 0, result.stderr

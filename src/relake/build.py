@@ -30,7 +30,7 @@ from duckdb import ColumnExpression, ConstantExpression, StarExpression
 from relake import __version__
 from relake.blocklist import Blocklist, load_blocklist
 from relake.canonical import CANONICAL_VERSION, register_canonical
-from relake.db import Db, bind_shard, connect, write_parquet_stable
+from relake.db import Db, bind_shard, connect, max_threads, write_parquet_stable
 from relake.engine import Engine, LocalEngine, job_connection, plain_file
 from relake.errors import AuditError, InputError, NotFoundError, RelakeError, SpecError, duckdb_errors
 from relake.fingerprint import (
@@ -127,6 +127,7 @@ def build_version(
             raise InputError(f"{p}: shard of {spec.base} is missing or changed size; run `relake verify {spec.base}`")
     readable = _readable(lake, paths, plans)
     _check_wheres(spec, paths, readable)
+    threads = min(threads, max_threads()) if threads else None
     engine = engine or LocalEngine(max(1, threads or os.cpu_count() or 1))
     # a DuckDB error no step handled (say, an undecodable page of a base shard) becomes a one-line error; a base
     # shard whose bytes changed since its version was recorded is named as the cause when it is one
