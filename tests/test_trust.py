@@ -335,3 +335,87 @@ def test_sane_memory_limits_are_accepted(lake: Lake, src: list[Path], cli: Cli, 
     ingest_version(lake, "v1", [str(src[0].parent)])
     result = cli("fingerprint", "v1", "--memory-limit", limit)
     assert result.exit_code == 0, result.stderr
+
+
+# ------------------------------------------------------------------------------- 4. a full disk
+
+
+def _no_space(*args: Any, **kwargs: Any) -> Any:
+    import errno
+    import os
+
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/the/disk/file")
+
+
+@pytest.mark.parametrize("command", ["ingest --copy", "blocklist add", "publish", "clean"])
+def test_a_full_disk_is_one_error_line_and_the_lake_is_unchanged(
+        lake: Lake, src: list[Path], tmp_path: Path, cli: Cli, files: Files, monkeypatch: pytest.MonkeyPatch,
+        command: str) -> None:
+    import os
+
+    from helpers import snapshot
+
+    ingest_version(lake, "v1", [str(src[0].parent)])
+    build_version(lake, Spec(name="v2", base="v1", rules=rules_from_flags([], ["punsafe > 0.9"], "safety", False)))
+    listed = tmp_path / "l.txt"
+    listed.write_text("https://img1.example.com/a/1.jpg\n", encoding="utf-8")
+    before = snapshot(lake.root)
+    args: tuple[str | Path, ...]
+    if command == "ingest --copy":
+        monkeypatch.setattr(shutil, "copyfile", _no_space)
+        args = ("ingest", "v3", src[0].parent, "--copy")
+    elif command == "blocklist add":
+        monkeypatch.setattr(os, "fsync", _no_space)
+        args = ("blocklist", "add", "b", listed, "--kind", "url")
+    elif command == "publish":
+        monkeypatch.setattr(shutil, "copyfile", _no_space)
+        args = ("publish", "v2", tmp_path / "release")
+    else:
+        monkeypatch.setattr(Path, "write_text", _no_space)
+        args = ("clean", files.copy, "--manifest", files.manifest.parent, "--out", tmp_path / "out")
+    result = cli(*args)
+    assert result.exit_code == 2, result.stderr
+    assert error_line(result) == ("Error: /the/disk/file: no space left on the device (free space there, or write "
+                                  "elsewhere); nothing was published")
+    assert snapshot(lake.root) == before
+    assert not (tmp_path / "release").exists()
+
+
+# ------------------------------------------------------------------------------- 5. SIGTERM during a build
+
+
+def test_sigterm_inside_a_query_exits_143_and_leaves_nothing(lake: Lake, tmp_path: Path, cli: Cli,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM arriving while DuckDB runs relake's UDF (canonical URLs of non-ASCII hosts) surfaces as a failed
+    rule or an interrupted query, not as Terminated; the build still exits 143 and leaves no staging folder."""
+    import os
+    import signal
+
+    import relake.canonical as canonical
+    from helpers import snapshot
+    from relake.cli import main as cli_main  # noqa: F401  (the handler below is the CLI's)
+    from relake.cli.app import on_sigterm
+
+    rows = [{"SAMPLE_ID": i, "URL": f"https://bücher{i}.example/{i}.jpg", "TEXT": "t", "punsafe": 0.1}
+            for i in range(50)]
+    write_table(pa.Table.from_pylist(rows), tmp_path / "src" / "part-00000.parquet")
+    ingest_version(lake, "v1", [str(tmp_path / "src")])
+    listed = tmp_path / "l.txt"
+    listed.write_text("https://xn--bcher0-kva.example/0.jpg\n", encoding="utf-8")
+    add_blocklist(lake, "b", listed, "url")
+    before = snapshot(lake.root)
+    real = canonical._idna_arrow
+
+    def terminating(*args: Any) -> Any:
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args)
+
+    monkeypatch.setattr(canonical, "_idna_arrow", terminating)
+    previous = signal.signal(signal.SIGTERM, lambda _s, _f: on_sigterm())
+    try:
+        result = cli("build", "v2", "--base", "v1", "--blocklist", "b")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert result.exit_code == 143, (result.stdout, result.stderr)
+    assert error_line(result) == "Error: terminated; nothing was published"
+    assert snapshot(lake.root) == before
