@@ -419,3 +419,54 @@ def test_sigterm_inside_a_query_exits_143_and_leaves_nothing(lake: Lake, tmp_pat
     assert result.exit_code == 143, (result.stdout, result.stderr)
     assert error_line(result) == "Error: terminated; nothing was published"
     assert snapshot(lake.root) == before
+
+
+# ------------------------------------------------------------------------------- 6. gc against starting writers
+
+
+def test_gc_never_removes_a_starting_writers_folder(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
+    import fcntl
+    import threading
+    import time
+
+    real_flock = fcntl.flock
+
+    def slow_flock(fd: int, operation: int) -> None:  # widen the window between creating a lock file and locking it
+        if operation == fcntl.LOCK_EX:
+            time.sleep(0.002)
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", slow_flock)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def sweep() -> None:
+        while not stop.is_set():
+            try:
+                lake.gc()
+            except BaseException as exc:  # any exception of gc fails the test
+                errors.append(exc)
+                return
+
+    def write(n: int) -> None:
+        try:
+            for i in range(n):
+                with lake.staging("w") as staging:
+                    (staging.path / "f").write_text(str(i), encoding="utf-8")
+                    time.sleep(0.003)  # gc runs meanwhile
+                    assert (staging.path / "f").read_text(encoding="utf-8") == str(i), "gc removed a live folder"
+        except BaseException as exc:
+            errors.append(exc)
+
+    sweepers = [threading.Thread(target=sweep) for _ in range(2)]
+    writers = [threading.Thread(target=write, args=(100,)) for _ in range(2)]
+    for t in sweepers + writers:
+        t.start()
+    for t in writers:
+        t.join()
+    stop.set()
+    for t in sweepers:
+        t.join()
+    assert errors == []
+    lake.gc()
+    assert list(lake.staging_dir.iterdir()) == []
