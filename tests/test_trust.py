@@ -470,3 +470,32 @@ def test_gc_never_removes_a_starting_writers_folder(lake: Lake, monkeypatch: pyt
     assert errors == []
     lake.gc()
     assert list(lake.staging_dir.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------- 8. private parts owner-only
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o000])
+def test_private_parts_of_the_lake_are_owner_only(lake: Lake, src: list[Path], tmp_path: Path, umask: int) -> None:
+    import os
+    import stat
+
+    listed = tmp_path / "l.txt"
+    listed.write_text("https://img1.example.com/a/1.jpg\n", encoding="utf-8")
+    old = os.umask(umask)
+    try:
+        ingest_version(lake, "v1", [str(src[0].parent)])
+        add_blocklist(lake, "b", listed, "url")
+        build_version(lake, Spec(name="v2", base="v1", rules=rules_from_flags(["b"], [], "safety", True)))
+    finally:
+        os.umask(old)
+
+    def mode(p: Path) -> int:
+        return stat.S_IMODE(p.stat().st_mode)
+
+    assert mode(lake.blocklists_dir / "b") == 0o700
+    for name in ("entries.parquet", "blocklist.json"):
+        assert mode(lake.blocklists_dir / "b" / name) == 0o600
+    for name in ("removed.parquet", "version.json"):
+        assert mode(lake.version_dir("v2") / name) == 0o600
+    assert load_blocklist(lake, "b").unique_entries == 1  # still readable by its owner

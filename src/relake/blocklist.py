@@ -48,7 +48,7 @@ from relake.db import connect
 from relake.errors import BlocklistError, InputError, InvalidNameError, NotFoundError, first_line
 from relake.jsonfile import check_types, read_json
 from relake.kinds import BLOCKLIST_KINDS, HEX, BlocklistKind, HexDigest, MalformedEntry, blocklist_kind, strip_entry
-from relake.lake import Lake, publish_dir, validate_name
+from relake.lake import Lake, make_private, publish_dir, validate_name
 from relake.record import sha256_file
 from relake.report import HIDDEN, Report
 from relake.sql import query
@@ -134,6 +134,7 @@ def add_blocklist(
         raise _exists(name)
 
     with lake.staging("blocklist") as staging:
+        make_private(staging.path)  # becomes the blocklist's folder
         raw_path = staging.path / "raw.parquet"
         with pq.ParquetWriter(raw_path, _SCHEMA, **_PARQUET_OPTIONS) as writer:
             collector = _Collector(entry_kind, writer, keep_going=skip_invalid)
@@ -161,6 +162,7 @@ def add_blocklist(
             invisible_stripped=tally.invisible,
         )
         (staging.path / META_FILE).write_text(_to_json(blocklist, entries_path), encoding="utf-8")
+        make_private(entries_path, staging.path / META_FILE)
         publish_dir(staging, target, lambda: _exists(name))
     return blocklist
 

@@ -44,7 +44,7 @@ from relake.fingerprint import (
 )
 from relake.ingest import shard_facts
 from relake.kinds import BLOCKLIST_KINDS, HASH_ALGORITHMS, BlocklistKind
-from relake.lake import Lake, checkpoint, validate_name
+from relake.lake import Lake, checkpoint, make_private, validate_name
 from relake.predicate import check_where, embed
 from relake.record import Fingerprint, Roles, Shard, Version, sha256_file
 from relake.report import HIDDEN, Report, json_meta, rounded
@@ -220,6 +220,7 @@ def build_version(
                        "removed_by_category": by_category, "removed_image_hash": image_algo, "row_hash": row_hash},
             )
             (staging.path / "version.json").write_text(version.to_json(), encoding="utf-8")
+            make_private(removed_path, staging.path / "version.json")  # removed rows; the spec with its params
             checkpoint("build:before-publish")
             lake.publish(staging, spec.name)
     return BuildResult(version, removed_total, by_rule, by_category, unmatched, time.perf_counter() - start)

@@ -63,6 +63,13 @@ def checkpoint(point: str) -> None:
             time.sleep(0.02)
 
 
+def make_private(*paths: Path) -> None:
+    """Owner-only, whatever the umask: files 0600, folders 0700 (what names removed rows: blocklists, removed.parquet,
+    a build's record with its spec)."""
+    for path in paths:
+        os.chmod(path, 0o700 if path.is_dir() else 0o600)
+
+
 def fsync_tree(root: Path) -> None:
     for dirpath, _dirs, files in os.walk(root):
         for f in files:
