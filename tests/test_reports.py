@@ -87,7 +87,7 @@ DIFF_JSON: dict[str, Any] = {
 
 BLOCKLIST = Blocklist("bl", "url-sha256", "raw", "list.txt", 5, 3, 1, 1, "ef" * 32, Path("/lake/bl/entries.parquet"))
 BLOCKLIST_JSON = {"name": "bl", "kind": "url-sha256", "hash_of": "raw", "raw_entries": 5, "unique_entries": 3,
-                  "skipped": 1, "empty": 1, "sha256": "ef" * 32}
+                  "skipped": 1, "empty": 1, "sha256": "ef" * 32, "invisible_stripped": 0}
 VERSION_JSON: dict[str, Any] = {
     "name": "v1", "kind": "derived", "parent": "orig", "roles": {"url": "URL", "caption": "TEXT", "id": None},
     "schema": [{"name": "URL", "type": "VARCHAR"}, {"name": "TEXT", "type": "VARCHAR"}], "rows": 3, "bytes": 100,

@@ -46,8 +46,9 @@ import pyarrow.parquet as pq
 from relake import __version__
 from relake.db import connect
 from relake.errors import BlocklistError, InputError, InvalidNameError, NotFoundError, first_line
-from relake.kinds import BLOCKLIST_KINDS, HEX, BlocklistKind, HexDigest, MalformedEntry, blocklist_kind
-from relake.lake import Lake, publish_dir, validate_name
+from relake.jsonfile import check_types, read_json
+from relake.kinds import BLOCKLIST_KINDS, HEX, BlocklistKind, HexDigest, MalformedEntry, blocklist_kind, strip_entry
+from relake.lake import Lake, make_private, publish_dir, validate_name
 from relake.record import sha256_file
 from relake.report import HIDDEN, Report
 from relake.sql import query
@@ -93,6 +94,7 @@ class Blocklist(Report):
     empty: int
     sha256: str
     path: Path = field(metadata=HIDDEN)  # entries.parquet inside the lake
+    invisible_stripped: int = 0  # entries that lost a BOM, Unicode space or zero-width character (strip_entry)
 
     @property
     def duplicates(self) -> int:
@@ -132,6 +134,7 @@ def add_blocklist(
         raise _exists(name)
 
     with lake.staging("blocklist") as staging:
+        make_private(staging.path)  # becomes the blocklist's folder
         raw_path = staging.path / "raw.parquet"
         with pq.ParquetWriter(raw_path, _SCHEMA, **_PARQUET_OPTIONS) as writer:
             collector = _Collector(entry_kind, writer, keep_going=skip_invalid)
@@ -156,8 +159,10 @@ def add_blocklist(
             empty=tally.empty,
             sha256=digest,
             path=target / ENTRIES_FILE,
+            invisible_stripped=tally.invisible,
         )
         (staging.path / META_FILE).write_text(_to_json(blocklist, entries_path), encoding="utf-8")
+        make_private(entries_path, staging.path / META_FILE)
         publish_dir(staging, target, lambda: _exists(name))
     return blocklist
 
@@ -172,27 +177,52 @@ def load_blocklist(lake: Lake, name: str) -> Blocklist:
         raise NotFoundError(f"no blocklist named {name!r} in lake {lake.root} (blocklists: {known})")
     if not meta.is_file():
         raise NotFoundError(f"{meta}: blocklist metadata is missing; the blocklist folder is damaged")
+    data = read_json(meta, "blocklist metadata")
     try:
-        data = json.loads(meta.read_text(encoding="utf-8"))
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
+        if data.get("format") != FORMAT:
             raise ValueError(f"not a {FORMAT} file")
+        hash_of = data["hash_of"]
         blocklist = Blocklist(
-            name=str(data["name"]),
-            kind=str(data["kind"]),
-            hash_of=None if data["hash_of"] is None else _hash_of(str(data["hash_of"])),
-            source=str(data["source"]),
-            raw_entries=int(data["raw_entries"]),
-            unique_entries=int(data["unique_entries"]),
-            skipped=int(data["skipped"]),
-            empty=int(data["empty"]),
-            sha256=str(data["sha256"]),
+            name=data["name"],
+            kind=data["kind"],
+            hash_of=None if hash_of is None else _hash_of(hash_of) if isinstance(hash_of, str) else hash_of,
+            source=data["source"],
+            raw_entries=data["raw_entries"],
+            unique_entries=data["unique_entries"],
+            skipped=data["skipped"],
+            empty=data["empty"],
+            sha256=data["sha256"],
             path=folder / ENTRIES_FILE,
+            invisible_stripped=data.get("invisible_stripped", 0),
         )
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        check_types(blocklist)
+        record = data["entries"]
+        if not isinstance(record, dict):
+            raise ValueError("entries: expected an object")
+        size, digest = record["bytes"], record["sha256"]
+        if type(size) is not int or not isinstance(digest, str):
+            raise ValueError("entries: bytes must be an integer and sha256 a string")
+    except (ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{meta}: corrupt or unreadable blocklist metadata ({exc})") from exc
     if blocklist.name != name:
         raise InputError(f"{meta}: metadata names blocklist {blocklist.name!r}, not {name!r}")
+    _check_entries(name, blocklist.path, size, digest)
     return blocklist
+
+
+def _check_entries(name: str, entries: Path, size: int, digest: str) -> None:
+    """``entries.parquet`` is the file ``blocklist.json`` records (size, then sha256): a flipped bit would
+    silently match other rows."""
+    try:
+        found = entries.stat().st_size
+        differs = f"{found} bytes, recorded {size}" if found != size else None
+        if differs is None:
+            found_digest = sha256_file(entries)
+            differs = f"sha256 {found_digest}, recorded {digest}" if found_digest != digest else None
+    except OSError as exc:
+        raise InputError(f"blocklist {name}: cannot read {ENTRIES_FILE} ({exc.strerror or exc}); re-import it") from exc
+    if differs is not None:
+        raise InputError(f"blocklist {name}: {ENTRIES_FILE} differs from its record ({differs}); re-import it")
 
 
 @dataclass(frozen=True)
@@ -351,7 +381,7 @@ def _csv_chunks(file: Path, delimiter: str, column: str | None, normalise: Calla
                 if len(row) != width:
                     chunk.values.append(_Bad(f"has {len(row)} fields, expected {width}"))
                 else:
-                    value = row[index].strip()
+                    value = row[index]
                     chunk.values.append(value if value.isascii() or _utf8_clean(value) else _Bad("not valid UTF-8"))
                 if len(chunk.values) >= BATCH:
                     yield chunk
@@ -466,6 +496,7 @@ class _Tally:
     raw: int = 0
     empty: int = 0
     bad: int = 0
+    invisible: int = 0  # entries stripped of a BOM, a Unicode space or a zero-width character
     first_bad: list[tuple[int, str]] = field(default_factory=list)
 
 
@@ -523,12 +554,12 @@ class _Collector:
         out: list[str] = []
         for position, raw in zip(positions, lines, strict=True):
             try:
-                value = raw.decode("utf-8").strip()
+                value, stripped = strip_entry(raw.decode("utf-8"))
             except UnicodeDecodeError:
                 self._malformed(position, "not valid UTF-8")
                 continue
             if value and value[0] != "#":
-                self._one(position, value, out)
+                self._one(position, value, out, stripped)
         self._write(pa.array(out, pa.string()))
 
     def _strings(self, chunk: _Strings) -> None:
@@ -556,15 +587,16 @@ class _Collector:
                 self.tally.raw += 1
                 self._malformed(position, value.reason)
                 continue
-            value = (value or "").strip()
+            value, stripped = strip_entry(value or "")
             if not value:
                 self.tally.empty += 1
                 continue
-            self._one(position, value, out)
+            self._one(position, value, out, stripped)
         self._write(pa.array(out, pa.string()))
 
-    def _one(self, position: int, value: str, out: list[str]) -> None:
+    def _one(self, position: int, value: str, out: list[str], stripped: bool) -> None:
         self.tally.raw += 1
+        self.tally.invisible += stripped
         try:
             out.append(self.normalise(value))
         except MalformedEntry as exc:
@@ -664,6 +696,7 @@ def _to_json(b: Blocklist, entries: Path) -> str:
         "unique_entries": b.unique_entries,
         "skipped": b.skipped,
         "empty": b.empty,
+        "invisible_stripped": b.invisible_stripped,
         "sha256": b.sha256,
         "entries": {
             "path": ENTRIES_FILE,

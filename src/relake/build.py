@@ -30,7 +30,7 @@ from duckdb import ColumnExpression, ConstantExpression, StarExpression
 from relake import __version__
 from relake.blocklist import Blocklist, load_blocklist
 from relake.canonical import CANONICAL_VERSION, register_canonical
-from relake.db import Db, bind_shard, connect, write_parquet_stable
+from relake.db import Db, bind_shard, connect, max_threads, write_parquet_stable
 from relake.engine import Engine, LocalEngine, job_connection, plain_file
 from relake.errors import AuditError, InputError, NotFoundError, RelakeError, SpecError, duckdb_errors
 from relake.fingerprint import (
@@ -45,7 +45,7 @@ from relake.fingerprint import (
 from relake.identity import REMOVED_FILE, hash_with_identity, note_identities, owned_record
 from relake.ingest import shard_facts
 from relake.kinds import BLOCKLIST_KINDS, HASH_ALGORITHMS, BlocklistKind
-from relake.lake import Lake, checkpoint, validate_name
+from relake.lake import Lake, checkpoint, make_private, validate_name
 from relake.predicate import check_where, embed
 from relake.record import Fingerprint, Roles, Shard, Version, sha256_file
 from relake.report import HIDDEN, Report, json_meta, rounded
@@ -128,6 +128,7 @@ def build_version(
             raise InputError(f"{p}: shard of {spec.base} is missing or changed size; run `relake verify {spec.base}`")
     readable = _readable(lake, paths, plans)
     _check_wheres(spec, paths, readable)
+    threads = min(threads, max_threads()) if threads else None
     engine = engine or LocalEngine(max(1, threads or os.cpu_count() or 1))
     # a DuckDB error no step handled (say, an undecodable page of a base shard) becomes a one-line error; a base
     # shard whose bytes changed since its version was recorded is named as the cause when it is one
@@ -226,6 +227,7 @@ def build_version(
                 files=(owned_record(staging.path, REMOVED_FILE),),  # the provenance, checked before each read
             )
             (staging.path / "version.json").write_text(version.to_json(), encoding="utf-8")
+            make_private(removed_path, staging.path / "version.json")  # removed rows; the spec with its params
             checkpoint("build:before-publish")
             lake.publish(staging, spec.name)
     folder = lake.version_dir(spec.name)  # the identities the shards had when hashed, by their final paths

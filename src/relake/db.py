@@ -9,6 +9,7 @@ or column name is ever formatted into SQL text.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -56,6 +57,25 @@ def bind_shard(con: duckdb.DuckDBPyConnection, path: str, view: str = "shard") -
             col = duckdb.CaseExpression(col.isnull(), duckdb.ConstantExpression(None)).otherwise(col)
         exprs.append(col.alias(c))
     rel.select(*exprs).create_view(view, replace=True)
+
+
+_MEMORY = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([KMGT]i?B|B)\s*", re.IGNORECASE)
+_UNITS = {u.lower(): u for u in ("B", "KB", "MB", "GB", "TB", "KiB", "MiB", "GiB", "TiB")}
+
+
+def check_memory_limit(value: str) -> str:
+    """A memory limit as DuckDB reads it (``2GB``, ``512MiB``, ``1.5GB``): a number above zero and a unit; an
+    :class:`InputError` for anything else (``-1GB``, ``0GB``, ``lots``)."""
+    m = _MEMORY.fullmatch(value)
+    if m is None or float(m.group(1)) <= 0:
+        raise InputError(f"memory limit {value!r}: expected a size above zero, a number and a unit (KB, MB, GB, TB, "
+                         "KiB, MiB, GiB, TiB), e.g. 2GB")
+    return m.group(1) + _UNITS[m.group(2).lower()]
+
+
+def max_threads() -> int:
+    """The most threads relake starts: 4 per CPU (more only cost memory and time)."""
+    return 4 * (os.cpu_count() or 1)
 
 
 def default_memory_limit() -> str:
@@ -112,11 +132,11 @@ def connect(
         if has_glob_chars(links):
             raise InputError(f"the temp folder {links} has glob characters; set TMPDIR to a plain path")
         config: dict[str, str | bool | int | float | list[str]] = {
-            "memory_limit": memory_limit or default_memory_limit(),
+            "memory_limit": check_memory_limit(memory_limit) if memory_limit else default_memory_limit(),
             "preserve_insertion_order": True,
         }
         if threads:
-            config["threads"] = threads
+            config["threads"] = min(threads, max_threads())
         if spill is not None:
             config["temp_directory"] = str(spill)
         if readable is not None:

@@ -43,6 +43,7 @@ __all__ = [
     "Reads",
     "blocklist_kind",
     "register_kind",
+    "strip_entry",
     "unregister_kind",
 ]
 
@@ -76,6 +77,22 @@ class MalformedEntry(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+BOM = "\ufeff"  # a byte-order mark: invisible, and anywhere in a value it comes of concatenated files (`cat a b`)
+# Unicode spaces and invisible characters trimmed from a value's edges (besides ASCII whitespace): what str.isspace()
+# calls space, zero-width space and joiners, the word joiner and the BOM
+_EDGE_SPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace()) + "\u200b\u200c\u200d\u2060\u180e" + BOM
+_ASCII_SPACE = " \t\n\r\x0b\x0c"
+
+
+def strip_entry(value: str) -> tuple[str, bool]:
+    """A raw blocklist value without any BOM and without spaces or invisible characters at its edges (ASCII
+    whitespace, Unicode spaces such as NBSP, zero-width characters); and whether anything but ASCII whitespace was
+    removed (an entry kept with such a character would never match the URL or hash it names)."""
+    cleaned = value.replace(BOM, "") if BOM in value else value
+    out = cleaned.strip(_EDGE_SPACE)
+    return out, out != value.strip(_ASCII_SPACE)
 
 
 HEX = re.compile(r"[0-9a-fA-F]+")

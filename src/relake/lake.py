@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import re
 import secrets
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from relake.errors import InvalidNameError, InvalidPathError, NotFoundError, RelakeError, VersionExistsError
+from relake.jsonfile import JSON_ERRORS, read_json_text
 from relake.record import Version, VersionEntry, VersionListing
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -59,6 +61,13 @@ def checkpoint(point: str) -> None:
         deadline = time.monotonic() + 60
         while not release.exists() and time.monotonic() < deadline:
             time.sleep(0.02)
+
+
+def make_private(*paths: Path) -> None:
+    """Owner-only, whatever the umask: files 0600, folders 0700 (what names removed rows: blocklists, removed.parquet,
+    a build's record with its spec)."""
+    for path in paths:
+        os.chmod(path, 0o700 if path.is_dir() else 0o600)
 
 
 def fsync_tree(root: Path) -> None:
@@ -132,8 +141,8 @@ class Lake:
         if not mpath.is_file():
             raise NotFoundError(f"{mpath}: version manifest is missing; the version folder is damaged")
         try:
-            text = mpath.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            text = read_json_text(mpath)
+        except JSON_ERRORS as exc:
             raise NotFoundError(f"{mpath}: cannot read the version manifest ({exc})") from exc
         version = Version.from_json(text, str(mpath))
         if version.name != name:
@@ -199,15 +208,18 @@ def publish_dir(staging: Staging, target: Path, exists_error: Callable[[], Excep
     return target
 
 
+_LOCK = ".lock"
+_NEW_LOCK = ".lock.new"  # a lock file being created: locked first, then renamed into place
+_NEW_LOCK_AGE = 600.0  # seconds after which gc removes a NAME.lock.new a crash left (never one being created)
+
+
 @contextmanager
 def locked_dir(parent: Path, label: str) -> Iterator[Staging]:
     parent.mkdir(parents=True, exist_ok=True)
-    path = parent / f"{label}.{secrets.token_hex(6)}"
-    lock = parent / (path.name + ".lock")
-    fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    path.mkdir()
+    path, fd = _new_locked(parent, label)
+    lock = parent / (path.name + _LOCK)
     try:
+        path.mkdir()
         yield Staging(path, fd)
     finally:
         shutil.rmtree(path, ignore_errors=True)
@@ -215,52 +227,92 @@ def locked_dir(parent: Path, label: str) -> Iterator[Staging]:
         os.close(fd)
 
 
+def _new_locked(parent: Path, label: str) -> tuple[Path, int]:
+    """A fresh folder name under ``parent`` and the fd of its lock file, locked before the file gets its name: the
+    file is created as ``NAME.lock.new``, locked, then renamed to ``NAME.lock``, so gc never meets an unlocked
+    ``NAME.lock`` of a living writer. gc leaves young ``.lock.new`` files alone; should one be removed anyway, the
+    rename fails and we start over."""
+    for _ in range(100):
+        path = parent / f"{label}.{secrets.token_hex(6)}"
+        new = parent / (path.name + _NEW_LOCK)
+        fd = os.open(new, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.rename(new, parent / (path.name + _LOCK))
+        except FileNotFoundError:  # gc removed it before we locked it
+            os.close(fd)
+            continue
+        except BaseException:
+            os.close(fd)
+            new.unlink(missing_ok=True)
+            raise
+        return path, fd
+    raise RuntimeError(f"{parent}: could not create a lock file (removed 100 times over)")
+
+
 def _sweep(parent: Path, dry_run: bool) -> list[Path]:
     """Entries of ``parent`` not protected by a held lock."""
     if not parent.is_dir():
         return []
     removed: list[Path] = []
-    entries = sorted(parent.iterdir())
-    for entry in entries:
-        if entry.name.endswith(".lock"):
+    for entry in sorted(parent.iterdir()):
+        if entry.name.endswith((_LOCK, _NEW_LOCK)):
             continue
-        lock = parent / (entry.name + ".lock")
-        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644) if not dry_run or lock.exists() else -1
-        try:
-            if fd >= 0:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    continue  # a living writer holds it
+        lock = parent / (entry.name + _LOCK)
+        if dry_run and not lock.exists():
             removed.append(entry)
-            if not dry_run:
-                _remove(entry)
-                lock.unlink(missing_ok=True)
-        finally:
-            if fd >= 0:
-                os.close(fd)
-    for lock in sorted(parent.glob("*.lock")):
-        if (parent / lock.name[: -len(".lock")]).exists() or not lock.exists():
             continue
-        fd = os.open(lock, os.O_RDWR)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue
+        if not _try_lock(lock, create=True, then=functools.partial(_remove, entry), dry_run=dry_run):
+            continue
+        removed.append(entry)
+    for lock in sorted([*parent.glob("*" + _LOCK), *parent.glob("*" + _NEW_LOCK)]):
+        new = lock.name.endswith(_NEW_LOCK)
+        owner = lock.name[: -len(_NEW_LOCK if new else _LOCK)]
+        if (parent / owner).exists() or not lock.exists() or (new and _younger_than(lock, _NEW_LOCK_AGE)):
+            continue  # a lock being created is left to its writer (it is renamed or removed within microseconds)
+        if _try_lock(lock, create=False, then=lambda: None, dry_run=dry_run):
             removed.append(lock)
-            if not dry_run:
-                lock.unlink(missing_ok=True)
-        finally:
-            os.close(fd)
     return removed
+
+
+def _younger_than(path: Path, seconds: float) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime < seconds
+    except FileNotFoundError:
+        return True
+
+
+def _try_lock(lock: Path, *, create: bool, then: Callable[[], None], dry_run: bool) -> bool:
+    """Take ``lock`` without waiting; if taken, run ``then`` and remove the lock file (neither on a dry run).
+    False when a living writer holds it, or it vanished (its writer finished)."""
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_RDWR if create else os.O_RDWR, 0o600)
+    except FileNotFoundError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        if not dry_run:
+            then()
+            lock.unlink(missing_ok=True)
+        return True
+    finally:
+        os.close(fd)
 
 
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
+        shutil.rmtree(path, onerror=_gone_is_fine)
     else:
         path.unlink(missing_ok=True)
+
+
+def _gone_is_fine(function: Callable[..., object], path: str, exc_info: tuple[type, BaseException, object]) -> None:
+    """A file its own writer removed meanwhile is no error."""
+    if not isinstance(exc_info[1], FileNotFoundError):
+        raise exc_info[1]
 
 
 def check_user_path(path: str) -> Path:

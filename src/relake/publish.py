@@ -39,6 +39,7 @@ from relake.canonical import CANONICAL_RULE, CANONICAL_VERSION, register_canonic
 from relake.db import Db, connect, write_parquet_stable
 from relake.errors import CrowdError, InputError, InvalidPathError, NotFoundError
 from relake.identity import check_owned
+from relake.jsonfile import read_json
 from relake.kinds import HASH_LENGTHS
 from relake.lake import Lake, checkpoint, fsync_dir, fsync_tree
 from relake.record import Version, sha256_file
@@ -528,12 +529,7 @@ def load_manifest(folder: Path) -> Manifest:
         private = " (this is a private manifest; check copies against the public one)" if (
             folder / "removed-private.parquet").is_file() else ""
         raise NotFoundError(f"{folder}: no removed.parquet next to manifest.json{private}")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise InputError(f"{meta_path}: not readable JSON ({exc})") from exc
-    if not isinstance(meta, dict):
-        raise InputError(f"{meta_path}: expected a JSON object")
+    meta = read_json(meta_path, "removal manifest")
     fmt = meta.get("format")
     if fmt != MANIFEST_FORMAT and fmt not in URL_ONLY_FORMATS:
         raise InputError(f"{meta_path}: format {fmt!r} is not one this relake understands ({MANIFEST_FORMAT}, "
@@ -542,7 +538,7 @@ def load_manifest(folder: Path) -> Manifest:
         raise InputError(f"{meta_path}: URL hash {meta.get('hash')!r} is not supported (only sha256)")
     _check_canonical_version(meta_path, meta.get("canonical_url_version"))
     image_hash = meta.get("image_hash")
-    if image_hash is not None and image_hash not in HASH_LENGTHS:
+    if image_hash is not None and not (isinstance(image_hash, str) and image_hash in HASH_LENGTHS):
         raise InputError(f"{meta_path}: image_hash {image_hash!r} is not one of null, "
                          f"{', '.join(HASH_LENGTHS)}")
     files = meta.get("files")
@@ -574,6 +570,8 @@ def load_manifest(folder: Path) -> Manifest:
         raise InputError(f"{folder}: manifest.json says {declared} rows, removed.parquet has {rows}; "
                          "the folder is damaged or mixed up")
     counts = meta.get("counts") or {}
+    if not isinstance(counts, dict) or any(type(v) is not int for v in counts.values()):
+        raise InputError(f"{meta_path}: counts must map each category to an integer")
     min_crowd = meta.get("min_crowd")
     key_column = meta.get("key_column")
     return Manifest(folder, removed, image_hash, image_column, rows,

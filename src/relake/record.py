@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from relake.errors import InputError
+from relake.jsonfile import check_types, parse_json
 from relake.report import HIDDEN, Report
 
 FORMAT = "relake.version/1"
@@ -102,8 +103,8 @@ class Version(Report):
     @staticmethod
     def from_json(text: str, where: str) -> Version:
         try:
-            data = json.loads(text)
-            if not isinstance(data, dict) or data.get("format") != FORMAT:
+            data = parse_json(text)
+            if data.get("format") != FORMAT:
                 raise ValueError(f"not a {FORMAT} manifest")
             data.pop("format")
             data["roles"] = Roles(**data["roles"])
@@ -120,8 +121,10 @@ class Version(Report):
             )
             data["sources"] = tuple(data.get("sources", ()))
             data["files"] = tuple(OwnedFile(**f) for f in data.get("files", ()))
-            return Version(**data)
-        except (ValueError, KeyError, TypeError) as exc:
+            version = Version(**data)
+            check_types(version)
+            return version
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
             raise InputError(f"{where}: corrupt or unreadable version manifest ({exc}); "
                              "restore it from a backup or re-create the version") from exc
 

@@ -24,6 +24,7 @@ import duckdb
 from relake.db import Db, detect_roles
 from relake.errors import InputError, InvalidNameError, NotFoundError, duckdb_errors
 from relake.identity import check_unchanged
+from relake.jsonfile import JSON_ERRORS, read_json_text
 from relake.lake import VERSION_FILE, Lake, check_user_path, has_glob_chars
 from relake.record import Column, Roles, Version
 from relake.remote import redact_text
@@ -142,7 +143,10 @@ def resolve_side(lake: Lake, db: Db, spec: str) -> Side:
     if is_path(lake, spec):
         p = check_user_path(spec)
         if (p / VERSION_FILE).is_file():  # a version (or release) folder: its shards, never removed.parquet
-            text = (p / VERSION_FILE).read_text(encoding="utf-8")
+            try:
+                text = read_json_text(p / VERSION_FILE)
+            except JSON_ERRORS as exc:
+                raise InputError(f"{p / VERSION_FILE}: unreadable ({exc})") from exc
             return _version_side(lake, spec, Version.from_json(text, str(p / VERSION_FILE)), p)
         paths = tuple(resolve_sources([spec]))
         with duckdb_errors(f"{spec}: not readable as parquet"):

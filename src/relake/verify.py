@@ -17,6 +17,7 @@ from relake.errors import InputError, NotFoundError, RelakeError, duckdb_errors
 from relake.fingerprint import fingerprint_src
 from relake.identity import FileIdentity, file_identity, note_identities, owned_problems
 from relake.ingest import shard_facts
+from relake.jsonfile import JSON_ERRORS, read_json_text
 from relake.lake import VERSION_FILE, Lake
 from relake.publish import check_sums
 from relake.record import Shard, Version, sha256_file
@@ -75,8 +76,8 @@ def _verify_reports(lake: Lake, target: str | None, progress: Callable[[int], No
         if not _has_manifest(folder):
             raise NotFoundError(f"{folder}: no {VERSION_FILE} here; give a version name or a release folder")
         try:
-            text = (folder / VERSION_FILE).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            text = read_json_text(folder / VERSION_FILE)
+        except JSON_ERRORS as exc:
             raise InputError(f"{folder / VERSION_FILE}: unreadable ({exc})") from exc
         report = verify_version(None, Version.from_json(text, str(folder / VERSION_FILE)), folder, progress,
                                 confirm_in=lake)

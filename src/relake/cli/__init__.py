@@ -11,13 +11,14 @@ import sys
 from types import FrameType
 
 from relake.cli import build, copies, core, diff, publish  # noqa: F401  (registers commands)
-from relake.cli.app import Terminated, app
+from relake.cli.app import STATE, app, on_sigterm
+from relake.errors import ExitCode
 
 __all__ = ["app", "main"]
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise Terminated()
+    on_sigterm()
 
 
 def main() -> None:
@@ -25,4 +26,4 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
-        sys.exit(130)
+        sys.exit(ExitCode.TERMINATED if STATE.terminated else ExitCode.INTERRUPTED)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
@@ -30,6 +31,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 class _State:
     lake: Lake | None = None
     debug: bool = False
+    terminated: bool = False  # SIGTERM arrived: whatever error it caused (an interrupted query, a UDF's), exit 143
 
 
 STATE = _State()
@@ -39,10 +41,22 @@ class Terminated(BaseException):
     """SIGTERM, turned into an exception so staging folders are cleaned up on the way out."""
 
 
+# errors of the machine rather than of relake: one line each, exit 2 (staging folders are removed on the way out)
+_ENVIRONMENT = {
+    errno.ENOSPC: "no space left on the device (free space there, or write elsewhere)",
+    errno.EDQUOT: "disk quota exceeded (free space, or write elsewhere)",
+    errno.EROFS: "read-only file system (write elsewhere)",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
+
+
 def handled(fn: F) -> F:
     """Turn a RelakeError into ``Error: …`` on stderr and its exit code (2, or 1 for a failed verification); any
-    other exception into one ``Error:`` line naming its type (its message may hold row values) and exit 2, since
-    exit 1 means "found". ``--debug`` re-raises both. Typer's own exits and usage errors pass through."""
+    OSError of the machine (a full disk, a quota, a read-only file system, a permission) into one ``Error:`` line
+    saying so, exit 2; any other exception into one ``Error:`` line naming its type (its message may hold row values)
+    and exit 2, since exit 1 means "found". After SIGTERM, whatever error it caused exits 143. ``--debug`` re-raises
+    errors. Typer's own exits and usage errors pass through."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -51,24 +65,45 @@ def handled(fn: F) -> F:
         except (typer.Exit, typer.Abort, typer.exceptions.TyperException):
             raise
         except RelakeError as exc:
+            _exit_if_terminated()
             if STATE.debug:
                 raise
             console.error(str(exc))
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
+            _exit_if_terminated()
             console.error("interrupted; nothing was published")
             raise typer.Exit(ExitCode.INTERRUPTED) from None
         except Terminated:
-            console.error("terminated; nothing was published")
-            raise typer.Exit(ExitCode.TERMINATED) from None
+            _exit_if_terminated(force=True)
         except Exception as exc:
+            _exit_if_terminated()
             if STATE.debug:
                 raise
+            environment = _ENVIRONMENT.get(exc.errno) if isinstance(exc, OSError) and exc.errno else None
+            if isinstance(exc, OSError) and environment is not None:  # the machine's trouble, not relake's bug
+                where = f"{exc.filename}: " if exc.filename else ""
+                console.error(f"{where}{environment}; nothing was published")
+                raise typer.Exit(ExitCode.TROUBLE) from None
             console.error(f"unexpected {type(exc).__name__} (a bug in relake; its message is withheld as it may "
                           "hold row values): rerun with --debug for the traceback, and please report it")
             raise typer.Exit(ExitCode.TROUBLE) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def on_sigterm() -> None:
+    """Note that SIGTERM arrived and raise :class:`Terminated` (the CLI's SIGTERM handler). A signal during a DuckDB
+    query or inside a UDF may reach :func:`handled` as another error (``Query interrupted``, a failed rule); the
+    note makes it exit 143 all the same."""
+    STATE.terminated = True
+    raise Terminated()
+
+
+def _exit_if_terminated(force: bool = False) -> None:
+    if STATE.terminated or force:
+        console.error("terminated; nothing was published")
+        raise typer.Exit(ExitCode.TERMINATED) from None
 
 
 def lake() -> Lake:
@@ -92,6 +127,7 @@ def main_options(
     ] = False,
 ) -> None:
     STATE.debug = debug
+    STATE.terminated = False
     STATE.lake = Lake.at(lake_path) if lake_path is not None else None
 
 

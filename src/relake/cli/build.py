@@ -11,7 +11,7 @@ from relake import console
 from relake.blocklist import add_blocklist, list_blocklists
 from relake.build import build_version, rules_from_flags
 from relake.cli.app import app, handled, lake
-from relake.cli.options import EngineOpt, JsonOpt, MemOpt, RayAddressOpt
+from relake.cli.options import EngineOpt, JsonOpt, MemOpt, RayAddressOpt, ThreadsOpt
 from relake.engine import EngineKind, get_engine
 from relake.errors import SpecError
 from relake.kinds import BLOCKLIST_KINDS
@@ -51,6 +51,9 @@ def blocklist_add(
                       f"entries, sha256 {b.sha256[:16]}…")
     if b.skipped:
         console.warn(f"skipped {b.skipped:,} malformed entries (--skip-invalid)")
+    if b.invisible_stripped:
+        console.warn(f"stripped invisible characters (byte-order marks, zero-width or Unicode spaces) from "
+                     f"{b.invisible_stripped:,} entries")
 
 
 @blocklist_app.command("list")
@@ -76,7 +79,7 @@ def build(
     where: Annotated[list[str] | None, typer.Option("--where", help="Flag form: an SQL predicate rule.")] = None,
     category: Annotated[str, typer.Option("--category", help="Flag form: the rules' public category.")] = "removed",
     sensitive: Annotated[bool, typer.Option("--sensitive", help="Flag form: mark the rules sensitive.")] = False,
-    threads: Annotated[int | None, typer.Option("--threads", min=1, help="Shards written in parallel.")] = None,
+    threads: ThreadsOpt = None,
     memory_limit: MemOpt = None,
     full_audit: Annotated[bool, typer.Option(
         "--full-audit", help="Also re-run every rule over the written shards (a second matching pass; the default "

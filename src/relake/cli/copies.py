@@ -21,6 +21,7 @@ from relake.cli.options import (
     MemOpt,
     RayAddressOpt,
     UrlColOpt,
+    clamp_threads,
 )
 from relake.copies import (
     LAYOUTS,
@@ -117,8 +118,8 @@ def clean(
     keep_only: KeepOnlyOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report what would be removed; write "
                                                             "nothing.")] = False,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Shards rewritten at once (--engine "
-                                                                  "local).")] = 2,
+    workers: Annotated[int, typer.Option("--workers", min=1, callback=clamp_threads,
+                                         help="Shards rewritten at once (--engine local; at most 4 per CPU).")] = 2,
     url_col: UrlColOpt = None,
     image_col: ImageColOpt = None,
     memory_limit: MemOpt = None,

@@ -6,17 +6,50 @@ from typing import Annotated
 
 import typer
 
+from relake import console
+from relake.db import check_memory_limit, max_threads
 from relake.engine import EngineKind
+from relake.errors import InputError
 
 __all__ = [
-    "CrowdOpt", "EngineOpt", "ImageColOpt", "JsonOpt", "KeepOnlyOpt", "ManifestOpt", "MemOpt", "RayAddressOpt",
+    "CrowdOpt",
+    "EngineOpt",
+    "ImageColOpt",
+    "JsonOpt",
+    "KeepOnlyOpt",
+    "ManifestOpt",
+    "MemOpt",
+    "RayAddressOpt",
+    "ThreadsOpt",
     "UrlColOpt",
+    "clamp_threads",
 ]
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
-MemOpt = Annotated[
-    str | None, typer.Option("--memory-limit", help="DuckDB memory limit, e.g. 2GB (default: half of RAM).")
-]
+def _memory_limit(value: str | None) -> str | None:
+    """--memory-limit, checked by the one parser (relake.db.check_memory_limit): a usage error (exit 2) otherwise."""
+    if value is None:
+        return None
+    try:
+        return check_memory_limit(value)
+    except InputError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def clamp_threads(value: int | None) -> int | None:
+    """A thread or worker count, at most 4 per CPU (said in a warning): more only cost memory and time."""
+    if value is not None and value > max_threads():
+        console.warn(f"{value:,} threads is more than 4 per CPU; using {max_threads()}")
+        return max_threads()
+    return value
+
+
+MemOpt = Annotated[str | None, typer.Option(
+    "--memory-limit", callback=_memory_limit,
+    help="DuckDB memory limit: a number and a unit (KB, MB, GB, TB, KiB, MiB, GiB, TiB), e.g. 2GB (default: half of "
+         "RAM).")]
+ThreadsOpt = Annotated[int | None, typer.Option("--threads", min=1, callback=clamp_threads,
+                                                help="Shards written in parallel (at most 4 per CPU).")]
 EngineOpt = Annotated[EngineKind, typer.Option(
     "--engine", help="Where per-shard jobs run: local threads, or tasks on a Ray cluster (pip install "
     "'relake[ray]'; the lake must be on a file system every node shares).")]

@@ -37,6 +37,7 @@ from relake.copies.samples import leftover_names
 from relake.copies.write import TMP_SUFFIX, copy_file, tmp_path
 from relake.db import bind_shard, connect
 from relake.errors import AuditError, InputError, duckdb_errors
+from relake.jsonfile import read_json
 from relake.lake import Lake
 from relake.record import sha256_file
 from relake.report import Report, json_meta, rounded
@@ -425,12 +426,7 @@ def _write_parquet(src: Path, dst: Path, positions: Sequence[int], memory_limit:
 
 def _write_stats(src: Path, dst: Path, removed: Sequence[AffectedRow]) -> str:
     """img2dataset's per-shard stats, less the removed rows (counts and status_dict)."""
-    try:
-        stats = json.loads(src.read_text(encoding="utf-8"))
-        if not isinstance(stats, dict):
-            raise ValueError("not a JSON object")
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise InputError(f"{src}: not readable stats JSON ({exc})") from exc
+    stats = read_json(src, "img2dataset stats")
     by_status = Counter(r.status for r in removed)
     fields = {"count": len(removed), "successes": by_status["success"],
               "failed_to_download": by_status["failed_to_download"],

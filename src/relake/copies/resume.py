@@ -12,6 +12,7 @@ from typing import Any
 
 from relake.copies.write import TMP_SUFFIX, folder_digest
 from relake.errors import InputError
+from relake.jsonfile import read_json
 from relake.record import sha256_file
 
 __all__ = ["RECORD_FORMAT", "RECORD_NAME", "finished", "open_record", "source_ids", "write_record"]
@@ -32,12 +33,10 @@ def open_record(out: Path, copy: Path, plan_id: str) -> dict[str, Any]:
         out.mkdir(parents=True, exist_ok=True)
         write_record(out, fresh)  # first, so a crash at any later point leaves a folder a rerun resumes
         return fresh
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-        if record.get("format") != RECORD_FORMAT or not isinstance(record.get("units"), dict):
-            raise ValueError("not a clean record")
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise InputError(f"{path}: unreadable ({exc}); remove {out} and clean again") from exc
+    then = f"; remove {out} and clean again"
+    record = read_json(path, "clean record", then=then)
+    if record.get("format") != RECORD_FORMAT or not isinstance(record.get("units"), dict):
+        raise InputError(f"{path}: corrupt or unreadable clean record (not a {RECORD_FORMAT} record){then}")
     if record.get("copy") != fresh["copy"] or record.get("plan") != plan_id:
         raise InputError(f"--out {out} holds a clean of another copy or with other matches (another manifest or "
                          "release); choose another folder, or remove it to start over")
@@ -71,7 +70,7 @@ def source_ids(paths: Sequence[Path]) -> dict[str, Any]:
 
 def finished(entry: dict[str, Any] | None, out: Path, sources: dict[str, list[int]]) -> bool:
     """An earlier run finished this unit from the same sources, and its outputs still have their sha256."""
-    if not entry or entry.get("sources") != sources:
+    if not isinstance(entry, dict) or entry.get("sources") != sources:
         return False
     outputs = entry.get("outputs")
     if not isinstance(outputs, dict) or not outputs:
