@@ -502,10 +502,10 @@ category = "safety"
 
 # --- the crowd rule -------------------------------------------------------------------------------
 
-SPEC_LONE = f"""
-name = "{{name}}"
+SPEC_LONE = """
+name = "{name}"
 base = "orig"
-{{top}}
+{top}
 [[rule]]
 id = "partner-urls"
 blocklist = "secret-urls"
@@ -514,7 +514,7 @@ sensitive = true
 [[rule]]
 id = "unsafe"
 blocklist = "unsafe-keys"
-category = "{{benign}}"
+category = "{benign}"
 """
 
 

@@ -145,8 +145,8 @@ class PublicationLog:
         pubs, cat, sensitive, benign, rules = bad[0]
         holding = [str(p) for p in pubs]
         shared = [str(p) for (p,) in query("manifest/shared_with_earlier").rows(db.con, new=list(self.pending))]
-        outside = [p for p in shared if p not in holding]
-        earlier = sorted({p for p in holding if p not in self.pending} | set(outside))
+        outside = [p for p in [*self.pending, *shared] if p not in holding]
+        earlier = sorted({p for p in [*holding, *outside] if p not in self.pending})
         others = f" (and {len(bad) - 1} more set(s))" if len(bad) > 1 else ""
         rule_names = ", ".join(str(r) for r in rules) or "?"
         if earlier:
@@ -159,10 +159,10 @@ class PublicationLog:
                 f"{k} needed to hide them from someone holding the original and every publication of this lake; "
                 "nothing was written")
         if earlier:
-            fix = ("Publish since the same ancestor as " + "; ".join(self.describe(p) for p in earlier)
-                   + " so the difference does not isolate them, add non-sensitive removals that no `where` or "
-                   f"domain rule explains to category {cat!r}, or hold the release (an earlier publication "
-                   "cannot be taken back)")
+            fix = ("; ".join(self.describe(p) for p in earlier) + " cannot be taken back: add non-sensitive "
+                   f"removals that no `where` or domain rule explains to category {cat!r} in the generation that "
+                   "removed these (so that no difference isolates them), publish from another ancestor so the "
+                   "difference with it is not these rows alone, or hold the release")
         else:
             fix = ("Merge the sensitive rule into a larger public category, add a benign filter that no public "
                    "rule explains (a blocklist: rows a `where` or domain rule removed are recomputed from the "
