@@ -26,7 +26,7 @@ def test_demo_runs_end_to_end_and_leaves_a_consistent_lake(tmp_path: Path) -> No
     # every planted kind of rule removed something
     rules = {r for rs in removed.column("rules").to_pylist() for r in rs}
     assert rules == {"partner-urls", "partner-url-hashes", "partner-image-hashes", "unsafe-score", "bad-domains",
-                     "takedown-requests"}
+                     "takedown-requests", "user-reports"}
     release = lake / "demo" / "release-research"
     done = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=release, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr

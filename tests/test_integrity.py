@@ -173,7 +173,7 @@ def test_removed_parquet_is_checksummed_verified_and_checked_before_a_manifest(
         assert error_line(result) == (f"Error: {removed}: removed.parquet of clean differs from its record "
                                       "(sha256); run `relake verify clean`")
     assert snapshot(out) == before  # nothing written
-    assert not (lake_root / "cache" / "pairs").exists() or not any((lake_root / "cache" / "pairs").iterdir())
+    assert not (lake_root / "private" / "pairs").exists() or not any((lake_root / "private" / "pairs").iterdir())
     result = cli("diff", "orig", "clean")  # the provenance of a diff is checked too
     assert result.exit_code == 2 and "removed.parquet of clean differs from its record" in error_line(result)
 

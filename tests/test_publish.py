@@ -32,6 +32,9 @@ from relake.publish import load_manifest
 SHARD_SIZES = (1000, 1200, 800)  # 3,000 rows
 N = sum(SHARD_SIZES)
 GEN1_T = 0.6  # research: punsafe > 0.6 (benign, ~1,200 rows) + the sensitive URL blocklist (3 rows)
+# research's benign crowd is a key blocklist ("unsafe-keys": the ids of rows with punsafe > 0.6); its rows with
+# punsafe > 0.95 are also matched by a `where` rule, which the adversary recomputes: those are no crowd
+VERY_T = 0.95
 GEN2_T = 0.45  # research-safe (built on research): punsafe > 0.45
 
 SCHEMA = pa.schema([("SAMPLE_ID", pa.int64()), ("URL", pa.string()), ("TEXT", pa.string()),
@@ -93,7 +96,7 @@ SPEC_RESEARCH = f"""
 name = "research"
 base = "orig"
 [params]
-t = {GEN1_T}
+t = {VERY_T}
 [[rule]]
 id = "partner-urls"
 blocklist = "secret-urls"
@@ -101,6 +104,10 @@ category = "safety"
 sensitive = true
 [[rule]]
 id = "unsafe"
+blocklist = "unsafe-keys"
+category = "safety"
+[[rule]]
+id = "very-unsafe"
 where = "punsafe > $t"
 category = "safety"
 """
@@ -155,8 +162,17 @@ def write_spec(root: Path, text: str, name: str) -> Path:
     return p
 
 
+def unsafe_keys(root: Path) -> Path:
+    """The benign key blocklist: the ids of the rows with punsafe > GEN1_T (a crowd no public rule explains)."""
+    path = root / "bl" / "unsafe-keys.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{10_000 + i}\n" for i in range(N) if punsafe(i) > GEN1_T), encoding="utf-8")
+    return path
+
+
 def make_lake(root: Path, record: list[tuple[str, Result]] | None = None) -> Path:
-    """A lake with ``orig`` (the sources, by reference) and the sensitive URL blocklist ``secret-urls``."""
+    """A lake with ``orig`` (the sources, by reference), the sensitive URL blocklist ``secret-urls`` and the
+    benign key blocklist ``unsafe-keys``."""
     lake = root / "lake"
     src = write_base(root / "src")
     bl = root / "bl" / "secret.txt"
@@ -164,6 +180,7 @@ def make_lake(root: Path, record: list[tuple[str, Result]] | None = None) -> Pat
     bl.write_text("".join(e + "\n" for e in BLOCKLIST_ENTRIES), encoding="utf-8")
     for label, args in (("ingest", ("ingest", "orig", *src)),
                         ("blocklist", ("blocklist", "add", "secret-urls", bl, "--kind", "url")),
+                        ("blocklist", ("blocklist", "add", "unsafe-keys", unsafe_keys(root), "--kind", "key")),
                         ("blocklist", ("blocklist", "list"))):
         r = ok(run(lake, *args))
         if record is not None:
@@ -449,6 +466,7 @@ def test_partner_only_image_hashes_never_reach_the_public_file(tmp_path: Path) -
     (tmp_path / "side.txt").write_text(f"{side_md5[10]}\n", encoding="utf-8")
     ok(run(lake, "blocklist", "add", "partner-col", tmp_path / "col.txt", "--kind", "image-md5"))
     ok(run(lake, "blocklist", "add", "partner-side", tmp_path / "side.txt", "--kind", "image-md5"))
+    ok(run(lake, "blocklist", "add", "unsafe-keys", unsafe_keys(tmp_path), "--kind", "key"))
     spec = write_spec(tmp_path, f"""
 name = "img"
 base = "orig"
@@ -468,7 +486,7 @@ category = "safety"
 sensitive = true
 [[rule]]
 id = "benign"
-where = "punsafe > {GEN1_T}"
+blocklist = "unsafe-keys"
 category = "safety"
 """, "img")
     ok(run(lake, "build", "img", "--spec", spec))
@@ -484,10 +502,10 @@ category = "safety"
 
 # --- the crowd rule -------------------------------------------------------------------------------
 
-SPEC_LONE = f"""
-name = "{{name}}"
+SPEC_LONE = """
+name = "{name}"
 base = "orig"
-{{top}}
+{top}
 [[rule]]
 id = "partner-urls"
 blocklist = "secret-urls"
@@ -495,8 +513,8 @@ category = "csam"
 sensitive = true
 [[rule]]
 id = "unsafe"
-where = "punsafe > {GEN1_T}"
-category = "{{benign}}"
+blocklist = "unsafe-keys"
+category = "{benign}"
 """
 
 
@@ -630,6 +648,8 @@ def test_crowd_counts_only_hashes_no_sensitive_rule_matched(tmp_path: Path) -> N
     ok(run(lake, "ingest", "orig", write_table(table, tmp_path / "src" / "part-00000.parquet")))
     (tmp_path / "keys.txt").write_text("5\n", encoding="utf-8")
     ok(run(lake, "blocklist", "add", "partner-keys", tmp_path / "keys.txt", "--kind", "key"))
+    (tmp_path / "benign.txt").write_text("".join(f"{i}\n" for i in (50, *range(91, 100))), encoding="utf-8")
+    ok(run(lake, "blocklist", "add", "benign-keys", tmp_path / "benign.txt", "--kind", "key"))
     ok(run(lake, "build", "v", "--spec", write_spec(tmp_path, """
 name = "v"
 base = "orig"
@@ -640,7 +660,7 @@ category = "safety"
 sensitive = true
 [[rule]]
 id = "benign"
-where = "punsafe > 0.9"
+blocklist = "benign-keys"
 category = "safety"
 """, "v")))
     benign_only = {f"https://h.example/{i}.jpg" for i in range(91, 100)}  # row 50's hash is also row 5's
@@ -659,7 +679,8 @@ def test_released_version_json_does_not_single_out_sensitive_rules(world: World)
     text = json.dumps(released)
     for word in ("partner-urls", "secret-urls", "punsafe > $t"):
         assert word not in text
-    assert released["recipe"]["rules"] == [{"category": "safety", "sensitive": True},
-                                           {"id": "unsafe", "category": "safety", "sensitive": False}]
+    assert [{k: v for k, v in r.items() if k != "blocklist"} for r in released["recipe"]["rules"]] == [
+        {"category": "safety", "sensitive": True}, {"id": "unsafe", "category": "safety", "sensitive": False},
+        {"id": "very-unsafe", "category": "safety", "sensitive": False}]
     assert set(released["stats"]) == {"removed_rows", "removed_by_category", "removed_by_public_category"}
     assert released["recipe"]["spec_sha256"] == json.loads(lake_text)["recipe"]["spec_sha256"]

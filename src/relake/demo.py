@@ -96,7 +96,7 @@ def run_demo(lake: Lake, *, rows: int = 1_000_000, work: Path | None = None) -> 
     console.table("public manifest: removed URL hashes by category", ["category", "hashes"],
                   [(c, f"{n:,}") for c, n in sorted(meta.counts.items())], stderr=True)
     console.info(f"  min crowd {meta.min_crowd}: the sensitive partner matches are hidden among the "
-                 "non-sensitive removals of their category")
+                 "non-sensitive removals of their category that no public rule explains")
     problems = check_sums(release)
     console.info(f"  SHA256SUMS: {'ok' if not problems else problems[0]}")
     planted = (inputs / "partner-urls.txt").read_text(encoding="utf-8").splitlines()[-1]
@@ -152,10 +152,12 @@ DEMO_BLOCKLISTS: tuple[tuple[str, KindName, str | None], ...] = (
     ("partner-image-md5", KindName.IMAGE_MD5, None),
     ("bad-domains", KindName.DOMAIN, None),
     ("takedown-keys", KindName.KEY, None),
+    ("user-reports", KindName.KEY, None),
 )
 
 RESEARCH_SPEC = """\
-# Re-LAION-style "research" release: partner hash lists (sensitive) hidden among NSFW filtering
+# Re-LAION-style "research" release: partner hash lists (sensitive) hidden among user reports (a crowd no
+# public rule explains: rows the `where` rule removes anyone holding the original recomputes, so they are no crowd)
 name = "research"
 base = "laion-demo"
 min_crowd = 1000
@@ -179,6 +181,10 @@ sensitive = true
 side = "@SIDE@"
 side_key = "SAMPLE_ID"
 side_hash = "md5"
+[[rule]]
+id = "user-reports"
+blocklist = "user-reports"
+category = "safety"
 [[rule]]
 id = "unsafe-score"
 where = "punsafe > 0.9 OR regexp_matches(lower(TEXT), $unsafe_words)"
@@ -222,6 +228,8 @@ def plant_blocklists(lake: Lake, original: Path, out: Path) -> None:
                      [url_sha256(u) or "" for u, _, _ in hashed])
         keys = q.rows(db.con, n=20, salt="keys")
         _write_lines(out / "takedown-keys.txt", [k for _, _, k in keys])
+        reports = q.rows(db.con, n=1500, salt="reports")  # the benign crowd that hides the partner matches
+        _write_lines(out / "user-reports.txt", [k for _, _, k in reports])
         query("demo/side_md5").run(db.con, out=str(out / "laion-md5.parquet"))
         imgs = q.rows(db.con, n=6, salt="images")
         _write_lines(out / "partner-image-md5.txt",

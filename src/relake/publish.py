@@ -14,8 +14,10 @@ later version keeps (format ``relake.manifest/2``):
   covers the row's id (``canonical.key_sha256``, ids compared as ``canonical.key_text``).
 
 Hashing alone does not hide a removal from someone holding the original, and a category
-like "csam" would single rows out, so the **crowd rule** is enforced: rows matched by a ``sensitive`` rule must
-share their public category with at least K hashes matched only by non-sensitive rules, or nothing is written.
+like "csam" would single rows out, so the **crowd rule** is enforced (``relake.crowd``): rows matched by a
+``sensitive`` rule must share their public category with at least K hashes matched only by non-sensitive rules
+that no public rule explains, in this manifest and in every set operation over it and the lake's earlier
+publications, or nothing is written.
 """
 
 from __future__ import annotations
@@ -36,8 +38,9 @@ from duckdb import ColumnExpression, ConstantExpression
 
 from relake import __version__
 from relake.canonical import CANONICAL_RULE, CANONICAL_VERSION, register_canonical
+from relake.crowd import PublicationLog, private_dir
 from relake.db import Db, connect, write_parquet_stable
-from relake.errors import CrowdError, InputError, InvalidPathError, NotFoundError
+from relake.errors import InputError, InvalidPathError, NotFoundError
 from relake.identity import check_owned
 from relake.jsonfile import read_json
 from relake.kinds import HASH_LENGTHS
@@ -140,19 +143,6 @@ def _min_crowd(chain: Sequence[Version], override: int | None) -> int:
     return max(ks) if ks else DEFAULT_MIN_CROWD
 
 
-def _check_crowd(db: Db, k: int) -> None:
-    small = query("manifest/crowd").rows(db.con, k=k)
-    if small:
-        cat, _sens, benign = small[0]
-        others = f" (and {len(small) - 1} more)" if len(small) > 1 else ""
-        raise CrowdError(
-            f"category {cat!r}{others} holds removals by a sensitive rule but only {benign} removal(s) by "
-            f"non-sensitive rules, fewer than the crowd of {k} needed to hide them; nothing was written. Merge the "
-            "sensitive rule into a larger public category, add the benign filter to its category, or lower the "
-            "crowd with --min-crowd / min_crowd only if the exposure is acceptable"
-        )
-
-
 def write_manifest(
     lake: Lake,
     ancestor: str,
@@ -163,10 +153,19 @@ def write_manifest(
     image_hashes: bool = False,
     min_crowd: int | None = None,
     enforce_crowd: bool = True,
+    owner_only: bool = False,
+    log: PublicationLog | None = None,
+    release_data: bool = False,
 ) -> ManifestSummary:
     """Write the removal manifest from ``ancestor`` to ``descendant`` into the new folder ``out``: every row
     removed in any generation between them, each public entry at the coarsest exact level against the rows
-    ``descendant`` keeps (see the module docstring)."""
+    ``descendant`` keeps (see the module docstring).
+
+    A public manifest is checked against the crowd rule together with every publication logged in the lake
+    (``relake.crowd``) and logged before its final rename (into ``log`` when given: the caller publishes it and
+    discards the log's entries on failure; ``release_data``: the manifest of a release, whose data reveals the
+    rows removed since the lineage's original, which are logged and checked too). ``enforce_crowd=False`` (the
+    lake's own pair cache) checks and logs nothing; ``owner_only`` makes the folder 0700 and its files 0600."""
     chain = lineage(lake, ancestor, descendant)
     first, last = lake.load_version(ancestor), chain[0]
     k = _min_crowd(chain, min_crowd)
@@ -180,14 +179,27 @@ def write_manifest(
         if image_hashes and image_algo is None:
             raise InputError("--image-hashes: the removed rows carry no image hashes from the base data "
                              "(or several algorithms); build from a base with an md5/sha256 column or side table")
-        if not private and enforce_crowd:
-            _check_crowd(db, k)
+        own_log = log is None
+        plog = PublicationLog(lake) if log is None else log
+        public = not private and enforce_crowd
+        if public:
+            root = lineage_root(lake, last.name)
+            if release_data and first.name != root:  # the release's data reveals every row removed since root
+                since_root = lineage(lake, root, last.name)
+                k = _min_crowd(since_root, min_crowd)  # a longer chain: K at least the manifest's
+                _bind_removed(db, lake, since_root)
+                plog.add(db, since_root, "release data", root, last.name, out)
+                _bind_removed(db, lake, chain)
+            plog.add(db, chain, "release" if release_data else "manifest", first.name, last.name, out)
+            plog.check(db, k)
         counts = {str(c): int(n) for c, n in query("manifest/category_counts").rows(db.con)}
         no_url = int(query("manifest/no_url_rows").rows(db.con)[0][0])
+        owner_only = owner_only or private
         staging = _staging_sibling(out)
         try:
-            if private:
+            if owner_only:
                 os.chmod(staging, 0o700)
+            if private:
                 rows_q = query("manifest/private_rows")
                 fname = "removed-private.parquet"
             else:
@@ -204,7 +216,7 @@ def write_manifest(
                                              image_algo)
             write_parquet_stable(reader, staging / fname)  # streamed: any number of hashes
             written = pq.ParquetFile(staging / fname).metadata.num_rows
-            if private:
+            if owner_only:
                 os.chmod(staging / fname, 0o600)
             sidecar = {
                 "format": MANIFEST_FORMAT,
@@ -230,11 +242,15 @@ def write_manifest(
             }
             (staging / "manifest.json").write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n",
                                                    encoding="utf-8")
-            if private:
+            if owner_only:
                 os.chmod(staging / "manifest.json", 0o600)
+            if public:
+                plog.write(db)  # logged before the rename: a crash between only makes later checks stricter
             _publish_sibling(staging, out)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
+            if own_log:
+                plog.discard()
             raise
     between = tuple(v.name for v in reversed(chain[1:]))
     return ManifestSummary(out, written, counts, private, image_algo, first.name, last.name, between, levels,
@@ -251,22 +267,22 @@ def _image_column_named(reader: pa.RecordBatchReader, algo: str | None) -> pa.Re
 
 
 def manifest_for_pair(lake: Lake, a: str, b: str) -> Path:
-    """A removal manifest A → B for local use (``check``/``clean --manifest A..B``), cached in the lake under
-    ``cache/pairs/`` by B's fingerprint and the canonical URL rule version. It never leaves the lake, so the
-    crowd rule (a publishing rule) is not applied; image hashes from the base data are included when the builds
-    recorded them."""
+    """A removal manifest A → B for local use (``check``/``clean --manifest A..B``), cached in the lake's private
+    area (``private/pairs/``, folders 0700, files 0600) by B's fingerprint and the canonical URL rule version. It
+    never leaves the lake and is never logged as published, so the crowd rule (a publishing rule) is not
+    applied: it may list what no public manifest may, and only check/clean read it; image hashes from the base
+    data are included when the builds recorded them."""
     b_version = lake.load_version(b)
     # keyed by the URL rule and manifest format too: a cached manifest of another rule version would be refused,
     # one of an older format would match whole URLs only
     fmt = MANIFEST_FORMAT.rpartition("/")[2]
-    target = (lake.root / "cache" / "pairs"
-              / f"{a}..{b}.{b_version.fingerprint.value[:16]}.url-v{CANONICAL_VERSION}.m{fmt}")
+    name = f"{a}..{b}.{b_version.fingerprint.value[:16]}.url-v{CANONICAL_VERSION}.m{fmt}"
+    chain = lineage(lake, a, b)
+    target = private_dir(lake, "pairs") / name
     if (target / "manifest.json").is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    chain = lineage(lake, a, b)
     algos = {v.stats.get("removed_image_hash") for v in chain} - {None}
-    write_manifest(lake, a, b, target, image_hashes=len(algos) == 1, enforce_crowd=False)
+    write_manifest(lake, a, b, target, image_hashes=len(algos) == 1, enforce_crowd=False, owner_only=True)
     return target
 
 
@@ -303,6 +319,7 @@ def publish_release(lake: Lake, name: str, out: Path, *, min_crowd: int | None =
         lineage(lake, ancestor, name)  # a clear error before anything is copied
     vdir = lake.version_dir(name)
     staging = _staging_sibling(out)
+    log = PublicationLog(lake, out=out)
     try:
         (staging / "data").mkdir()
         shards = []
@@ -320,12 +337,14 @@ def publish_release(lake: Lake, name: str, out: Path, *, min_crowd: int | None =
         (staging / "version.json").write_text(released.to_json(), encoding="utf-8")
         manifest: ManifestSummary | None = None
         if ancestor is not None:
-            manifest = write_manifest(lake, ancestor, name, staging / "manifest", min_crowd=min_crowd)
+            manifest = write_manifest(lake, ancestor, name, staging / "manifest", min_crowd=min_crowd, log=log,
+                                      release_data=True)
         (staging / "CHANGELOG.md").write_text(_changelog(lake, released, manifest), encoding="utf-8")
         _write_sums(staging)
         _publish_sibling(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        log.discard()  # the release was not published: neither is its log entry
         raise
     return out
 
