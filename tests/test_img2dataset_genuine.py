@@ -333,12 +333,14 @@ def test_clean_files_layout_drops_the_affected_images(
 def test_files_layout_with_symlinked_sample_folders(
     relake: Relake, manifest: Path, untouched: None, tmp_path: Path
 ) -> None:
-    """Sample folders reached through symlinks are cleaned like real ones (they used to be skipped, and the
-    cleaned copy lost every image); a symlink to any other folder is refused, not silently left out."""
-    real, copy = tmp_path / "real", tmp_path / "copy"
+    """Sample folders reached through symlinks to folders inside the copy are cleaned like real ones (they used to
+    be skipped, and the cleaned copy lost every image); a symlink to any other folder is refused, not silently left
+    out (links out of the copy are refused: tests/test_copies_hostile.py)."""
+    copy = tmp_path / "copy"
     shutil.copytree(DATA / "files", copy)
+    real = copy / "real"
     real.mkdir()
-    for d in sorted(p for p in copy.iterdir() if p.is_dir()):
+    for d in sorted(p for p in copy.iterdir() if p.is_dir() and p != real):
         shutil.move(d, real / d.name)
         d.symlink_to(real / d.name, target_is_directory=True)
     out, plain = tmp_path / "cleaned", tmp_path / "cleaned-plain"

@@ -32,7 +32,7 @@ from relake.copies.check import AffectedRow, CheckReport, ShardCheck, check_copy
 from relake.copies.keys import SampleKeys, normal_key
 from relake.copies.layout import Layout, Written
 from relake.copies.open import CopyShard, parquet_rows
-from relake.copies.resume import finished, open_record, source_ids, write_record
+from relake.copies.resume import INCOMPLETE_NAME, finished, lock_out, open_record, source_ids, write_record
 from relake.copies.samples import leftover_names
 from relake.copies.write import TMP_SUFFIX, copy_file, tmp_path
 from relake.db import bind_shard, connect
@@ -215,13 +215,23 @@ def run_clean(
     """Carry out a plan; ``progress(1)`` after each unit. Resumes from ``OUT/.relake-clean.json``.
 
     Units run on ``engine`` (one job per shard or other file, with absolute paths), else on ``plan.workers``
-    threads; either way the driver alone keeps the record, and the output bytes are the same."""
+    threads; either way the driver alone keeps the record, and the output bytes are the same. The output folder
+    is locked meanwhile (a second clean into it fails at once) and holds ``.relake-clean.incomplete`` until the
+    record is marked complete: check refuses an unfinished output."""
+    with lock_out(plan.out):
+        rep = _run_locked(plan, progress, engine)
+        (plan.out / INCOMPLETE_NAME).unlink(missing_ok=True)  # last: the record already says complete
+        return rep
+
+
+def _run_locked(plan: CleanPlan, progress: Callable[[int], None] | None, engine: Engine | None) -> CleanReport:
     start = time.perf_counter()
     check = plan.check
     layout = check.copy_layout
     assert layout is not None
     out = plan.out
     record = open_record(out, layout.root, plan.plan_id)
+    (out / INCOMPLETE_NAME).touch()
     for leftover in sorted(out.rglob("*" + TMP_SUFFIX)):
         if leftover.is_dir() and not leftover.is_symlink():
             shutil.rmtree(leftover)

@@ -14,7 +14,7 @@ from duckdb import ColumnExpression, ConstantExpression
 
 from relake.copies.layout import Layout
 from relake.copies.layouts import LAYOUTS, describe_layouts, plain_layout, side_layouts
-from relake.copies.resume import RECORD_NAME
+from relake.copies.resume import INCOMPLETE_NAME, RECORD_NAME, unfinished
 from relake.copies.write import TMP_SUFFIX
 from relake.db import Db, detect_roles
 from relake.errors import InputError, NotFoundError, duckdb_errors
@@ -65,6 +65,9 @@ def scan_copy(root: Path) -> tuple[Layout, tuple[CopyShard, ...], tuple[Path, ..
     if not root.is_dir():
         raise NotFoundError(f"{root}: no such folder")
     top = sorted(p.name for p in root.iterdir())
+    _refuse_unfinished(root, top)
+    base = root.resolve()
+    linked_folders = {t for n in top if (t := _link_target(root, base, Path(n))) is not None and t.is_dir()}
     parquets = [n for n in top if n.endswith(".parquet") and (root / n).is_file()]
     if not parquets:
         raise NotFoundError(f"{root}: holds no .parquet shards; is this an img2dataset output folder?")
@@ -106,7 +109,12 @@ def scan_copy(root: Path) -> tuple[Layout, tuple[CopyShard, ...], tuple[Path, ..
         rel_dir = Path(dirpath).relative_to(root)
         if rel_dir == Path("."):
             dirnames[:] = [d for d in dirnames if d not in folders]  # a shard's samples, not other files
+        if linked_folders:  # the folders that linked sample folders point to: samples too, not other files
+            dirnames[:] = [d for d in dirnames
+                           if (Path(dirpath) / d).is_symlink() or (Path(dirpath) / d).resolve() not in linked_folders]
         dirnames.sort()
+        for name in (*dirnames, *filenames):
+            _link_target(root, base, rel_dir / name)
         linked = [d for d in dirnames if (Path(dirpath) / d).is_symlink()]
         if linked:
             raise InputError(f"{root}: {(rel_dir / linked[0]).as_posix()} is a symlink to a folder, which relake "
@@ -114,12 +122,45 @@ def scan_copy(root: Path) -> tuple[Layout, tuple[CopyShard, ...], tuple[Path, ..
                              "the folder or remove it")
         for f in sorted(filenames):
             rel = rel_dir / f
-            if rel.parts == (f,) and (f in claimed or f == RECORD_NAME or f.endswith(TMP_SUFFIX)):
+            if rel.parts == (f,) and (f in claimed or f in (RECORD_NAME, INCOMPLETE_NAME) or f.endswith(TMP_SUFFIX)):
                 continue
             if len(rel.parts) > 1 and f.endswith((".parquet", *suffixes)):
                 raise InputError(f"{root}: {rel} is a shard in a subfolder; check each folder of shards separately")
             others.append(rel)
+    for s in shards:
+        if layout.folder and s.side is not None:
+            with os.scandir(s.side) as entries:
+                for entry in entries:
+                    if entry.is_symlink():
+                        _link_target(root, base, Path(s.side.name) / entry.name)
     return layout, shards, tuple(others)
+
+
+def _link_target(root: Path, base: Path, rel: Path) -> Path | None:
+    """The resolved target of ``root / rel`` when it is a symlink to a path inside the copy (``base``, the copy's
+    resolved folder), None when it is no symlink. A symlink out of the copy, or to nothing, is refused: check and
+    clean read nothing outside the copy folder (the message names the link, never what it points to)."""
+    path = root / rel
+    if not path.is_symlink():
+        return None
+    target = path.resolve()
+    if target != base and base not in target.parents:
+        raise InputError(f"{root}: {rel.as_posix()} is a symlink to a path outside the copy; relake reads nothing "
+                         "outside the copy folder: replace the link by the file or folder itself, or remove it")
+    if not target.exists():
+        raise InputError(f"{root}: {rel.as_posix()} is a symlink to nothing (a missing path); remove it or restore "
+                         "what it links to")
+    return target
+
+
+def _refuse_unfinished(root: Path, top: list[str]) -> None:
+    """A clean's output folder whose clean has not finished (``relake.copies.resume.unfinished``) is refused."""
+    if RECORD_NAME not in top and INCOMPLETE_NAME not in top:
+        return
+    copy = unfinished(root)
+    if copy is not None:
+        raise InputError(f"{root}: this is an unfinished clean output (a clean into it was interrupted or failed): "
+                         f"rerun relake clean {copy or 'COPY'} --out {root} with the same manifest to finish it")
 
 
 def open_copy(

@@ -3,10 +3,12 @@ units whose sources are unchanged and whose outputs still have their sha256, and
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +17,54 @@ from relake.errors import InputError
 from relake.jsonfile import read_json
 from relake.record import sha256_file
 
-__all__ = ["RECORD_FORMAT", "RECORD_NAME", "finished", "open_record", "source_ids", "write_record"]
+__all__ = ["INCOMPLETE_NAME", "RECORD_FORMAT", "RECORD_NAME", "finished", "lock_out", "open_record", "source_ids",
+           "unfinished", "write_record"]
 
 RECORD_NAME = ".relake-clean.json"
 RECORD_FORMAT = "relake.clean/1"
+INCOMPLETE_NAME = ".relake-clean.incomplete"  # written first and removed last by a clean: its output is unfinished
+
+
+@contextmanager
+def lock_out(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the folder ``out`` (created if missing) while a clean writes into it; a second
+    clean into it fails at once. ``flock`` on the folder itself: nothing is left behind, and the kernel drops
+    the lock when the process ends however it ends."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(f"another relake clean is writing into --out {out}; wait for it to finish, or choose "
+                             "another folder") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def unfinished(folder: Path) -> str | None:
+    """None unless ``folder`` is the output of a clean that has not finished (it holds ``INCOMPLETE_NAME``, or a
+    record not marked complete); then the copy that clean read, as recorded ("" when unknown)."""
+    marker = (folder / INCOMPLETE_NAME).exists()
+    try:
+        record = _read_record(folder / RECORD_NAME)
+    except InputError:
+        return "" if marker else None
+    if marker or record.get("complete") is not True:
+        copy = record.get("copy")
+        return copy if isinstance(copy, str) else ""
+    return None
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    """A clean record, read by the bounded JSON reader; InputError unless it is one."""
+    record = read_json(path, "clean record")
+    if record.get("format") != RECORD_FORMAT or not isinstance(record.get("units"), dict):
+        raise InputError(f"{path}: corrupt or unreadable clean record (not a {RECORD_FORMAT} record)")
+    return record
 
 
 def open_record(out: Path, copy: Path, plan_id: str) -> dict[str, Any]:

@@ -20,6 +20,7 @@ __all__ = ["TarMember", "filter_tar", "sample_names", "scan_tar"]
 _BLOCK = tarfile.BLOCKSIZE
 _RECORD = tarfile.RECORDSIZE
 _SCAN_BUFFER = 1 << 20
+_MAX_EXTENDED = 1 << 20  # bytes of a pax or GNU long-name header read into memory: a path, a size, an mtime
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,13 @@ def scan_tar(path: Path) -> list[TarMember]:
     Understands ustar, pax (``x`` records: ``path``, ``size``; ``g`` global headers) and GNU (``L`` long
     names, ``K`` long link names, base-256 sizes); a data-less type (link, symlink, device, folder, fifo)
     has no data blocks, as tarfile reads them. Checks every header's checksum (vectorised, in batches).
-    About 30 times faster than iterating ``tarfile``, which builds a TarInfo from every field of every header.
+
+    Every malformed header (bad checksum, size field, pax record, negative or past-the-end size) is one
+    ``InputError`` naming the tar and the header's byte offset; each step advances by at least one block and an
+    extended header is read only up to ``_MAX_EXTENDED`` bytes, so time and memory stay bounded. Not ``tarfile``:
+    iterating it is about 6 times slower (50,000 small members: 5.0 s against 0.87 s), and on a damaged header
+    after the first it ends the listing silently (a clean would drop every later member); Python 3.11's tarfile
+    also raises ValueError on a negative size.
     """
     members: list[TarMember] = []
     batch = _HeaderBatch(path)
@@ -53,21 +60,24 @@ def scan_tar(path: Path) -> list[TarMember]:
                 if not hdr and first is None:
                     break  # no end-of-archive marker: tolerated at a member boundary, as tarfile does
                 if pos == 0:
-                    raise InputError(f"{path}: not a tar (shorter than one 512-byte header)")
+                    raise InputError(f"{path}: not a tar (shorter than one 512-byte header at byte 0)")
                 raise InputError(f"{path}: truncated tar header at byte {pos}")
             if hdr == _ZERO_BLOCK:
                 if first is not None:
-                    raise InputError(f"{path}: extended header at byte {first} has no member")
+                    _fail(batch, hdr, pos, f"extended header at byte {first} has no member")
                 break
             batch.add(hdr, pos)
             size = _tar_number(hdr[124:136])
-            if size is None:
-                _fail(path, hdr, pos, f"bad size field {hdr[124:136]!r} in the tar header at byte {pos}")
+            if size is None or size < 0:
+                _fail(batch, hdr, pos, f"bad size field {hdr[124:136]!r} in the tar header at byte {pos}")
             kind = hdr[156:157]
             start = pos if first is None else first
             if kind in (b"x", b"L", b"K", b"g"):
                 if pos + _BLOCK + size > size_total:
-                    _fail(path, hdr, pos, f"truncated tar: header at byte {pos} runs past the end")
+                    _fail(batch, hdr, pos, f"truncated tar: header at byte {pos} runs past the end")
+                if size > _MAX_EXTENDED:
+                    _fail(batch, hdr, pos, f"extended header at byte {pos} claims {size:,} bytes (relake reads at "
+                                           f"most {_MAX_EXTENDED:,}); damaged or not a webdataset tar")
                 data = fh.read(size)
                 pos += _BLOCK + _padded(size)
                 if kind == b"g":
@@ -80,7 +90,7 @@ def scan_tar(path: Path) -> list[TarMember]:
                     if "path" in records:
                         long_name = records["path"]
                     if "size" in records:
-                        pax_size = _int(path, records["size"], start)
+                        pax_size = _int(batch, hdr, records["size"], start)
                 elif kind == b"L":
                     long_name = data.rstrip(b"\0").decode("utf-8", "surrogateescape")
                 continue
@@ -92,7 +102,7 @@ def scan_tar(path: Path) -> list[TarMember]:
                 name = name.rstrip("/") or name  # a folder, named as tarfile names it
             end = pos + _BLOCK + (0 if kind in _NO_DATA_TYPES else _padded(size))
             if end > size_total:
-                _fail(path, hdr, pos, f"truncated tar: member {name!r} runs past the end")
+                _fail(batch, hdr, pos, f"truncated tar: member {name!r} at byte {pos} runs past the end")
             members.append(TarMember(name, start, end, folder))
             pos, first, long_name, pax_size = end, None, None, None
     batch.verify()
@@ -161,17 +171,22 @@ def _tar_number(field: bytes) -> int | None:
         return None
 
 
-def _fail(path: Path, hdr: bytes, pos: int, message: str) -> NoReturn:
-    """Raise ``message``, unless the header's checksum is wrong: then that is the better explanation."""
-    _check_header(path, hdr, pos)
-    raise InputError(f"{path}: {message}")
+def _fail(batch: _HeaderBatch, hdr: bytes, pos: int, message: str) -> NoReturn:
+    """Raise ``message``, unless a header's checksum is wrong (this one's or an earlier one's, whose garbage may
+    have led here): then that is the better explanation."""
+    batch.verify()
+    _check_header(batch.path, hdr, pos)
+    raise InputError(f"{batch.path}: {message}")
 
 
-def _int(path: Path, text: str, pos: int) -> int:
+def _int(batch: _HeaderBatch, hdr: bytes, text: str, pos: int) -> int:
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
-        raise InputError(f"{path}: bad pax size {text!r} at byte {pos}") from None
+        value = -1
+    if value < 0:
+        _fail(batch, hdr, pos, f"bad pax size {text[:40]!r} in the header at byte {pos}")
+    return value
 
 
 def _pax_records(path: Path, data: bytes, pos: int) -> dict[str, str]:
@@ -184,7 +199,7 @@ def _pax_records(path: Path, data: bytes, pos: int) -> dict[str, str]:
             length = int(data[i:space]) if space > i else 0
         except ValueError:
             length = 0
-        if length <= space - i or i + length > len(data):
+        if space <= i or length <= space - i or i + length > len(data):  # each record advances, or is refused
             raise InputError(f"{path}: bad pax record in the header at byte {pos}")
         record = data[space + 1 : i + length - 1]  # without the trailing newline
         key, _, value = record.partition(b"=")

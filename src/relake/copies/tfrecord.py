@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import google_crc32c
+
 from relake.copies.keys import SampleKeys
 from relake.copies.write import hashing_writer
 from relake.errors import InputError
@@ -15,13 +17,8 @@ __all__ = ["example_key", "filter_tfrecord", "masked_crc32c", "read_records", "r
 
 
 def masked_crc32c(data: bytes) -> int:
-    """TFRecord's checksum: CRC-32C (Castagnoli), rotated right by 15 bits plus 0xa282ead8."""
-    crc = 0xFFFFFFFF
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0x82F63B78 & -(crc & 1))
-    crc ^= 0xFFFFFFFF
+    """TFRecord's checksum: CRC-32C (Castagnoli, by google-crc32c), rotated right by 15 bits plus 0xa282ead8."""
+    crc = int(google_crc32c.value(data))
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
 
