@@ -37,7 +37,7 @@ from duckdb import ColumnExpression, ConstantExpression
 from relake import __version__
 from relake.canonical import CANONICAL_RULE, CANONICAL_VERSION, register_canonical
 from relake.db import Db, connect, write_parquet_stable
-from relake.errors import CrowdError, InputError, InvalidPathError, NotFoundError
+from relake.errors import CrowdError, InputError, InvalidPathError, NotFoundError, duckdb_errors
 from relake.identity import check_owned
 from relake.kinds import HASH_LENGTHS
 from relake.lake import Lake, checkpoint, fsync_dir, fsync_tree
@@ -546,10 +546,13 @@ def load_manifest(folder: Path) -> Manifest:
         raise InputError(f"{meta_path}: image_hash {image_hash!r} is not one of null, "
                          f"{', '.join(HASH_LENGTHS)}")
     files = meta.get("files")
-    if isinstance(files, dict) and isinstance(files.get("removed.parquet"), str):
-        if sha256_file(removed) != files["removed.parquet"]:
-            raise InputError(f"{removed}: sha256 differs from the one in manifest.json; the manifest is damaged "
-                             "or was altered, get it again")
+    recorded = files.get("removed.parquet") if isinstance(files, dict) else None
+    if not isinstance(recorded, str):
+        raise InputError(f"{meta_path}: no sha256 of removed.parquet (\"files\"), so its entries cannot be "
+                         "checked; the manifest is damaged or was altered, get it again")
+    if sha256_file(removed) != recorded:
+        raise InputError(f"{removed}: sha256 differs from the one in manifest.json; the manifest is damaged "
+                         "or was altered, get it again")
     try:
         schema = pq.read_schema(removed)
         rows = pq.read_metadata(removed).num_rows
@@ -574,12 +577,40 @@ def load_manifest(folder: Path) -> Manifest:
         raise InputError(f"{folder}: manifest.json says {declared} rows, removed.parquet has {rows}; "
                          "the folder is damaged or mixed up")
     counts = meta.get("counts") or {}
+    if not isinstance(counts, dict) or not all(_is_count(v) for v in counts.values()):
+        raise InputError(f"{meta_path}: \"counts\" must map each category to a whole number of hashes; the "
+                         "manifest is damaged or was altered, get it again")
     min_crowd = meta.get("min_crowd")
     key_column = meta.get("key_column")
-    return Manifest(folder, removed, image_hash, image_column, rows,
-                    {str(k): int(v) for k, v in counts.items()} if isinstance(counts, dict) else {},
-                    min_crowd if isinstance(min_crowd, int) else None, str(fmt),
-                    key_column if isinstance(key_column, str) else None)
+    manifest = Manifest(folder, removed, image_hash, image_column, rows, {str(k): int(v) for k, v in counts.items()},
+                        min_crowd if isinstance(min_crowd, int) else None, str(fmt),
+                        key_column if isinstance(key_column, str) else None)
+    _check_entries(manifest)
+    return manifest
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_entries(manifest: Manifest) -> None:
+    """Refuse entries whose hashes are not 64 lower-case hex digits (an upper-case hash would never match: a
+    listed URL would read as not listed), whose match level is unknown or lacks the hash it needs, or whose
+    image hashes have the wrong form. Checked once, when the manifest is loaded, for every reader."""
+    length = HASH_LENGTHS.get(manifest.image_hash or "", 0)
+    with connect(None) as db:
+        bind_entries(db, manifest)
+        with duckdb_errors(f"{manifest.removed}: not a readable parquet file"):
+            rows, bad_url, bad_row, bad_img = query("manifest/entry_problems").rows(db.con, image_len=length)[0]
+    if bad_url:
+        raise InputError(f"{manifest.removed}: {bad_url} of {rows} url_sha256 values are not 64 lower-case hex "
+                         "digits; they would never match")
+    if bad_row:
+        raise InputError(f"{manifest.removed}: {bad_row} of {rows} entries have a match other than url, caption "
+                         "or key, or lack the caption_sha256/key_sha256 (64 lower-case hex digits) it needs")
+    if bad_img:
+        raise InputError(f"{manifest.removed}: {bad_img} {manifest.image_column} values are not {length} "
+                         "lower-case hex digits; they would never match")
 
 
 __all__ = ["MANIFEST_FORMAT", "MATCH_LEVELS", "URL_ONLY_FORMATS", "Listed", "Lookup", "Manifest", "ManifestSummary",
