@@ -41,6 +41,7 @@ from relake.lake import Lake
 from relake.record import OwnedFile, Version, sha256_file
 
 REMOVED_FILE = "removed.parquet"
+SUMS_FILE = "SHA256SUMS"  # a release folder's list of the sha256 of every other file in it
 IDENTITIES = "identities"  # LAKE/identities/: where the lake last saw each file it hashed
 
 
@@ -200,3 +201,44 @@ def owned_problems(version: Version, folder: Path) -> tuple[list[str], list[str]
         notes.append(f"{REMOVED_FILE} has no recorded sha256 (built by an older relake): its provenance cannot be "
                      "verified, and no manifest is published from it")
     return problems, notes
+
+
+# ------------------------------------------------------------------------------------- release folders
+
+
+def check_sums(folder: Path) -> list[str]:
+    """Problems with ``SHA256SUMS`` in a release folder (empty when all files match)."""
+    sums = folder / SUMS_FILE
+    if not sums.is_file():
+        return []
+    problems = []
+    for n, line in enumerate(sums.read_text(encoding="utf-8").splitlines(), 1):
+        digest, sep, rel = line.partition("  ")
+        path = folder / rel
+        if not sep or ".." in Path(rel).parts or Path(rel).is_absolute():
+            problems.append(f"{sums}:{n}: malformed line")
+        elif not path.is_file():
+            problems.append(f"{path}: listed in SHA256SUMS but missing")
+        elif sha256_file(path) != digest:
+            problems.append(f"{path}: sha256 differs from SHA256SUMS (bytes changed)")
+    return problems
+
+
+def check_release(folder: Path) -> None:
+    """Refuse a release folder (``SHA256SUMS`` beside its files) any of whose files differs from its sum: a
+    downloaded release is checked before it is used."""
+    problems = check_sums(folder)
+    if problems:
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        raise InputError(f"{problems[0]}{more}; the release folder {folder} is damaged or was altered: get it "
+                         f"again (`relake verify {folder}` lists every file)")
+
+
+def check_shard_bytes(version: Version, folder: Path, spec: str) -> None:
+    """Re-hash every shard of a version against its record (``--verify``: DuckDB does not check page checksums,
+    so a flipped byte reads as other values); refuses the first that differs."""
+    for shard in version.shards:
+        path = version.shard_path(folder, shard)
+        if hash_with_identity(path)[0] != shard.sha256:
+            raise InputError(f"{path}: shard of {version.name} differs from its record (sha256); "
+                             f"run `relake verify {spec}`")

@@ -38,7 +38,7 @@ from relake import __version__
 from relake.canonical import CANONICAL_RULE, CANONICAL_VERSION, register_canonical
 from relake.db import Db, connect, write_parquet_stable
 from relake.errors import CrowdError, InputError, InvalidPathError, NotFoundError, duckdb_errors
-from relake.identity import check_owned
+from relake.identity import check_owned, check_sums
 from relake.kinds import HASH_LENGTHS
 from relake.lake import Lake, checkpoint, fsync_dir, fsync_tree
 from relake.record import Version, sha256_file
@@ -361,24 +361,6 @@ def _write_sums(folder: Path) -> None:
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "SHA256SUMS")
     lines = [f"{sha256_file(p)}  {p.relative_to(folder).as_posix()}\n" for p in files]
     (folder / "SHA256SUMS").write_text("".join(lines), encoding="utf-8")
-
-
-def check_sums(folder: Path) -> list[str]:
-    """Problems with ``SHA256SUMS`` in a release folder (empty when all files match)."""
-    sums = folder / "SHA256SUMS"
-    if not sums.is_file():
-        return []
-    problems = []
-    for n, line in enumerate(sums.read_text(encoding="utf-8").splitlines(), 1):
-        digest, sep, rel = line.partition("  ")
-        path = folder / rel
-        if not sep or ".." in Path(rel).parts or Path(rel).is_absolute():
-            problems.append(f"{sums}:{n}: malformed line")
-        elif not path.is_file():
-            problems.append(f"{path}: listed in SHA256SUMS but missing")
-        elif sha256_file(path) != digest:
-            problems.append(f"{path}: sha256 differs from SHA256SUMS (bytes changed)")
-    return problems
 
 
 def _changelog(lake: Lake, v: Version, manifest: ManifestSummary | None) -> str:

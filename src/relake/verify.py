@@ -15,10 +15,9 @@ from typing import ClassVar
 from relake.db import Db, connect
 from relake.errors import InputError, NotFoundError, RelakeError, duckdb_errors
 from relake.fingerprint import fingerprint_src
-from relake.identity import FileIdentity, file_identity, note_identities, owned_problems
+from relake.identity import FileIdentity, check_sums, file_identity, note_identities, owned_problems
 from relake.ingest import shard_facts
 from relake.lake import VERSION_FILE, Lake
-from relake.publish import check_sums
 from relake.record import Shard, Version, sha256_file
 from relake.report import Report
 from relake.sources import is_path
