@@ -35,9 +35,10 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from relake.errors import InputError, NotFoundError
-from relake.lake import Lake
+from relake.lake import VERSION_FILE, Lake
 from relake.record import OwnedFile, Version, sha256_file
 
 REMOVED_FILE = "removed.parquet"
@@ -148,6 +149,57 @@ def check_unchanged(lake: Lake | None, version: Version, folder: Path, spec: str
             raise InputError(f"{path}: shard of {version.name} changed since it was recorded "
                              f"({', '.join(noted.changes(now))}); the bytes may differ: run `relake verify {spec}`")
     return confirmed
+
+
+# ---------------------------------------------------------------------------------- version records
+
+
+RecordState = Literal["same", "changed", "unnoted"]
+
+
+def note_record(lake: Lake, vdir: Path) -> None:
+    """Note the sha256 of a version's ``version.json`` (when the lake writes it, or when ``verify`` has checked
+    every field it can against the data), as one more entry under ``identities/``: its other fields (parent,
+    roles, stats, storage) say things no data can confirm, so a later edit of them is caught by this digest.
+    Best effort, like ``note_identities``."""
+    path = vdir / VERSION_FILE
+    try:
+        note_identities(lake, [(path, *hash_with_identity(path))])
+    except InputError:
+        return
+
+
+def record_state(lake: Lake, vdir: Path) -> RecordState:
+    """Whether a version's ``version.json`` is the one the lake noted: ``same``, ``changed`` or ``unnoted``
+    (written by an older relake, a lake copied elsewhere, ``identities/`` deleted). Its bytes are hashed (a few
+    KB), never trusted on a ``stat``."""
+    path = vdir / VERSION_FILE
+    try:
+        v = json.loads(_entry_path(lake, path).read_text(encoding="utf-8"))
+        if v["path"] != str(path.resolve()):
+            return "unnoted"
+        noted = str(v["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "unnoted"
+    try:
+        return "same" if sha256_file(path) == noted else "changed"
+    except OSError:
+        return "changed"
+
+
+def check_record(lake: Lake, name: str) -> None:
+    """Refuse a version whose ``version.json`` is not the one the lake noted (``publish`` copies it into a
+    release, where it would then verify)."""
+    vdir = lake.version_dir(name)
+    state = record_state(lake, vdir)
+    if state == "changed":
+        raise InputError(f"{vdir / VERSION_FILE}: version record of {name} changed since it was written (sha256 "
+                         f"differs from the one the lake noted); run `relake verify {name}`, then restore it or "
+                         "re-create the version")
+    if state == "unnoted":
+        raise InputError(f"{vdir / VERSION_FILE}: no digest of the version record of {name} noted in this lake "
+                         f"(an older relake, or a copied lake); run `relake verify {name}`, which notes it when "
+                         "the record agrees with the data")
 
 
 # --------------------------------------------------------------------------------- other owned files

@@ -38,7 +38,7 @@ from relake import __version__
 from relake.canonical import CANONICAL_RULE, CANONICAL_VERSION, register_canonical
 from relake.db import Db, connect, write_parquet_stable
 from relake.errors import CrowdError, InputError, InvalidPathError, NotFoundError, duckdb_errors
-from relake.identity import check_owned, check_sums
+from relake.identity import check_owned, check_record, check_sums
 from relake.kinds import HASH_LENGTHS
 from relake.lake import Lake, checkpoint, fsync_dir, fsync_tree
 from relake.record import Version, sha256_file
@@ -297,6 +297,7 @@ def publish_release(lake: Lake, name: str, out: Path, *, min_crowd: int | None =
     removed since ``since`` (default: the lineage's root, the original most copies are of), so it cleans copies
     of ``since`` and of every version between."""
     v = lake.load_version(name)
+    check_record(lake, name)  # its version.json is copied into the release, whose SHA256SUMS then covers it
     ancestor = since if since is not None else lineage_root(lake, name) if v.parent is not None else None
     if ancestor is not None:
         lineage(lake, ancestor, name)  # a clear error before anything is copied
