@@ -24,7 +24,8 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -40,7 +41,16 @@ from relake.db import Db, connect, write_parquet_stable
 from relake.errors import CrowdError, InputError, InvalidPathError, NotFoundError, duckdb_errors
 from relake.identity import check_owned, check_record, check_sums
 from relake.kinds import HASH_LENGTHS
-from relake.lake import Lake, checkpoint, fsync_dir, fsync_tree
+from relake.lake import (
+    PARTIAL_FILE,
+    PUBLISH_LABEL,
+    Lake,
+    checkpoint,
+    fsync_dir,
+    fsync_tree,
+    locked_dir,
+    sweep_dead_publishes,
+)
 from relake.record import Version, sha256_file
 from relake.report import Report
 from relake.sql import query
@@ -302,7 +312,27 @@ def publish_release(lake: Lake, name: str, out: Path, *, min_crowd: int | None =
     if ancestor is not None:
         lineage(lake, ancestor, name)  # a clear error before anything is copied
     vdir = lake.version_dir(name)
-    staging = _staging_sibling(out)
+    with _noted_sibling(lake, out) as staging:
+        _write_release(lake, v, vdir, staging, out, ancestor, min_crowd)
+    return out
+
+
+@contextmanager
+def _noted_sibling(lake: Lake, out: Path) -> Iterator[Path]:
+    """``_staging_sibling(out)``, noted in the lake's staging area under a lock held for as long as this process
+    lives, so ``relake gc`` (and the next publish to ``out``) can remove it if the process is killed; a dead
+    staging folder of ``out`` is removed first."""
+    sweep_dead_publishes(lake.staging_dir, False, out)
+    with locked_dir(lake.staging_dir, PUBLISH_LABEL) as note:
+        staging = _staging_sibling(out)
+        (note.path / PARTIAL_FILE).write_text(str(staging.absolute()), encoding="utf-8")
+        fsync_tree(note.path)
+        yield staging
+
+
+def _write_release(lake: Lake, v: Version, vdir: Path, staging: Path, out: Path, ancestor: str | None,
+                   min_crowd: int | None) -> None:
+    name = v.name
     try:
         (staging / "data").mkdir()
         shards = []
@@ -327,7 +357,6 @@ def publish_release(lake: Lake, name: str, out: Path, *, min_crowd: int | None =
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return out
 
 
 def public_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
