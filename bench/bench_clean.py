@@ -52,7 +52,8 @@ def build_inputs(work: Path, rows: int, shard_size: int, affected: float) -> tup
     pq.write_table(pa.table({"url_sha256": hashes, "category": ["safety"] * len(hashes)}), manifest / "removed.parquet")
     (manifest / "manifest.json").write_text(json.dumps({
         "format": "relake.record/1", "hash": "sha256", "canonical_url_version": "1", "image_hash": None,
-        "rows": len(hashes), "counts": {"safety": len(hashes)}}))
+        "rows": len(hashes), "counts": {"safety": len(hashes)},
+        "files": {"removed.parquet": hashlib.sha256((manifest / "removed.parquet").read_bytes()).hexdigest()}}))
     return copy, manifest
 
 

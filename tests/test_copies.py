@@ -77,7 +77,9 @@ def write_manifest(folder: Path, url_hashes: list[str], images: list[str | None]
         cols[f"image_{algo}"] = pa.array([i for _, i in pairs], type=pa.string())
     pq.write_table(pa.table(cols), folder / "removed.parquet")
     sidecar = {"format": "relake.record/1", "hash": "sha256", "canonical_url_version": CANONICAL_VERSION,
-               "image_hash": algo, "rows": len(pairs), "counts": {"safety": len(pairs)}} | meta
+               "image_hash": algo, "rows": len(pairs), "counts": {"safety": len(pairs)},
+               "files": {"removed.parquet": hashlib.sha256((folder / "removed.parquet").read_bytes()).hexdigest()}
+               } | meta
     (folder / "manifest.json").write_text(json.dumps(sidecar), encoding="utf-8")
     return folder
 

@@ -274,7 +274,8 @@ def test_a_format_1_manifest_still_matches_whole_urls_with_a_note(
     folder = tmp_path / "m1"
     folder.mkdir()
     pq.write_table(pa.table({"url_sha256": urls, "category": ["x"] * len(urls)}), folder / "removed.parquet")
-    meta = {"format": "relake.manifest/1", "hash": "sha256", "canonical_url_version": "2", "rows": len(urls)}
+    meta = {"format": "relake.manifest/1", "hash": "sha256", "canonical_url_version": "2", "rows": len(urls),
+            "files": {"removed.parquet": hashlib.sha256((folder / "removed.parquet").read_bytes()).hexdigest()}}
     (folder / "manifest.json").write_text(json.dumps(meta), encoding="utf-8")
     assert load_manifest(folder).url_only
     write_copy(rows, tmp_path / "copy", shards=2, seed=3)

@@ -82,7 +82,7 @@ DIFF_JSON: dict[str, Any] = {
     "removed_by_category": {"c": 2}, "provenance_note": "p", "withheld_sensitive": 1, "withheld_a": 0, "withheld_b": 0,
     "removed_by_domain": [{"host": "example.com", "rows": 2}, {"host": None, "rows": 1}],
     "removed_by_shard": [{"rows": 2, "shard": 0, "file": "f"}], "buckets": {"equal": 3, "scan_skipped": False},
-    "hints": ["h"], "out": "d.parquet", "out_rows": 4, "seconds": 0.123,
+    "hints": ["h"], "unchecked": [], "out": "d.parquet", "out_rows": 4, "seconds": 0.123,
 }
 
 BLOCKLIST = Blocklist("bl", "url-sha256", "raw", "list.txt", 5, 3, 1, 1, "ef" * 32, Path("/lake/bl/entries.parquet"))
@@ -140,7 +140,7 @@ CASES: dict[type[Report], tuple[Report, Any]] = {
                    {"name": "v1", "rows": 3, "shards": 1, "bytes": 100, "fingerprint": "ab" * 16, "seconds": 0.0}),
     SynthCopyReport: (SynthCopyReport(Path("/tmp/copy"), "webdataset", "md5", 10, 1, 9, 1, 1234),
                       {"out": "/tmp/copy", "format": "webdataset", "hash": "md5", "rows": 10, "shards": 1,
-                       "successes": 9, "failures": 1, "bytes": 1234}),
+                       "successes": 9, "failures": 1, "bytes": 1234, "notes": []}),
     ManifestSummary: (ManifestSummary(Path("/tmp/m"), 2, {"quality": 2}, False, None, "orig", "v2", ("v1",),
                                       {"url": 1, "caption": 1}, 0),
                       {"out": "/tmp/m", "rows": 2, "counts": {"quality": 2}, "private": False, "image_hash": None,

@@ -42,7 +42,7 @@ from relake.fingerprint import (
     row_hash_stats,
     subtract,
 )
-from relake.identity import REMOVED_FILE, hash_with_identity, note_identities, owned_record
+from relake.identity import REMOVED_FILE, hash_with_identity, note_identities, note_record, owned_record
 from relake.ingest import shard_facts
 from relake.kinds import BLOCKLIST_KINDS, HASH_ALGORITHMS, BlocklistKind
 from relake.lake import Lake, checkpoint, make_private, validate_name
@@ -231,6 +231,7 @@ def build_version(
             checkpoint("build:before-publish")
             lake.publish(staging, spec.name)
     folder = lake.version_dir(spec.name)  # the identities the shards had when hashed, by their final paths
+    note_record(lake, folder)
     note_identities(lake, [(version.shard_path(folder, sh), sh.sha256, k.identity)
                            for sh, k in zip(version.shards, kept, strict=True) if k.identity is not None])
     return BuildResult(version, removed_total, by_rule, by_category, unmatched, time.perf_counter() - start)

@@ -35,12 +35,14 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from relake.errors import InputError, NotFoundError
-from relake.lake import Lake
+from relake.lake import VERSION_FILE, Lake
 from relake.record import OwnedFile, Version, sha256_file
 
 REMOVED_FILE = "removed.parquet"
+SUMS_FILE = "SHA256SUMS"  # a release folder's list of the sha256 of every other file in it
 IDENTITIES = "identities"  # LAKE/identities/: where the lake last saw each file it hashed
 
 
@@ -149,6 +151,57 @@ def check_unchanged(lake: Lake | None, version: Version, folder: Path, spec: str
     return confirmed
 
 
+# ---------------------------------------------------------------------------------- version records
+
+
+RecordState = Literal["same", "changed", "unnoted"]
+
+
+def note_record(lake: Lake, vdir: Path) -> None:
+    """Note the sha256 of a version's ``version.json`` (when the lake writes it, or when ``verify`` has checked
+    every field it can against the data), as one more entry under ``identities/``: its other fields (parent,
+    roles, stats, storage) say things no data can confirm, so a later edit of them is caught by this digest.
+    Best effort, like ``note_identities``."""
+    path = vdir / VERSION_FILE
+    try:
+        note_identities(lake, [(path, *hash_with_identity(path))])
+    except InputError:
+        return
+
+
+def record_state(lake: Lake, vdir: Path) -> RecordState:
+    """Whether a version's ``version.json`` is the one the lake noted: ``same``, ``changed`` or ``unnoted``
+    (written by an older relake, a lake copied elsewhere, ``identities/`` deleted). Its bytes are hashed (a few
+    KB), never trusted on a ``stat``."""
+    path = vdir / VERSION_FILE
+    try:
+        v = json.loads(_entry_path(lake, path).read_text(encoding="utf-8"))
+        if v["path"] != str(path.resolve()):
+            return "unnoted"
+        noted = str(v["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "unnoted"
+    try:
+        return "same" if sha256_file(path) == noted else "changed"
+    except OSError:
+        return "changed"
+
+
+def check_record(lake: Lake, name: str) -> None:
+    """Refuse a version whose ``version.json`` is not the one the lake noted (``publish`` copies it into a
+    release, where it would then verify)."""
+    vdir = lake.version_dir(name)
+    state = record_state(lake, vdir)
+    if state == "changed":
+        raise InputError(f"{vdir / VERSION_FILE}: version record of {name} changed since it was written (sha256 "
+                         f"differs from the one the lake noted); run `relake verify {name}`, then restore it or "
+                         "re-create the version")
+    if state == "unnoted":
+        raise InputError(f"{vdir / VERSION_FILE}: no digest of the version record of {name} noted in this lake "
+                         f"(an older relake, or a copied lake); run `relake verify {name}`, which notes it when "
+                         "the record agrees with the data")
+
+
 # --------------------------------------------------------------------------------- other owned files
 
 
@@ -200,3 +253,44 @@ def owned_problems(version: Version, folder: Path) -> tuple[list[str], list[str]
         notes.append(f"{REMOVED_FILE} has no recorded sha256 (built by an older relake): its provenance cannot be "
                      "verified, and no manifest is published from it")
     return problems, notes
+
+
+# ------------------------------------------------------------------------------------- release folders
+
+
+def check_sums(folder: Path) -> list[str]:
+    """Problems with ``SHA256SUMS`` in a release folder (empty when all files match)."""
+    sums = folder / SUMS_FILE
+    if not sums.is_file():
+        return []
+    problems = []
+    for n, line in enumerate(sums.read_text(encoding="utf-8").splitlines(), 1):
+        digest, sep, rel = line.partition("  ")
+        path = folder / rel
+        if not sep or ".." in Path(rel).parts or Path(rel).is_absolute():
+            problems.append(f"{sums}:{n}: malformed line")
+        elif not path.is_file():
+            problems.append(f"{path}: listed in SHA256SUMS but missing")
+        elif sha256_file(path) != digest:
+            problems.append(f"{path}: sha256 differs from SHA256SUMS (bytes changed)")
+    return problems
+
+
+def check_release(folder: Path) -> None:
+    """Refuse a release folder (``SHA256SUMS`` beside its files) any of whose files differs from its sum: a
+    downloaded release is checked before it is used."""
+    problems = check_sums(folder)
+    if problems:
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        raise InputError(f"{problems[0]}{more}; the release folder {folder} is damaged or was altered: get it "
+                         f"again (`relake verify {folder}` lists every file)")
+
+
+def check_shard_bytes(version: Version, folder: Path, spec: str) -> None:
+    """Re-hash every shard of a version against its record (``--verify``: DuckDB does not check page checksums,
+    so a flipped byte reads as other values); refuses the first that differs."""
+    for shard in version.shards:
+        path = version.shard_path(folder, shard)
+        if hash_with_identity(path)[0] != shard.sha256:
+            raise InputError(f"{path}: shard of {version.name} differs from its record (sha256); "
+                             f"run `relake verify {spec}`")

@@ -26,7 +26,7 @@ from relake import __version__
 from relake.db import Db, connect, detect_roles
 from relake.errors import InputError, NotFoundError, duckdb_errors
 from relake.fingerprint import fingerprint_and_row_hashes
-from relake.identity import FileIdentity, hash_with_identity, note_identities
+from relake.identity import FileIdentity, hash_with_identity, note_identities, note_record
 from relake.lake import Lake, checkpoint, validate_name
 from relake.record import Column, Shard, Version, sha256_file
 from relake.remote import RemoteFile, download, is_uri, redact, resolve_remote
@@ -241,6 +241,7 @@ def ingest_version(
         lake.publish(staging, name)
     # the identities the shards had when hashed (a renamed folder keeps its files'), by their final paths
     folder = lake.version_dir(name)
+    note_record(lake, folder)
     note_identities(lake, [(version.shard_path(folder, sh), sh.sha256, i)
                            for sh, i in zip(shards, identities, strict=True) if i is not None])
     return version

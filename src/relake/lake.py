@@ -30,6 +30,11 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 MAX_NAME = 100
 GLOB_CHARS = frozenset("*?[]{}")
 VERSION_FILE = "version.json"
+# A release is staged beside its output folder (outside the lake) as ``.OUT.partial-<hex>``; its publisher notes
+# that path in ``staging/_publish.<hex>/partial`` (a label no version name can have) under its staging lock.
+PUBLISH_LABEL = "_publish"
+PARTIAL_FILE = "partial"
+_PARTIAL_NAME = re.compile(r"\..+\.partial-[0-9a-f]{12}", re.DOTALL)
 
 
 def validate_name(name: str, what: str = "version") -> str:
@@ -184,9 +189,10 @@ class Lake:
 
     def gc(self, dry_run: bool = False) -> list[Path]:
         """Remove leftovers of crashed runs: staging and spill folders whose writer is gone (its lock can
-        be taken). Returns what was (or would be) removed. ``versions/`` and ``blocklists/`` are never
+        be taken), and the release folders a killed publish was staging beside its output
+        (``sweep_dead_publishes``). Returns what was (or would be) removed. ``versions/`` and ``blocklists/`` are never
         touched."""
-        removed: list[Path] = []
+        removed = sweep_dead_publishes(self.staging_dir, dry_run)  # first: their notes live in staging/
         for parent in (self.staging_dir, self.tmp_dir):
             removed.extend(_sweep(parent, dry_run))
         return removed
@@ -300,6 +306,46 @@ def _try_lock(lock: Path, *, create: bool, then: Callable[[], None], dry_run: bo
         return True
     finally:
         os.close(fd)
+
+
+def sweep_dead_publishes(staging_dir: Path, dry_run: bool, out: Path | None = None) -> list[Path]:
+    """The ``.OUT.partial-<hex>`` folders of publishers that died (a killed ``relake publish``): each noted in
+    ``staging/_publish.<hex>/partial``, whose lock its publisher held while it lived. One whose lock is free is
+    removed with its note (``out``: only those staged for this OUT). Returns what was (or would be) removed."""
+    removed: list[Path] = []
+    if not staging_dir.is_dir():
+        return removed
+    for note in sorted(staging_dir.glob(f"{PUBLISH_LABEL}.*")):
+        pointer = note / PARTIAL_FILE
+        if note.name.endswith(".lock") or not pointer.is_file():
+            continue
+        try:
+            partial = Path(pointer.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError):
+            continue
+        if not partial.is_absolute() or not _PARTIAL_NAME.fullmatch(partial.name):
+            continue  # not a note this relake wrote: nothing outside the lake is removed on its word
+        if out is not None and (partial.parent != out.absolute().parent
+                                or not partial.name.startswith(f".{out.name}.partial-")):
+            continue
+        lock = staging_dir / (note.name + ".lock")
+        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o600) if not dry_run or lock.exists() else -1
+        try:
+            if fd >= 0:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # its publisher is alive
+            if partial.exists() or partial.is_symlink():
+                removed.append(partial)
+            if not dry_run:
+                _remove(partial)
+                _remove(note)
+                lock.unlink(missing_ok=True)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+    return removed
 
 
 def _remove(path: Path) -> None:

@@ -26,7 +26,8 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -40,11 +41,20 @@ from relake import __version__
 from relake.canonical import CANONICAL_RULE, CANONICAL_VERSION, register_canonical
 from relake.crowd import PublicationLog, private_dir
 from relake.db import Db, connect, write_parquet_stable
-from relake.errors import InputError, InvalidPathError, NotFoundError
-from relake.identity import check_owned
+from relake.errors import InputError, InvalidPathError, NotFoundError, duckdb_errors
+from relake.identity import check_owned, check_record, check_sums
 from relake.jsonfile import read_json
 from relake.kinds import HASH_LENGTHS
-from relake.lake import Lake, checkpoint, fsync_dir, fsync_tree
+from relake.lake import (
+    PARTIAL_FILE,
+    PUBLISH_LABEL,
+    Lake,
+    checkpoint,
+    fsync_dir,
+    fsync_tree,
+    locked_dir,
+    sweep_dead_publishes,
+)
 from relake.record import Version, sha256_file
 from relake.report import Report
 from relake.sql import query
@@ -314,11 +324,32 @@ def publish_release(lake: Lake, name: str, out: Path, *, min_crowd: int | None =
     removed since ``since`` (default: the lineage's root, the original most copies are of), so it cleans copies
     of ``since`` and of every version between."""
     v = lake.load_version(name)
+    check_record(lake, name)  # its version.json is copied into the release, whose SHA256SUMS then covers it
     ancestor = since if since is not None else lineage_root(lake, name) if v.parent is not None else None
     if ancestor is not None:
         lineage(lake, ancestor, name)  # a clear error before anything is copied
     vdir = lake.version_dir(name)
-    staging = _staging_sibling(out)
+    with _noted_sibling(lake, out) as staging:
+        _write_release(lake, v, vdir, staging, out, ancestor, min_crowd)
+    return out
+
+
+@contextmanager
+def _noted_sibling(lake: Lake, out: Path) -> Iterator[Path]:
+    """``_staging_sibling(out)``, noted in the lake's staging area under a lock held for as long as this process
+    lives, so ``relake gc`` (and the next publish to ``out``) can remove it if the process is killed; a dead
+    staging folder of ``out`` is removed first."""
+    sweep_dead_publishes(lake.staging_dir, False, out)
+    with locked_dir(lake.staging_dir, PUBLISH_LABEL) as note:
+        staging = _staging_sibling(out)
+        (note.path / PARTIAL_FILE).write_text(str(staging.absolute()), encoding="utf-8")
+        fsync_tree(note.path)
+        yield staging
+
+
+def _write_release(lake: Lake, v: Version, vdir: Path, staging: Path, out: Path, ancestor: str | None,
+                   min_crowd: int | None) -> None:
+    name = v.name
     log = PublicationLog(lake, out=out)
     try:
         (staging / "data").mkdir()
@@ -346,7 +377,6 @@ def publish_release(lake: Lake, name: str, out: Path, *, min_crowd: int | None =
         shutil.rmtree(staging, ignore_errors=True)
         log.discard()  # the release was not published: neither is its log entry
         raise
-    return out
 
 
 def public_recipe(recipe: dict[str, Any]) -> dict[str, Any]:
@@ -381,24 +411,6 @@ def _write_sums(folder: Path) -> None:
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "SHA256SUMS")
     lines = [f"{sha256_file(p)}  {p.relative_to(folder).as_posix()}\n" for p in files]
     (folder / "SHA256SUMS").write_text("".join(lines), encoding="utf-8")
-
-
-def check_sums(folder: Path) -> list[str]:
-    """Problems with ``SHA256SUMS`` in a release folder (empty when all files match)."""
-    sums = folder / "SHA256SUMS"
-    if not sums.is_file():
-        return []
-    problems = []
-    for n, line in enumerate(sums.read_text(encoding="utf-8").splitlines(), 1):
-        digest, sep, rel = line.partition("  ")
-        path = folder / rel
-        if not sep or ".." in Path(rel).parts or Path(rel).is_absolute():
-            problems.append(f"{sums}:{n}: malformed line")
-        elif not path.is_file():
-            problems.append(f"{path}: listed in SHA256SUMS but missing")
-        elif sha256_file(path) != digest:
-            problems.append(f"{path}: sha256 differs from SHA256SUMS (bytes changed)")
-    return problems
 
 
 def _changelog(lake: Lake, v: Version, manifest: ManifestSummary | None) -> str:
@@ -561,10 +573,13 @@ def load_manifest(folder: Path) -> Manifest:
         raise InputError(f"{meta_path}: image_hash {image_hash!r} is not one of null, "
                          f"{', '.join(HASH_LENGTHS)}")
     files = meta.get("files")
-    if isinstance(files, dict) and isinstance(files.get("removed.parquet"), str):
-        if sha256_file(removed) != files["removed.parquet"]:
-            raise InputError(f"{removed}: sha256 differs from the one in manifest.json; the manifest is damaged "
-                             "or was altered, get it again")
+    recorded = files.get("removed.parquet") if isinstance(files, dict) else None
+    if not isinstance(recorded, str):
+        raise InputError(f"{meta_path}: no sha256 of removed.parquet (\"files\"), so its entries cannot be "
+                         "checked; the manifest is damaged or was altered, get it again")
+    if sha256_file(removed) != recorded:
+        raise InputError(f"{removed}: sha256 differs from the one in manifest.json; the manifest is damaged "
+                         "or was altered, get it again")
     try:
         schema = pq.read_schema(removed)
         rows = pq.read_metadata(removed).num_rows
@@ -589,14 +604,40 @@ def load_manifest(folder: Path) -> Manifest:
         raise InputError(f"{folder}: manifest.json says {declared} rows, removed.parquet has {rows}; "
                          "the folder is damaged or mixed up")
     counts = meta.get("counts") or {}
-    if not isinstance(counts, dict) or any(type(v) is not int for v in counts.values()):
-        raise InputError(f"{meta_path}: counts must map each category to an integer")
+    if not isinstance(counts, dict) or not all(_is_count(v) for v in counts.values()):
+        raise InputError(f"{meta_path}: \"counts\" must map each category to a whole number of hashes; the "
+                         "manifest is damaged or was altered, get it again")
     min_crowd = meta.get("min_crowd")
     key_column = meta.get("key_column")
-    return Manifest(folder, removed, image_hash, image_column, rows,
-                    {str(k): int(v) for k, v in counts.items()} if isinstance(counts, dict) else {},
-                    min_crowd if isinstance(min_crowd, int) else None, str(fmt),
-                    key_column if isinstance(key_column, str) else None)
+    manifest = Manifest(folder, removed, image_hash, image_column, rows, {str(k): int(v) for k, v in counts.items()},
+                        min_crowd if isinstance(min_crowd, int) else None, str(fmt),
+                        key_column if isinstance(key_column, str) else None)
+    _check_entries(manifest)
+    return manifest
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_entries(manifest: Manifest) -> None:
+    """Refuse entries whose hashes are not 64 lower-case hex digits (an upper-case hash would never match: a
+    listed URL would read as not listed), whose match level is unknown or lacks the hash it needs, or whose
+    image hashes have the wrong form. Checked once, when the manifest is loaded, for every reader."""
+    length = HASH_LENGTHS.get(manifest.image_hash or "", 0)
+    with connect(None) as db:
+        bind_entries(db, manifest)
+        with duckdb_errors(f"{manifest.removed}: not a readable parquet file"):
+            rows, bad_url, bad_row, bad_img = query("manifest/entry_problems").rows(db.con, image_len=length)[0]
+    if bad_url:
+        raise InputError(f"{manifest.removed}: {bad_url} of {rows} url_sha256 values are not 64 lower-case hex "
+                         "digits; they would never match")
+    if bad_row:
+        raise InputError(f"{manifest.removed}: {bad_row} of {rows} entries have a match other than url, caption "
+                         "or key, or lack the caption_sha256/key_sha256 (64 lower-case hex digits) it needs")
+    if bad_img:
+        raise InputError(f"{manifest.removed}: {bad_img} {manifest.image_column} values are not {length} "
+                         "lower-case hex digits; they would never match")
 
 
 __all__ = ["MANIFEST_FORMAT", "MATCH_LEVELS", "URL_ONLY_FORMATS", "Listed", "Lookup", "Manifest", "ManifestSummary",

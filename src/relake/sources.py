@@ -23,7 +23,7 @@ import duckdb
 
 from relake.db import Db, detect_roles
 from relake.errors import InputError, InvalidNameError, NotFoundError, duckdb_errors
-from relake.identity import check_unchanged
+from relake.identity import SUMS_FILE, check_release, check_shard_bytes, check_unchanged
 from relake.jsonfile import JSON_ERRORS, read_json_text
 from relake.lake import VERSION_FILE, Lake, check_user_path, has_glob_chars
 from relake.record import Column, Roles, Version
@@ -39,7 +39,14 @@ def resolve_sources(sources: Sequence[str]) -> list[Path]:
         if "://" in raw:
             raise InputError(f"{redact_text(raw)}: remote sources are read only by `relake ingest --copy`; "
                              "ingest them into the lake first")
-        if p.is_dir():
+        release = release_folder(p)
+        if release is not None:  # its data shards, checked against SHA256SUMS first; never manifest/
+            check_release(release)
+            data = release / "data"
+            found = sorted(f for f in data.rglob("*.parquet") if f.is_file() and not _hidden(f, data))
+            if not found:
+                raise NotFoundError(f"{raw}: release folder holds no data shards")
+        elif p.is_dir():
             found = sorted(f for f in p.rglob("*.parquet") if f.is_file() and not _hidden(f, p))
             if not found:
                 raise NotFoundError(f"{raw}: folder holds no .parquet files")
@@ -59,6 +66,18 @@ def resolve_sources(sources: Sequence[str]) -> list[Path]:
     if not out:
         raise NotFoundError("no source files given")
     return out
+
+
+def release_folder(p: Path) -> Path | None:
+    """The release folder ``p`` names (``SHA256SUMS`` and ``version.json`` in it), as itself or as its ``data/``
+    folder; None for anything else."""
+    for folder in (p, p.parent) if p.name == "data" else (p,):
+        try:
+            if (folder / SUMS_FILE).is_file() and (folder / VERSION_FILE).is_file():
+                return folder
+        except (OSError, ValueError):
+            return None
+    return None
 
 
 def _hidden(f: Path, root: Path) -> bool:
@@ -123,6 +142,16 @@ class Side:
     # a version's shards are the files it recorded (size and identity; ``identity.check_unchanged``), so what
     # its record says about them (fingerprint buckets, row counts) may be used instead of reading them
     trusted: bool = False
+    hashed: bool = False  # every byte was checked just now (a release's SHA256SUMS, or --verify)
+
+    @property
+    def unchecked_note(self) -> str | None:
+        """What a report says when it read this version's rows without its bytes ever being checked here: shards
+        this lake never hashed (no identity noted: a version folder copied in, say) and not hashed now."""
+        if self.version is None or self.trusted or self.hashed:
+            return None
+        return (f"shards of {self.spec} not re-hashed (this lake never hashed them): run `relake verify "
+                f"{self.spec}` to check their bytes")
 
     @property
     def kind(self) -> SideKind:
@@ -138,30 +167,38 @@ class Side:
         return str(p)
 
 
-def resolve_side(lake: Lake, db: Db, spec: str) -> Side:
-    """A version name, a version or release folder, or parquet files (their columns read by ``db``)."""
+def resolve_side(lake: Lake, db: Db, spec: str, *, verify: bool = False) -> Side:
+    """A version name, a version or release folder, or parquet files (their columns read by ``db``). A release
+    folder is checked against its ``SHA256SUMS`` first; with ``verify`` a version's shards are re-hashed against
+    its record before they are read."""
     if is_path(lake, spec):
         p = check_user_path(spec)
         if (p / VERSION_FILE).is_file():  # a version (or release) folder: its shards, never removed.parquet
+            release = release_folder(p) == p
+            if release:
+                check_release(p)
             try:
                 text = read_json_text(p / VERSION_FILE)
             except JSON_ERRORS as exc:
                 raise InputError(f"{p / VERSION_FILE}: unreadable ({exc})") from exc
-            return _version_side(lake, spec, Version.from_json(text, str(p / VERSION_FILE)), p)
+            return _version_side(lake, spec, Version.from_json(text, str(p / VERSION_FILE)), p, release, verify)
         paths = tuple(resolve_sources([spec]))
         with duckdb_errors(f"{spec}: not readable as parquet"):
             rel = db.con.read_parquet([db.plain_path(x) for x in paths], union_by_name=True)
         columns = tuple(Column(n, str(t)) for n, t in zip(rel.columns, rel.dtypes, strict=True))
         return Side(spec, paths, columns, detect_roles([c.name for c in columns], where=spec))
-    return _version_side(lake, spec, lake.load_version(spec), lake.version_dir(spec))
+    return _version_side(lake, spec, lake.load_version(spec), lake.version_dir(spec), False, verify)
 
 
-def _version_side(lake: Lake, spec: str, version: Version, folder: Path) -> Side:
+def _version_side(lake: Lake, spec: str, version: Version, folder: Path, hashed: bool, verify: bool) -> Side:
     paths = tuple(version.shard_path(folder, s) for s in version.shards)
     if not paths:
         raise InputError(f"{spec}: version {version.name!r} has no shards")
     trusted = check_unchanged(lake, version, folder, spec)  # the cheap check; `relake verify` re-hashes every byte
-    return Side(spec, paths, version.schema, version.roles, version, folder, trusted)
+    if verify and not hashed:
+        check_shard_bytes(version, folder, spec)  # identities are noted by `relake verify` alone (whole record)
+        hashed = True
+    return Side(spec, paths, version.schema, version.roles, version, folder, trusted, hashed)
 
 
 def read_side(db: Db, side: Side) -> duckdb.DuckDBPyRelation:

@@ -78,6 +78,7 @@ class SynthCopyReport(Report):
     successes: int
     failures: int
     bytes: int  # of everything written
+    notes: tuple[str, ...] = ()  # e.g. the source's shards were read without their bytes checked
 
 
 def sample_key(shard: int, index: int, shard_size: int) -> str:
@@ -116,6 +117,7 @@ def synth_copy(
     seed: int = 0,
     fmt: str = "webdataset",
     progress: Callable[[int], None] | None = None,
+    verify: bool = False,
 ) -> SynthCopyReport:
     """Write an img2dataset-like copy of ``source`` (a version name, version folder or parquet files) to
     ``out``. ``progress(1)`` is called after each shard. Never overwrites: ``out`` must hold no shards."""
@@ -131,7 +133,7 @@ def synth_copy(
     layout = LAYOUTS[fmt]
     if seed < 0:
         raise InputError(f"seed must be >= 0, got {seed}")
-    table = _read_source(lake, source)
+    table, notes = _read_source(lake, source, verify)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out} exists and is not a folder")
@@ -155,7 +157,7 @@ def synth_copy(
         if progress is not None:
             progress(1)
     return SynthCopyReport(out, layout.name, hash_algo, table.num_rows, n_shards, successes, table.num_rows - successes,
-                           total_bytes)
+                           total_bytes, notes)
 
 
 def synth_help() -> str:
@@ -169,10 +171,11 @@ def _shard_suffixes(layouts: Sequence[Layout]) -> list[str]:
     return [".parquet", *sides, "_stats.json"]
 
 
-def _read_source(lake: Lake, source: str) -> pa.Table:
-    """The source's url, caption and kept extra columns, renamed, in source order."""
+def _read_source(lake: Lake, source: str, verify: bool) -> tuple[pa.Table, tuple[str, ...]]:
+    """The source's url, caption and kept extra columns, renamed, in source order; and a note when its shards
+    were read without their bytes checked (``verify`` re-hashes them first)."""
     with connect(lake if lake.root.is_dir() else None) as db:
-        side = resolve_side(lake, db, source)
+        side = resolve_side(lake, db, source, verify=verify)
         if side.roles.url is None:
             raise InputError(f"{source}: no URL column found (columns: {', '.join(c.name for c in side.columns)})")
         names = [c.name for c in side.columns]
@@ -189,7 +192,7 @@ def _read_source(lake: Lake, source: str) -> pa.Table:
     if "caption" not in table.column_names:
         table = table.append_column("caption", pa.nulls(table.num_rows, type=pa.string()))
         table = table.select(["url", "caption", *table.column_names[1:-1]])
-    return table
+    return table, (side.unchecked_note,) if side.unchecked_note else ()
 
 
 def _write_shard(

@@ -15,11 +15,18 @@ from typing import ClassVar
 from relake.db import Db, connect
 from relake.errors import InputError, NotFoundError, RelakeError, duckdb_errors
 from relake.fingerprint import fingerprint_src
-from relake.identity import FileIdentity, file_identity, note_identities, owned_problems
+from relake.identity import (
+    FileIdentity,
+    check_sums,
+    file_identity,
+    note_identities,
+    note_record,
+    owned_problems,
+    record_state,
+)
 from relake.ingest import shard_facts
 from relake.jsonfile import JSON_ERRORS, read_json_text
 from relake.lake import VERSION_FILE, Lake
-from relake.publish import check_sums
 from relake.record import Shard, Version, sha256_file
 from relake.report import Report
 from relake.sources import is_path
@@ -69,7 +76,7 @@ def _verify_reports(lake: Lake, target: str | None, progress: Callable[[int], No
             except RelakeError as exc:  # a damaged manifest is this version's problem, not the others'
                 reports.append(VerifyReport(n, 0, 0, [str(exc)]))
                 continue
-            reports.append(verify_version(lake, version, lake.version_dir(n), progress))
+            reports.append(verify_version(lake, version, lake.version_dir(n), progress, record=True))
         return reports
     folder = Path(target)
     if is_path(lake, target):
@@ -83,7 +90,7 @@ def _verify_reports(lake: Lake, target: str | None, progress: Callable[[int], No
                                 confirm_in=lake)
         report.problems.extend(check_sums(folder))
         return [report]
-    return [verify_version(lake, lake.load_version(target), lake.version_dir(target), progress)]
+    return [verify_version(lake, lake.load_version(target), lake.version_dir(target), progress, record=True)]
 
 
 def _has_manifest(folder: Path) -> bool:
@@ -95,16 +102,19 @@ def _has_manifest(folder: Path) -> bool:
 
 def verify_version(
     lake: Lake | None, version: Version, folder: Path, progress: Callable[[int], None] | None = None,
-    *, confirm_in: Lake | None = None,
+    *, confirm_in: Lake | None = None, record: bool = False,
 ) -> VerifyReport:
-    """``confirm_in``: the lake that notes the identities of intact shards (``identities/``; default ``lake``)."""
+    """``confirm_in``: the lake that notes the identities of intact shards (``identities/``; default ``lake``).
+    ``record``: a version of ``lake``, whose ``version.json`` must be the one the lake noted when it wrote it
+    (``identity.record_state``); when none was noted and everything checks out, it is noted now."""
     report = VerifyReport(version.name, len(version.shards), version.rows)
+    report.problems.extend(record_problems(version, folder))
     good: list[Path] = []
     confirmed: list[tuple[Path, str, FileIdentity]] = []
     with connect(lake) as db:
         for shard in version.shards:
             path = version.shard_path(folder, shard)
-            problem, identity = _check_shard(db, path, shard, folder, version.storage)
+            problem, identity = _check_shard(db, path, shard, folder, version)
             if problem:
                 report.problems.append(problem)
             else:
@@ -140,9 +150,49 @@ def verify_version(
     report.notes.extend(notes)
     if version.storage == "lake":
         report.problems.extend(_unlisted_files(version, folder))
+    if record and lake is not None:
+        _check_record_digest(lake, version, folder, report)
     if report.ok:  # a record found wrong in any way (a fingerprint, say) must not be trusted on a stat
         note_identities(confirm_in or lake, confirmed)
     return report
+
+
+def record_problems(version: Version, folder: Path) -> list[str]:
+    """What in ``version.json`` disagrees with itself: the total rows against the fingerprint's (which a scan
+    checks), the total bytes against the shards' (each checked against its file), the roles against the schema,
+    the storage against the shard paths. (Each shard's rows and schema are compared with its footer as it is
+    read.)"""
+    where = folder / VERSION_FILE
+    problems = []
+    if version.fingerprint.rows != version.rows:  # the fingerprint's rows are compared with a scan
+        problems.append(f"{where}: rows says {version.rows}, the fingerprint {version.fingerprint.rows} "
+                        "(the record was edited)")
+    if version.bytes != sum(s.bytes for s in version.shards):
+        problems.append(f"{where}: bytes says {version.bytes}, its shards {sum(s.bytes for s in version.shards)} "
+                        "(the record was edited)")
+    names = {c.name for c in version.schema}
+    for role, col in (("url", version.roles.url), ("caption", version.roles.caption), ("id", version.roles.id)):
+        if col is not None and col not in names:
+            problems.append(f"{where}: roles names {col!r} as the {role} column, not a column of its schema")
+    absolute = {Path(s.path).is_absolute() for s in version.shards}
+    if absolute and absolute != {version.storage == "reference"}:
+        problems.append(f"{where}: storage says {version.storage!r}, but its shard paths are "
+                        f"{'absolute' if True in absolute else 'inside the version folder'} (the record was edited)")
+    return problems
+
+
+def _check_record_digest(lake: Lake, version: Version, folder: Path, report: VerifyReport) -> None:
+    where = folder / VERSION_FILE
+    state = record_state(lake, folder)
+    if state == "changed":
+        changed = f"{where}: changed since the lake wrote it (sha256 differs from the one noted then)"
+        if report.ok:
+            report.problems.append(f"{changed}; fields no data can confirm (parent, roles, stats, storage, recipe) "
+                                   "were edited: restore it from a backup or re-create the version")
+        else:  # the problems found already name what disagrees with the data
+            report.notes.append(changed)
+    elif state == "unnoted" and report.ok:  # an older relake or a copied lake: it agrees with the data, noted now
+        note_record(lake, folder)
 
 
 def _unlisted_files(version: Version, folder: Path) -> list[str]:
@@ -156,10 +206,10 @@ def _unlisted_files(version: Version, folder: Path) -> list[str]:
             for p in sorted(data.rglob("*")) if p not in listed and (p.is_symlink() or not p.is_dir())]
 
 
-def _check_shard(db: Db, path: Path, shard: Shard, folder: Path, storage: str
+def _check_shard(db: Db, path: Path, shard: Shard, folder: Path, version: Version
                  ) -> tuple[str | None, FileIdentity | None]:
     """A problem with one shard, or None and its identity while it was hashed (None if it changed meanwhile)."""
-    if storage == "lake":
+    if version.storage == "lake":
         if path.is_symlink():
             return f"{path}: is a symlink; shards of a lake version must be plain files inside it", None
         try:
@@ -180,4 +230,9 @@ def _check_shard(db: Db, path: Path, shard: Shard, folder: Path, storage: str
         return str(exc), None
     if facts.rows != shard.rows:
         return f"{path}: footer says {facts.rows} rows, manifest says {shard.rows}", None
+    for what, recorded in (("the shard's schema", shard.schema), ("schema", version.schema)):
+        if recorded and recorded != facts.schema:
+            differ = [c.name for c in recorded if c not in facts.schema] or [c.name for c in facts.schema]
+            return (f"{folder / VERSION_FILE}: {what} disagrees with {path}'s footer (column "
+                    f"{differ[0]!r}; the record was edited)"), None
     return None, before if file_identity(path) == (actual_size, before) else None

@@ -56,18 +56,23 @@ def synth_copy(
                                                 help="Share of samples that fail to download or resize.")] = 0.1,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed; the same seed gives identical bytes.")] = 0,
     fmt: Annotated[str, typer.Option("--format", help=synth_help())] = "webdataset",
+    verify: Annotated[bool, typer.Option("--verify", help="Re-hash the version's shards against its record "
+                                                          "before reading them.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Write an img2dataset-like download of a release: shuffled, re-sharded, small real images, failures."""
     with console.progress("synth-copy", None) as advance:
         r = make_copy(lake(), source, check_user_path(out), shard_size=shard_size, hash_algo=hash_algo,
-                      failure_rate=failure_rate, seed=seed, fmt=fmt, progress=advance)
+                      failure_rate=failure_rate, seed=seed, fmt=fmt, progress=advance,
+                      verify=verify)
     if as_json:
         console.print_json(r.to_dict())
         return
     console.out.print(console.literal(
         f"wrote {r.out}: {r.rows:,} samples in {r.shards} {r.format} shards, {r.successes:,} downloaded, "
         f"{r.failures:,} failed, {r.bytes / 1e6:,.1f} MB"))
+    for note in r.notes:
+        console.warn(note)
 
 
 @app.command()

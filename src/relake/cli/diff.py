@@ -44,6 +44,10 @@ def diff(
                            help="Kept for old scripts: diff always exits 1 when A and B differ, like diff(1).")
     ] = False,
     top: Annotated[int, typer.Option("--top", min=1, metavar="N", help="How many domains and shards to list.")] = 10,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Re-hash each version's shards against its record before reading "
+                                            "them (a flipped byte reads as other values).")
+    ] = False,
     no_buckets: Annotated[
         bool, typer.Option("--no-buckets", help="Do not trust manifest fingerprints to skip equal buckets.")
     ] = False,
@@ -73,7 +77,8 @@ def diff(
     keys = None if key is None else [k.strip() for k in key.split(",")]
     with console.progress("diff", None):
         s = diff_versions(lake(), a, b, key=keys, keyless=keyless, maps=maps or [], out=out,
-                          memory_limit=memory_limit, use_buckets=not no_buckets, top=top, engine=runner)
+                          memory_limit=memory_limit, use_buckets=not no_buckets, top=top, engine=runner,
+                          verify=verify)
     if as_json:
         console.print_json(s.to_dict())
     else:
@@ -120,6 +125,8 @@ def _render(s: DiffSummary, top: int) -> None:
                       [(r, f"{n:,}") for r, n in s.removed_by_category.items()])
     if s.provenance_note:
         console.info(s.provenance_note)
+    for note in s.unchecked:
+        console.warn(note)
     left_out = f"; {s.withheld_counted:,} withheld rows not shown" if s.withheld_counted else ""
     if s.removed_by_domain:
         console.table(f"removed by domain (top {top}{left_out})", ["host", "rows"],

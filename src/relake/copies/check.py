@@ -220,7 +220,9 @@ def check_copy(
         if keep_only is not None:
             if layout.caption is None:
                 raise InputError(f"{copy}: no caption column; --keep-only matches rows by URL and caption")
-            _bind_release(db, lake, keep_only)
+            unchecked = _bind_release(db, lake, keep_only)
+            if unchecked is not None:
+                notes.append(unchecked)
             with duckdb_errors(f"{copy}: cannot match the copy"):
                 query("copies/match_release").run(db.con)
         rows = query("copies/affected").rows(db.con)
@@ -328,7 +330,9 @@ def _match_manifest_on(
     query("copies/insert_hits").run(db.con)
 
 
-def _bind_release(db: Db, lake: Lake, spec: str) -> None:
+def _bind_release(db: Db, lake: Lake, spec: str) -> str | None:
+    """View ``rel_rows(url, caption)`` over the release (a release folder checked against its SHA256SUMS first);
+    returns a note when its shards are read without their bytes checked."""
     side = resolve_side(lake, db, spec)
     if side.roles.url is None or side.roles.caption is None:
         raise InputError(f"--keep-only {spec}: the release needs URL and caption columns "
@@ -339,3 +343,4 @@ def _bind_release(db: Db, lake: Lake, spec: str) -> None:
     rel.select(ColumnExpression(side.roles.url).cast(varchar).alias("url"),
                ColumnExpression(side.roles.caption).cast(varchar).alias("caption")).create_view("rel_rows",
                                                                                               replace=True)
+    return side.unchecked_note

@@ -1,5 +1,6 @@
 """Removal manifests as check reads them: a ``--manifest`` operand resolved to a folder, and bound as view
-``man(match, url_sha256, caption_sha256, key_sha256, category, img)`` with its hashes' form checked."""
+``man(match, url_sha256, caption_sha256, key_sha256, category, img)`` (its hashes' form is checked when it is
+loaded, by ``relake.publish.load_manifest``)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,8 @@ import duckdb
 
 from relake.db import Db
 from relake.errors import InputError, NotFoundError
-from relake.kinds import HASH_LENGTHS as IMAGE_HASH_LENGTHS
 from relake.lake import Lake, check_user_path
 from relake.publish import Manifest, entries_view, manifest_for_pair
-from relake.sql import query
 
 __all__ = ["bind_manifest", "manifest_view", "resolve_manifest"]
 
@@ -38,15 +37,5 @@ def manifest_view(rel: duckdb.DuckDBPyRelation, image_column: str | None) -> Non
 
 
 def bind_manifest(db: Db, manifest: Manifest) -> None:
+    """View ``man`` over a manifest whose hashes ``relake.publish.load_manifest`` checked."""
     manifest_view(db.con.read_parquet(db.plain_path(manifest.removed)), manifest.image_column)
-    length = IMAGE_HASH_LENGTHS.get(manifest.image_hash or "", 0)
-    rows, bad_url, bad_row, bad_img = query("copies/manifest_problems").rows(db.con, image_len=length)[0]
-    if bad_url:
-        raise InputError(f"{manifest.removed}: {bad_url} of {rows} url_sha256 values are not 64 lower-case hex "
-                         "digits; they would never match")
-    if bad_row:
-        raise InputError(f"{manifest.removed}: {bad_row} of {rows} entries have a match other than url, caption "
-                         "or key, or lack the caption_sha256/key_sha256 (64 lower-case hex digits) it needs")
-    if bad_img:
-        raise InputError(f"{manifest.removed}: {bad_img} {manifest.image_column} values are not {length} "
-                         "lower-case hex digits; they would never match")

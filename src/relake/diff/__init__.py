@@ -99,6 +99,7 @@ def diff_versions(
     use_buckets: bool = True,
     top: int = 10,
     engine: Engine | None = None,
+    verify: bool = False,
 ) -> DiffSummary:
     """Diff A against B (version names or parquet paths); write the full diff to ``out`` when given.
 
@@ -115,8 +116,8 @@ def diff_versions(
     fmt = out_format(out) if out is not None else None
     pairs = parse_maps(maps)
     with connect(lake, memory_limit=memory_limit, threads=threads) as db:
-        a = resolve_side(lake, db, a_spec)
-        b = resolve_side(lake, db, b_spec)
+        a = resolve_side(lake, db, a_spec, verify=verify)
+        b = resolve_side(lake, db, b_spec, verify=verify)
         compared, changes = compare_layout(a, b, pairs)
         a_src = read_side(db, a)
         b_src = read_side(db, b)
@@ -137,6 +138,7 @@ def diff_versions(
             if out is not None and fmt is not None:
                 summary.out, summary.out_rows = out, write_out(db, summary, compared, out, fmt)
     summary.seconds = time.perf_counter() - start
+    summary.unchecked = [n for n in (a.unchecked_note, b.unchecked_note) if n is not None]
     return summary
 
 

@@ -60,6 +60,7 @@ class DiffSummary(Report):
     removed_by_shard: list[dict[str, Any]] = field(default_factory=list)
     buckets: dict[str, Any] | None = None
     hints: list[str] = field(default_factory=list)
+    unchecked: list[str] = field(default_factory=list)  # sides read without their bytes checked (Side)
     out: str | None = None
     out_rows: int | None = None
     seconds: float = field(default=0.0, metadata=json_meta(convert=rounded))
