@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -799,3 +800,37 @@ def test_every_rule_is_counted_zero_included_and_unmatched_list_entries_are_repo
     text = CliRunner().invoke(app, ["--lake", str(lake.root), "build", "v3", "--base", "orig", "--blocklist", "hashes"])
     assert text.exit_code == 0, text.stderr
     assert "rule 'blocklist-hashes' matched no rows (check the list's --kind and --hash-of)" in text.stderr
+
+
+@pytest.mark.parametrize(("column", "arrow_type", "value", "said"), [
+    ("h", pa.float16(), None, "is halffloat, which a derived version would store as float32"),
+    ("tz", pa.timestamp("us", tz="Europe/Paris"), None, "time zone Europe/Paris is lost"),
+    ("d", pa.duration("s"), 5, "the unit is lost"),
+    ("f", pa.binary(3), b"abc", "the size is lost"),
+    ("l", pa.list_(pa.duration("ms")), [1], "a list of int64"),
+])
+def test_a_base_whose_types_a_derived_version_would_change_is_refused_before_any_row_is_read(
+    tmp_path: Path, lake: Lake, column: str, arrow_type: pa.DataType, value: Any, said: str
+) -> None:
+    """Issue #15 (lesser): DuckDB's writer would store these columns as other types and the schema audit (DuckDB's
+    types) cannot see it; the base is refused naming the column, and no version is made."""
+    cells = pa.array(np.array([1.5], dtype=np.float16)) if pa.types.is_float16(arrow_type) else (
+        pa.array([value], arrow_type) if value is not None else pa.array([0], pa.int64()).cast(arrow_type))
+    table = pa.table({"SAMPLE_ID": [1], "URL": ["http://a.example/x.jpg"], "TEXT": ["t"], column: cells})
+    write_table(table, tmp_path / "src" / "part-00000.parquet")
+    ingest_version(lake, "orig", [str(tmp_path / "src")])
+    r = CliRunner().invoke(app, ["--lake", str(lake.root), "build", "v1", "--base", "orig", "--where", "TRUE"])
+    assert r.exit_code == 2, r.stderr
+    assert r.stderr.startswith(f"Error: orig: column {column!r} is ") and said in r.stderr, r.stderr
+    assert len(r.stderr.splitlines()) == 1
+    assert not lake.has_version("v1")
+
+
+def test_a_base_with_names_differing_only_by_case_is_refused(tmp_path: Path, lake: Lake) -> None:
+    table = pa.table({"SAMPLE_ID": [1], "URL": ["http://a.example/x.jpg"], "url": ["x"], "TEXT": ["t"]})
+    write_table(table, tmp_path / "src" / "part-00000.parquet")
+    ingest_version(lake, "orig", [str(tmp_path / "src")], url_col="URL")
+    r = CliRunner().invoke(app, ["--lake", str(lake.root), "build", "v1", "--base", "orig", "--where", "TRUE"])
+    assert r.exit_code == 2, r.stderr
+    assert "columns 'URL' and 'url' differ only by case" in r.stderr
+    assert not lake.has_version("v1")

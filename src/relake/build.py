@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 from duckdb import ColumnExpression, ConstantExpression, StarExpression
 
@@ -126,6 +127,8 @@ def build_version(
     for s, p in zip(base.shards, paths, strict=True):
         if not p.is_file() or p.stat().st_size != s.bytes:
             raise InputError(f"{p}: shard of {spec.base} is missing or changed size; run `relake verify {spec.base}`")
+    if paths:
+        _check_base_types(spec.base, paths[0])
     readable = _readable(lake, paths, plans)
     _check_wheres(spec, paths, readable)
     threads = min(threads, max_threads()) if threads else None
@@ -385,6 +388,47 @@ def _run_rules(db: Db, plans: Sequence[_Plan], spec: Spec, roles: Roles, columns
             match = query(kind.match)  # binds $rule and whichever of $algo, $raw, $how it declares
             given: dict[str, Any] = {"rule": r.id, "algo": algo, "raw": raw, "how": how}
             match.run(db.con, **{k: v for k, v in given.items() if k in match.params})
+
+
+def _altered_type(t: pa.DataType) -> str | None:
+    """What a derived version's shards (DuckDB's parquet writer) would store a column of type ``t`` as, when that
+    is not ``t`` itself in a way that changes its meaning; None when it is kept."""
+    if pa.types.is_float16(t):
+        return "float32"
+    if pa.types.is_timestamp(t) and t.tz is not None and t.tz.upper() not in ("UTC", "+00:00", "ETC/UTC", "Z"):
+        return f"timestamp[{t.unit}, tz=UTC] (the time zone {t.tz} is lost)"
+    if pa.types.is_duration(t):
+        return "int64 (the unit is lost)"
+    if pa.types.is_fixed_size_binary(t):
+        return "binary (the size is lost)"
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        inner = _altered_type(t.value_type)
+        return None if inner is None else f"a list of {inner}"
+    if pa.types.is_struct(t):
+        for i in range(t.num_fields):
+            inner = _altered_type(t.field(i).type)
+            if inner is not None:
+                return f"a struct whose field {t.field(i).name!r} becomes {inner}"
+    return None
+
+
+def _check_base_types(base: str, first_shard: Path) -> None:
+    """Refuse, before any row is read, a base whose columns a derived version could not keep as they are: types
+    DuckDB's writer changes (float16, a non-UTC time zone, duration, fixed-size binary) and names that differ
+    only by case (DuckDB would rename one, e.g. url -> url_1). The schema audit compares DuckDB's types, which
+    cannot see these."""
+    schema = pq.read_schema(first_shard)
+    seen: dict[str, str] = {}
+    for f in schema:
+        if f.name.lower() in seen:
+            raise InputError(f"{base}: columns {seen[f.name.lower()]!r} and {f.name!r} differ only by case; a "
+                             "derived version would rename one. Rename it in a new version of the base first")
+        seen[f.name.lower()] = f.name
+        altered = _altered_type(f.type)
+        if altered is not None:
+            raise InputError(f"{base}: column {f.name!r} is {f.type}, which a derived version would store as "
+                             f"{altered}. Convert it in a new version of the base first (e.g. cast it), so the "
+                             "release says what the data is")
 
 
 def _readable(lake: Lake, paths: Sequence[Path], plans: Sequence[_Plan]) -> list[Path]:
