@@ -145,7 +145,9 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Files:
     pq.write_table(pa.table({"url_sha256": [url_hash], "category": ["safety"]}), manifest / "removed.parquet")
     (manifest / "manifest.json").write_text(json.dumps(
         {"format": "relake.record/1", "hash": "sha256", "canonical_url_version": CANONICAL_VERSION,
-         "image_hash": None, "rows": 1, "counts": {"safety": 1}}), encoding="utf-8")
+         "image_hash": None, "rows": 1, "counts": {"safety": 1},
+         "files": {"removed.parquet": hashlib.sha256((manifest / "removed.parquet").read_bytes()).hexdigest()}}),
+        encoding="utf-8")
     stats = next((root / "copy").glob("*_stats.json"))
     return Files(lake, lake.version_dir("v1") / "version.json", lake.blocklists_dir / "b" / "blocklist.json",
                  manifest / "manifest.json", release, root / "copy", stats, root / "out")
