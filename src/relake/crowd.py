@@ -23,7 +23,6 @@ refused publication changes nothing in the lake.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import time
 from collections.abc import Sequence
@@ -34,7 +33,7 @@ import pyarrow as pa
 
 from relake.db import Db, write_parquet_stable
 from relake.errors import CrowdError
-from relake.lake import Lake
+from relake.lake import Lake, make_private
 from relake.record import Version
 from relake.sql import query
 
@@ -49,7 +48,7 @@ def private_dir(lake: Lake, *parts: str) -> Path:
     for part in (PRIVATE_DIR, *parts):
         path = path / part
         path.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(path, 0o700)
+        make_private(path)
     return path
 
 
@@ -114,7 +113,7 @@ class PublicationLog:
                                          path)
                 else:
                     path.write_text(json.dumps(meta, sort_keys=True) + "\n", encoding="utf-8")
-                os.chmod(path, 0o600)
+                make_private(path)
 
     def discard(self) -> None:
         """Remove the entries ``write`` wrote (what they describe was not published)."""
