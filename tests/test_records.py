@@ -136,6 +136,26 @@ def test_check_keep_only_refuses_a_damaged_release(cli: Cli, world: Path) -> Non
                                              "--out", world / "cleaned"))
 
 
+@pytest.mark.parametrize("how", ["emptied", "cut", "added"])
+def test_a_release_whose_sums_leave_a_file_out_is_refused(cli: Cli, world: Path, how: str) -> None:
+    """SHA256SUMS vouches only for what it lists: an emptied or shortened list, or a file added beside it, must not
+    let unchecked bytes be used (the listed files are otherwise intact here)."""
+    sums = world / "rel" / "SHA256SUMS"
+    lines = sums.read_text(encoding="utf-8").splitlines(keepends=True)
+    if how == "emptied":
+        sums.write_text("", encoding="utf-8")
+    elif how == "cut":
+        sums.write_text("".join(line for line in lines if "data/part-00000" not in line), encoding="utf-8")
+    else:
+        (world / "rel" / "data" / "part-00009.parquet").write_bytes(
+            (world / "rel" / "data" / "part-00000.parquet").read_bytes())
+    ok(cli("synth-copy", "v1", world / "copy", "--format", "parquet", "--failure-rate", "0"))
+    assert "not listed in SHA256SUMS" in fails(cli("check", world / "copy", "--keep-only", world / "rel"))
+    assert "not listed in SHA256SUMS" in fails(cli("ingest", "got", world / "rel"))
+    result = cli("verify", world / "rel")
+    assert result.exit_code == 1 and "not listed in SHA256SUMS" in result.stdout
+
+
 def test_a_release_folder_is_ingested_as_what_it_is(cli: Cli, world: Path, lake_root: Path) -> None:
     ok(cli("ingest", "got", world / "rel"))
     got = json.loads((lake_root / "versions" / "got" / "version.json").read_text(encoding="utf-8"))

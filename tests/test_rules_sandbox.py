@@ -7,6 +7,7 @@ working, with the removed rows checked against a plain-Python evaluation of the 
 from __future__ import annotations
 
 import re
+from datetime import date, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -128,6 +129,10 @@ LEGIT = [
     ("url_host(canonical_url(URL)) = 'img5.example.com'", lambda row: "//img5.example.com/" in row["URL"]),
     ("len(list_filter(string_split(URL, '/'), lambda x: x = 'a')) = 1 AND SAMPLE_ID % 50 = 0",
      lambda row: row["SAMPLE_ID"] % 50 == 0),
+    # + and - have TIMESTAMPTZ overloads that read the time zone (pinned to UTC in the sandbox): still allowed
+    ("SAMPLE_ID + 1 > 290 OR SAMPLE_ID - 1 < 2", lambda row: row["SAMPLE_ID"] + 1 > 290 or row["SAMPLE_ID"] - 1 < 2),
+    ("year(DATE '2024-12-20' + CAST(SAMPLE_ID AS INTEGER)) = 2025",
+     lambda row: (date(2024, 12, 20) + timedelta(days=row["SAMPLE_ID"])).year == 2025),
 ]
 
 

@@ -148,6 +148,7 @@ def connect(
         if readable is not None:
             own = [Path(links)] + ([spill] if spill is not None else [])
             dirs = sorted({str(Path(p).absolute()).rstrip("/") + "/" for p in [*readable, *own]})
+            query("db/time_zone_utc").run(con)
             query("db/allow_directories").run(con, dirs=dirs)
             query("db/no_external_access").run(con)
             query("db/lock_configuration").run(con)

@@ -264,15 +264,23 @@ def check_sums(folder: Path) -> list[str]:
     if not sums.is_file():
         return []
     problems = []
+    listed: set[str] = set()
     for n, line in enumerate(sums.read_text(encoding="utf-8").splitlines(), 1):
         digest, sep, rel = line.partition("  ")
         path = folder / rel
+        listed.add(rel)
         if not sep or ".." in Path(rel).parts or Path(rel).is_absolute():
             problems.append(f"{sums}:{n}: malformed line")
         elif not path.is_file():
             problems.append(f"{path}: listed in SHA256SUMS but missing")
         elif sha256_file(path) != digest:
             problems.append(f"{path}: sha256 differs from SHA256SUMS (bytes changed)")
+    # every file of the folder is listed (as publish writes it), so nothing unchecked rides along: an empty or
+    # shortened SHA256SUMS must not vouch for the files it leaves out
+    present = sorted(q.relative_to(folder).as_posix() for q in folder.rglob("*")
+                     if (q.is_file() or q.is_symlink()) and q != sums)
+    problems += [f"{folder / rel}: not listed in SHA256SUMS (added, or the list was cut)"
+                 for rel in present if rel not in listed]
     return problems
 
 

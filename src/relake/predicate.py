@@ -150,13 +150,20 @@ def _nodes(tree: Any) -> Iterator[tuple[str, str | None]]:
 
 
 def _functions(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    """Function name -> 'ok', or why it is refused, from the connection's own catalog."""
+    """Function name -> 'ok', or why it is refused, from the connection's own catalog.
+
+    A scalar name is refused when any overload is volatile, or none is consistent. Date-time names (``+``, ``-``,
+    ``year``, ``strftime`` ...) have consistent overloads and ``TIMESTAMPTZ`` ones that are consistent within a
+    query only, as they read the session's time zone; they are allowed, because the connection rules run on pins
+    the time zone to UTC (``db.connect(readable=...)``), so those overloads give the same answer everywhere."""
     rows = query("db/functions").rows(con)
     verdict: dict[str, str] = {}
+    stabilities: dict[str, set[str]] = {}
     for name, ftype, stability, internal in rows:
         name = str(name)
         if ftype == "scalar":
-            why = "ok" if stability == "CONSISTENT" else f"{name}() (not deterministic: {str(stability).lower()})"
+            stabilities.setdefault(name, set()).add(str(stability))
+            why = "ok"
         elif ftype == "macro":
             safe = not internal or (_SAFE_MACROS.fullmatch(name) is not None and name not in _UNSAFE_MACROS)
             why = "ok" if safe else f"{name}()"
@@ -166,6 +173,12 @@ def _functions(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
             why = f"{name}() (an {ftype} function)" if ftype == "aggregate" else f"{name}() ({ftype})"
         if verdict.get(name, "ok") == "ok":  # one refused overload refuses the name
             verdict[name] = why
+    for name, kinds in stabilities.items():
+        if verdict.get(name) != "ok":
+            continue
+        if "VOLATILE" in kinds or "CONSISTENT" not in kinds:
+            worst = "volatile" if "VOLATILE" in kinds else sorted(kinds)[0].lower()
+            verdict[name] = f"{name}() (not deterministic: {worst})"
     return verdict
 
 
