@@ -173,7 +173,7 @@ def _bad_manifest(text: Callable[[str], str], why: str) -> Damage:
     def damage(v: Path, _s: Path) -> tuple[str, str | None]:
         p = v / "version.json"
         p.write_text(text(p.read_text()))
-        msg = f"{p}: corrupt or unreadable version manifest ({why}"
+        msg = f"{p}: corrupt or unreadable version record ({why}"
         return msg, msg
 
     return damage

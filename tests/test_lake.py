@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import subprocess
 import sys
 import time
@@ -108,14 +109,14 @@ def test_load_version_errors(lake: Lake, src: list[Path]) -> None:
         lake.load_version("nope")
 
     (lake.versions_dir / "broken").mkdir()
-    with pytest.raises(NotFoundError, match="version manifest is missing"):
+    with pytest.raises(NotFoundError, match=re.escape("version record (version.json) is missing")):
         lake.load_version("broken")
     assert lake.has_version("v1") and not lake.has_version("broken")
 
     (lake.versions_dir / "broken" / "version.json").write_text("{not json", encoding="utf-8")
     from relake.errors import InputError
 
-    with pytest.raises(InputError, match="corrupt or unreadable version manifest"):
+    with pytest.raises(InputError, match="corrupt or unreadable version record"):
         lake.load_version("broken")
 
     renamed = lake.versions_dir / "renamed"

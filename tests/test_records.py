@@ -229,3 +229,15 @@ def test_gc_and_the_next_publish_remove_a_killed_publish_staging(cli: Cli, world
     ok(cli("gc"))
     assert not list(world.glob(".rel4.partial-*"))
     ok(cli("verify", world / "rel3"))
+
+
+def test_a_record_whose_sources_are_not_a_list_is_refused(tmp_path: Path) -> None:
+    """A string where the list of sources goes used to become a tuple of characters, silently."""
+    from relake.errors import InputError
+    from relake.record import Version
+
+    good = {"format": "relake.version/1", "name": "v", "kind": "original", "parent": None, "rows": 0, "bytes": 0,
+            "shards": [], "schema": [], "roles": {"url": None, "caption": None, "id": None},
+            "fingerprint": {"algorithm": "a", "rows": 0, "value": "0"}, "tool": {}, "sources": "abc"}
+    with pytest.raises(InputError, match="'sources' must be a list"):
+        Version.from_json(json.dumps(good), "v/version.json")

@@ -144,11 +144,11 @@ class Lake:
             known = ", ".join(self.version_names()) or "none yet"
             raise NotFoundError(f"no version named {name!r} in lake {self.root} (versions: {known})")
         if not mpath.is_file():
-            raise NotFoundError(f"{mpath}: version manifest is missing; the version folder is damaged")
+            raise NotFoundError(f"{mpath}: version record (version.json) is missing; the version folder is damaged")
         try:
             text = read_json_text(mpath)
         except JSON_ERRORS as exc:
-            raise NotFoundError(f"{mpath}: cannot read the version manifest ({exc})") from exc
+            raise NotFoundError(f"{mpath}: cannot read the version record ({exc})") from exc
         version = Version.from_json(text, str(mpath))
         if version.name != name:
             raise NotFoundError(f"{mpath}: manifest names version {version.name!r}, not {name!r}")

@@ -342,8 +342,12 @@ def _noted_sibling(lake: Lake, out: Path) -> Iterator[Path]:
     sweep_dead_publishes(lake.staging_dir, False, out)
     with locked_dir(lake.staging_dir, PUBLISH_LABEL) as note:
         staging = _staging_sibling(out)
-        (note.path / PARTIAL_FILE).write_text(str(staging.absolute()), encoding="utf-8")
-        fsync_tree(note.path)
+        try:
+            (note.path / PARTIAL_FILE).write_text(str(staging.absolute()), encoding="utf-8")
+            fsync_tree(note.path)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)  # not noted yet, so gc could never find it
+            raise
         yield staging
 
 

@@ -119,13 +119,15 @@ class Version(Report):
                 value=fp["value"],
                 buckets={k: (int(v[0]), str(v[1])) for k, v in fp.get("buckets", {}).items()},
             )
+            if not isinstance(data.get("sources", []), list):
+                raise TypeError("'sources' must be a list")
             data["sources"] = tuple(data.get("sources", ()))
             data["files"] = tuple(OwnedFile(**f) for f in data.get("files", ()))
             version = Version(**data)
             check_types(version)
             return version
         except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
-            raise InputError(f"{where}: corrupt or unreadable version manifest ({exc}); "
+            raise InputError(f"{where}: corrupt or unreadable version record ({exc}); "
                              "restore it from a backup or re-create the version") from exc
 
     def shard_path(self, version_dir: Path, shard: Shard) -> Path:
