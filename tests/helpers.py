@@ -150,3 +150,21 @@ def error_line(result: Result) -> str:
     assert len(lines) == 1, f"expected one Error: line, got stderr={result.stderr!r} stdout={result.stdout!r}"
     assert "Traceback" not in result.stderr + result.stdout
     return lines[0]
+
+
+def ok(result: Result) -> Result:
+    """A command that succeeded (exit 0)."""
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    return result
+
+
+def found(result: Result) -> Result:
+    """Something was found (A and B differ, affected rows, a listed URL, a failed verification): exit 1."""
+    assert result.exit_code == 1, (result.stdout, result.stderr, result.exception)
+    return result
+
+
+def fails(result: Result) -> str:
+    """A handled error: exit 2 and one ``Error:`` line on stderr, which is returned."""
+    assert result.exit_code == 2, (result.stdout, result.stderr, result.exception)
+    return error_line(result)

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pytest
 from typer.testing import CliRunner, Result
 
-from helpers import error_line, snapshot, snapshot_diff, write_table
+from helpers import fails, ok, snapshot, snapshot_diff, write_table
 from relake.cli import app
 
 K = 100
@@ -56,14 +56,6 @@ def run(lake: Path, *args: str | Path) -> Result:
     return CliRunner().invoke(app, ["--lake", str(lake), *map(str, args)])
 
 
-def ok(result: Result) -> Result:
-    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
-    return result
-
-
-def refused(result: Result) -> str:
-    assert result.exit_code == 2, (result.stdout, result.stderr, result.exception)
-    return error_line(result)
 
 
 def rule(rid: str, category: str, *, blocklist: str | None = None, where: str | None = None,
@@ -106,7 +98,7 @@ def build(root: Path, lake: Path, name: str, text: str) -> None:
 def assert_refused_and_unchanged(lake: Path, out: Path, args: tuple[str | Path, ...],
                                  *needles: str) -> str:
     lake_before, out_before = snapshot(lake), snapshot(out)
-    line = refused(run(lake, *args))
+    line = fails(run(lake, *args))
     assert line.startswith("Error: crowd rule: category 'safety'"), line
     for needle in needles:
         assert needle in line, (needle, line)
@@ -287,9 +279,9 @@ def test_the_adversary_isolates_no_sensitive_url_in_what_relake_published(tmp_pa
     ok(run(lake, "manifest", "v1", "v2", "--out", out / "m12"))
     ok(run(lake, "manifest", "orig", "v1", "--out", out / "m01"))
     # what relake refuses (the attacks) leaves nothing for the adversary; tried here too
-    refused(run(lake, "publish", "v2", out / "rel2-bad", "--min-crowd", str(10 * K)))
+    fails(run(lake, "publish", "v2", out / "rel2-bad", "--min-crowd", str(10 * K)))
     build(tmp_path, lake, "v3", spec("v3", "v1", rule("partner", "safety", blocklist="s2", sensitive=True)))
-    refused(run(lake, "manifest", "orig", "v3", "--out", out / "m03"))
+    fails(run(lake, "manifest", "orig", "v3", "--out", out / "m03"))
     published = sorted(p for p in out.iterdir())
     assert [p.name for p in published] == ["m01", "m12", "rel1", "rel2"]
     found = adversary(tmp_path / "src", published)
@@ -340,5 +332,5 @@ def test_a_domain_or_where_rule_is_explained_only_when_not_sensitive(tmp_path: P
     build(tmp_path, lake, "v", spec("v", "orig", *rules))
     ok(run(lake, "manifest", "orig", "v", "--out", tmp_path / "m"))  # 300 benign hide them
     build(tmp_path, lake, "lone", spec("lone", "orig", rules[0]))
-    line = refused(run(lake, "manifest", "orig", "lone", "--out", tmp_path / "m2"))
+    line = fails(run(lake, "manifest", "orig", "lone", "--out", tmp_path / "m2"))
     assert "only 0 removal(s)" in line

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from typer.testing import Result
 
-from helpers import Cli, error_line, laion_table, snapshot, write_table
+from helpers import Cli, error_line, laion_table, ok, snapshot, write_table
 
 SPEC = """
 name = "clean"
@@ -26,9 +25,6 @@ where = "punsafe > 0.9"
 category = "safety"
 """
 
-
-def ok(result: Result) -> None:
-    assert result.exit_code == 0, (result.stdout, result.stderr)
 
 
 def sha256(path: Path) -> str:

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner, Result
 
-from helpers import error_line, write_table
+from helpers import error_line, fails, found, ok, write_table
 from relake.canonical import CANONICAL_VERSION
 from relake.cli import app
 from relake.errors import InputError
@@ -134,21 +134,7 @@ def run(lake: Path, *args: str | Path) -> Result:
     return CliRunner().invoke(app, ["--lake", str(lake), *map(str, args)])
 
 
-def ok(result: Result) -> Result:
-    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
-    return result
 
-
-def found(result: Result) -> Result:
-    """Something was found (diff: A and B differ): exit 1, like diff(1)."""
-    assert result.exit_code == 1, (result.stdout, result.stderr, result.exception)
-    return result
-
-
-def fails(result: Result) -> str:
-    """A handled error: exit 2 and one ``Error:`` line on stderr, which is returned."""
-    assert result.exit_code == 2, (result.stdout, result.stderr, result.exception)
-    return error_line(result)
 
 
 def partials(folder: Path) -> list[str]:
@@ -389,7 +375,7 @@ def test_public_manifest_format_and_counts(world: World) -> None:
     ("99", "; upgrade relake"),
     (None, "; upgrade relake"),
 ])
-def test_manifest_of_another_canonical_rule_is_refused(world: World, tmp_path: Path, version: str | None,
+def test_manifest_of_another_canonical_rule_is_fails(world: World, tmp_path: Path, version: str | None,
                                                       advice: str) -> None:
     """URL hashes taken under another rule (v1 hashed 'a b' and 'a%20b' apart) would silently match nothing."""
     folder = tmp_path / "m"

@@ -14,9 +14,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from typer.testing import Result
 
-from helpers import Cli, error_line, write_shards
+from helpers import Cli, fails, ok, write_shards
 
 SPEC = """
 name = "v1"
@@ -29,14 +28,6 @@ category = "safety"
 RELAKE = str(Path(sys.executable).parent / "relake")
 
 
-def ok(result: Result) -> Result:
-    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
-    return result
-
-
-def fails(result: Result) -> str:
-    assert result.exit_code == 2, (result.stdout, result.stderr, result.exception)
-    return error_line(result)
 
 
 def flip(path: Path, at: int = 200) -> None:
@@ -137,7 +128,7 @@ def test_check_keep_only_refuses_a_damaged_release(cli: Cli, world: Path) -> Non
 
 
 @pytest.mark.parametrize("how", ["emptied", "cut", "added"])
-def test_a_release_whose_sums_leave_a_file_out_is_refused(cli: Cli, world: Path, how: str) -> None:
+def test_a_release_whose_sums_leave_a_file_out_is_fails(cli: Cli, world: Path, how: str) -> None:
     """SHA256SUMS vouches only for what it lists: an emptied or shortened list, or a file added beside it, must not
     let unchecked bytes be used (the listed files are otherwise intact here)."""
     sums = world / "rel" / "SHA256SUMS"
@@ -203,7 +194,7 @@ def test_a_manifest_with_a_non_integer_count_is_refused_clearly(cli: Cli, world:
     assert "counts" in fails(cli("lookup", "https://img1.example.com/a/1.jpg", "--manifest", m))
 
 
-def test_a_manifest_without_the_sha256_of_its_file_is_refused(cli: Cli, world: Path) -> None:
+def test_a_manifest_without_the_sha256_of_its_file_is_fails(cli: Cli, world: Path) -> None:
     m = world / "rel" / "manifest"
     _rewrite_manifest(m, edit_meta=lambda meta: {k: v for k, v in meta.items() if k != "files"})
     assert "sha256" in fails(cli("lookup", "https://img1.example.com/a/1.jpg", "--manifest", m))
@@ -231,7 +222,7 @@ def test_gc_and_the_next_publish_remove_a_killed_publish_staging(cli: Cli, world
     ok(cli("verify", world / "rel3"))
 
 
-def test_a_record_whose_sources_are_not_a_list_is_refused(tmp_path: Path) -> None:
+def test_a_record_whose_sources_are_not_a_list_is_fails(tmp_path: Path) -> None:
     """A string where the list of sources goes used to become a tuple of characters, silently."""
     from relake.errors import InputError
     from relake.record import Version

@@ -116,12 +116,12 @@ class CheckReport(Report):
     @property
     def by_url_alone(self) -> int:
         """Rows matched by URL alone: entries for some rows of a URL, and the copy has no caption column."""
-        return sum(1 for r in self.affected_rows if r.loose == "url")
+        return loose_count(self.affected_rows, "url")
 
     @property
     def by_url_caption_alone(self) -> int:
         """Rows matched by URL and caption alone: entries for one row of several alike, and no id column."""
-        return sum(1 for r in self.affected_rows if r.loose == "caption")
+        return loose_count(self.affected_rows, "caption")
 
     @property
     def rows(self) -> int:
@@ -267,10 +267,14 @@ def _count_orphans(shards: list[ShardCheck], orphans: list[dict[str, str]], affe
         s.misplaced = sorted(spelled for normal, spelled in found.items() if normal in affected_keys)
 
 
+def loose_count(rows: list[AffectedRow], level: str) -> int:
+    """How many affected rows were matched only at ``level`` ("url", "caption") for want of a column."""
+    return sum(1 for r in rows if r.loose == level)
+
+
 def _note_loose(notes: list[str], affected: list[AffectedRow], manifest: Manifest | None) -> None:
     """Say how many rows were matched more broadly than the manifest's entries, for want of a column."""
-    by_url = sum(1 for r in affected if r.loose == "url")
-    by_caption = sum(1 for r in affected if r.loose == "caption")
+    by_url, by_caption = loose_count(affected, "url"), loose_count(affected, "caption")
     if by_url:
         notes.append(f"{by_url:,} rows matched by URL alone: the copy has no caption column to tell rows of one URL "
                      "apart; removed to be safe (the manifest lists only some rows of their URLs)")
