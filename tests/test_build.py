@@ -834,3 +834,31 @@ def test_a_base_with_names_differing_only_by_case_is_refused(tmp_path: Path, lak
     assert r.exit_code == 2, r.stderr
     assert "columns 'URL' and 'url' differ only by case" in r.stderr
     assert not lake.has_version("v1")
+
+
+def test_a_derived_version_keeps_the_base_files_key_value_metadata(tmp_path: Path, lake: Lake) -> None:
+    """Issue #15 (lesser): a pandas- or Spark-written base carries key-value metadata (pandas' column/index
+    description, a producer's own keys); each derived shard keeps its base shard's pairs, except ``ARROW:schema``
+    (DuckDB's types, not the base's arrow schema, describe the written file)."""
+    pandas_meta = json.dumps({"index_columns": [{"kind": "range", "start": 0, "stop": 3, "step": 1}],
+                              "columns": [], "creator": {"library": "pyarrow"}})
+    kept: dict[str, dict[bytes, bytes]] = {}
+    for i in range(2):
+        table = pa.table({"SAMPLE_ID": [3 * i, 3 * i + 1, 3 * i + 2],
+                          "URL": [f"http://a.example/{3 * i + j}.jpg" for j in range(3)],
+                          "TEXT": ["a", "b", "c"]})
+        meta = {"pandas": pandas_meta, "producer": f"shard {i} ✓"}
+        write_table(table.replace_schema_metadata(meta), tmp_path / "src" / f"part-0000{i}.parquet")
+        kept[f"part-0000{i}"] = {k.encode(): v.encode() for k, v in meta.items()}
+    ingest_version(lake, "orig", [str(tmp_path / "src")])
+    r = CliRunner().invoke(app, ["--lake", str(lake.root), "build", "v1", "--base", "orig",
+                                 "--where", "SAMPLE_ID = 1"])
+    assert r.exit_code == 0, r.stderr
+    outs = sorted(lake.version_dir("v1").rglob("*.parquet"))
+    shards = [p for p in outs if p.name != "removed.parquet"]
+    assert len(shards) == 2
+    for p in shards:
+        got = dict(pq.read_metadata(p).metadata or {})
+        got.pop(b"ARROW:schema", None)
+        stem = next(s for s in kept if p.name.startswith(s))
+        assert got == kept[stem], p.name

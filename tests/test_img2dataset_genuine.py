@@ -624,3 +624,24 @@ def test_wrong_inputs_fail_clearly(relake: Relake, untouched: None, args: tuple[
     result = relake(*args)
     assert result.exit_code == 2, (result.stdout, result.stderr)
     assert needle in error_line(result)
+
+
+def test_clean_keeps_each_shards_key_value_metadata(
+    relake: Relake, manifest: Path, untouched: None, tmp_path: Path
+) -> None:
+    """A copy re-written by pandas carries pandas' metadata (and a producer may add its own); each cleaned shard
+    keeps its source shard's pairs but ``ARROW:schema``."""
+    src, out = tmp_path / "copy", tmp_path / "cleaned"
+    shutil.copytree(DATA / "webdataset", src)
+    want: dict[str, dict[bytes, bytes]] = {}
+    for i, p in enumerate(sorted(src.glob("*.parquet"))):
+        table = pq.read_table(p)
+        meta = {b"pandas": json.dumps({"index_columns": [], "shard": i}).encode(), b"origin": f"pass {i} ü".encode()}
+        pq.write_table(table.replace_schema_metadata(meta), p)
+        want[p.name] = meta
+    result = relake("clean", src, "--manifest", str(manifest), "--out", out)
+    assert result.exit_code == 0, result.stderr
+    for name, meta in want.items():
+        got = dict(pq.read_metadata(out / name).metadata or {})
+        got.pop(b"ARROW:schema", None)
+        assert got == meta, name

@@ -31,7 +31,7 @@ from duckdb import ColumnExpression, ConstantExpression, StarExpression
 from relake import __version__
 from relake.blocklist import Blocklist, load_blocklist
 from relake.canonical import CANONICAL_VERSION, register_canonical
-from relake.db import Db, bind_shard, connect, max_threads, write_parquet_stable
+from relake.db import Db, bind_shard, connect, max_threads, write_parquet_stable, write_shard
 from relake.engine import Engine, LocalEngine, job_connection, plain_file
 from relake.errors import AuditError, InputError, NotFoundError, RelakeError, SpecError, duckdb_errors
 from relake.fingerprint import (
@@ -511,14 +511,7 @@ def _write_shard(job: tuple[str, Path, int, list[int], str, str | None]) -> None
     con = job_connection(memory_limit)
     try:
         with plain_file(src) as plain:
-            bind_shard(con, plain)
-            if positions and rows:
-                mask = bytearray(b"0") * rows
-                for p in positions:
-                    mask[p] = 0x31
-                query("db/write_shard").run(con, mask=mask.decode("ascii"), out=str(out), codec=codec)
-            else:
-                query("db/copy_shard").run(con, out=str(out), codec=codec)
+            write_shard(con, str(out), codec, bind_shard(con, plain), positions, rows)
     finally:
         con.close()
 

@@ -25,8 +25,9 @@ from relake.record import Roles
 from relake.sql import query
 
 
-def bind_shard(con: duckdb.DuckDBPyConnection, path: str, view: str = "shard") -> None:
-    """View ``view`` over one parquet file (a plain path) with its ``file_row_number``, for rewriting it.
+def bind_shard(con: duckdb.DuckDBPyConnection, path: str, view: str = "shard") -> dict[str, str]:
+    """View ``view`` over one parquet file (a plain path) with its ``file_row_number``, for rewriting it; returns
+    the file's key-value metadata to keep (see :func:`kept_kv`).
 
     DuckDB's parquet writer declares a column ``required`` when the statistics of what it writes show no NULL,
     so a column the file declares optional (img2dataset, pyarrow and Spark declare every column so) would come
@@ -57,6 +58,41 @@ def bind_shard(con: duckdb.DuckDBPyConnection, path: str, view: str = "shard") -
             col = duckdb.CaseExpression(col.isnull(), duckdb.ConstantExpression(None)).otherwise(col)
         exprs.append(col.alias(c))
     rel.select(*exprs).create_view(view, replace=True)
+    with duckdb_errors(f"{path}: not a readable parquet file"):
+        pairs = query("db/kv_metadata").rows(con, file=path)
+    return kept_kv(pairs)
+
+
+def kept_kv(pairs: Sequence[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The key-value pairs of a parquet footer a rewritten file keeps (pandas' and a producer's own): all but
+    ``ARROW:schema`` (the arrow types of the source, which DuckDB's writer does not reproduce) and pairs DuckDB
+    cannot write back (an empty key, or bytes that are not UTF-8: its ``KV_METADATA`` takes strings)."""
+    kept: dict[str, str] = {}
+    for key, value in pairs:
+        try:
+            k, v = bytes(key).decode("utf-8"), bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        if k and k != "ARROW:schema":
+            kept[k] = v
+    return kept
+
+
+def write_shard(con: duckdb.DuckDBPyConnection, out: str, codec: str, kv: dict[str, str],
+                positions: Sequence[int] = (), rows: int = 0) -> None:
+    """Write view ``shard`` (:func:`bind_shard`) to ``out`` without the rows at ``positions`` (of ``rows``), in
+    order, with ``codec`` and the key-value metadata ``kv``; on a single-threaded connection the bytes are the
+    same on every run."""
+    mask: str | None = None
+    if positions and rows:
+        bits = bytearray(b"0") * rows
+        for p in positions:
+            bits[p] = 0x31
+        mask = bits.decode("ascii")
+    if kv:
+        query("db/write_shard_kv").run(con, mask=mask, out=out, codec=codec, kv=kv)
+    else:
+        query("db/write_shard").run(con, mask=mask, out=out, codec=codec)
 
 
 _MEMORY = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([KMGT]i?B|B)\s*", re.IGNORECASE)

@@ -35,7 +35,7 @@ from relake.copies.open import CopyShard, parquet_rows
 from relake.copies.resume import INCOMPLETE_NAME, finished, lock_out, open_record, source_ids, write_record
 from relake.copies.samples import leftover_names
 from relake.copies.write import TMP_SUFFIX, copy_file, tmp_path
-from relake.db import bind_shard, connect
+from relake.db import bind_shard, connect, write_shard
 from relake.errors import AuditError, InputError, duckdb_errors
 from relake.jsonfile import read_json
 from relake.lake import Lake
@@ -417,17 +417,13 @@ def _run_unit(unit: _Unit, out: Path, entry: dict[str, Any] | None, memory_limit
 
 def _write_parquet(src: Path, dst: Path, positions: Sequence[int], memory_limit: str | None) -> str:
     rows = parquet_rows(src)
-    mask = bytearray(b"0") * rows
-    for p in positions:
-        mask[p] = 0x31
     with connect(None, threads=1, memory_limit=memory_limit) as db:
         plain = db.plain_path(src)
         codec_rows = query("db/shard_codec").rows(db.con, file=plain)
         codec = str(codec_rows[0][0]).lower() if codec_rows else "snappy"
         codec = codec if codec in ("snappy", "zstd", "gzip", "lz4", "brotli", "uncompressed") else "snappy"
         with duckdb_errors(f"{src}: cannot rewrite"):
-            bind_shard(db.con, plain)
-            query("db/write_shard").run(db.con, mask=mask.decode("ascii"), out=str(dst), codec=codec)
+            write_shard(db.con, str(dst), codec, bind_shard(db.con, plain), positions, rows)
     kept = parquet_rows(dst)
     if kept != rows - len(set(positions)):
         raise InputError(f"{src}: rewrite kept {kept} rows, expected {rows - len(set(positions))}")
