@@ -39,6 +39,7 @@ from relake.synthcopy import synth_copy
 from test_build import Inputs, make_inputs, make_lake, spec_of
 from test_copies import SHARD_SIZE, Planted, assert_clean_output, plant, source_table
 from test_diff import V1_SCHEMA, V2_SCHEMA, v1_rows, v2_rows
+from test_withholding import keyed_world
 
 # --- the local engine and the engine contract (no Ray needed) ---------------------------------------------
 
@@ -650,3 +651,18 @@ def test_keys_that_parquet_would_change_are_refused_on_the_shuffle(tmp_path: Pat
     assert diff_versions(lake, f"{tmp_path / 'a'}/", f"{tmp_path / 'b'}/", key=["k"]).changed == 0
     with pytest.raises(InputError, match=r"a key of type INTERVAL does not survive"):
         diff_versions(lake, f"{tmp_path / 'a'}/", f"{tmp_path / 'b'}/", key=["k"], engine=LocalEngine(1))
+
+
+@pytest.mark.parametrize("order", [("orig", "research"), ("research", "orig")])
+def test_ray_diff_withholds_a_sensitive_row_without_a_url_by_its_key(
+    ray_engine: RayEngine, tmp_path: Path, order: tuple[str, str]
+) -> None:
+    """As the local diff (test_withholding): the map tasks withhold rows without a URL by their key."""
+    lake, secrets = keyed_world(tmp_path)
+    out = tmp_path / "d.jsonl"
+    r = CliRunner().invoke(app, ["--lake", str(lake), "diff", *order, "--key", "SAMPLE_ID", "--engine", "ray",
+                                 "--json", "--out", str(out)])
+    assert r.exit_code == 1, r.stderr
+    assert not any(s in r.stdout + r.stderr + out.read_text(encoding="utf-8") for s in secrets)
+    data = json.loads(r.stdout)
+    assert data["withheld_a"] + data["withheld_b"] == 3

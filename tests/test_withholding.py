@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner, Result
 
-from helpers import laion_rows, write_shards
+from helpers import LAION_SCHEMA, laion_rows, write_shards, write_table
 from relake.cli import app
 
 SENSITIVE_IDS = {5, 17, 29}
@@ -101,3 +102,41 @@ def test_show_names_what_each_category_count_counts(tmp_path: Path) -> None:
     m = _run(lake, "manifest", "orig", "v1", "--out", tmp_path / "m", "--json")
     assert m.exit_code == 0, m.stderr
     assert json.loads(m.stdout)["counts"] == stats["removed_by_public_category"]
+
+
+def keyed_world(root: Path) -> tuple[Path, set[str]]:
+    """A lake whose original has rows without a URL; a sensitive `key` list removes two of them (and one row with a
+    URL). Returns the lake and the captions of the sensitive rows without a URL (what a diff must never show)."""
+    lake = root / "lake"
+    rows = laion_rows(0, 60)
+    for r in rows:
+        if r["SAMPLE_ID"] % 10 == 3:
+            r["URL"] = None
+            r["TEXT"] = f"secret caption {r['SAMPLE_ID']}"
+    write_table(pa.Table.from_pylist(rows, schema=LAION_SCHEMA), root / "src" / "part-00000.parquet")
+    (root / "keys.txt").write_text("13\n33\n20\n", encoding="utf-8")
+    spec = root / "spec.toml"
+    spec.write_text('name = "research"\nbase = "orig"\n'
+                    '[[rule]]\nid = "partner"\nblocklist = "partner"\ncategory = "safety"\nsensitive = true\n',
+                    encoding="utf-8")
+    for step in (("ingest", "orig", root / "src"),
+                 ("blocklist", "add", "partner", root / "keys.txt", "--kind", "key"),
+                 ("build", "research", "--spec", spec)):
+        r = _run(lake, *step)
+        assert r.exit_code == 0, (step, r.stderr)
+    return lake, {"secret caption 13", "secret caption 33"}
+
+
+@pytest.mark.parametrize("order", [("orig", "research"), ("research", "orig")])
+def test_a_sensitive_row_without_a_url_is_withheld_by_its_key(tmp_path: Path, order: tuple[str, str]) -> None:
+    """A row recorded only by its key (its URL is NULL) used to be compared by URL alone on sides that have a URL
+    column, so it was listed, caption and all; it is withheld by key, and only rows without a URL are."""
+    lake, secrets = keyed_world(tmp_path)
+    out = tmp_path / "d.jsonl"
+    r = _run(lake, "diff", *order, "--key", "SAMPLE_ID", "--json", "--out", out)
+    assert r.exit_code == 1, r.stderr
+    shown = r.stdout + r.stderr + out.read_text(encoding="utf-8")
+    assert not any(s in shown for s in secrets)
+    data = json.loads(r.stdout)
+    assert data["withheld_a"] + data["withheld_b"] == 3
+    assert data["out_rows"] == 0

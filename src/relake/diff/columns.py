@@ -142,3 +142,23 @@ def struct_expr(values: Sequence[Compared], side: str) -> Expression:
 def json_pointer(name: str) -> str:
     """RFC 6901 JSON pointer to a top-level field."""
     return "/" + name.replace("~", "~0").replace("/", "~1")
+
+
+BARE = "\x00"  # prefixes the key of a sensitive row without a URL in view sensitive_removed
+
+
+def withhold(src: duckdb.DuckDBPyRelation, url: str | None, key: str | None,
+             sensitive: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
+    """``src`` without the rows a sensitive rule removed (``sensitive``: view ``sensitive_removed`` of
+    :func:`relake.diff.local.sensitive_removals`, column ``relake_sensitive``). A side with a URL column is
+    compared by URL, and its rows without a URL by key against the keys of sensitive rows that had none (stored
+    with the prefix ``BARE``); a side without one, by key. One hash anti-join either way."""
+    col = url if url is not None else key
+    if col is None:
+        return src
+    probe = ColumnExpression(col).cast(duckdb.sqltypes.VARCHAR)
+    if url is not None and key is not None:
+        bare = FunctionExpression("concat", ConstantExpression(BARE), ColumnExpression(key).cast(
+            duckdb.sqltypes.VARCHAR))
+        probe = CaseExpression(ColumnExpression(url).isnull(), bare).otherwise(probe)
+    return src.join(sensitive, probe == ColumnExpression("relake_sensitive"), how="anti")

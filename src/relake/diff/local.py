@@ -9,10 +9,10 @@ from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 
 import duckdb
-from duckdb import ColumnExpression, Expression
+from duckdb import ColumnExpression, ConstantExpression, Expression, FunctionExpression
 
 from relake.db import Db
-from relake.diff.columns import Compared, KeyProblem, json_pointer, key_expr, struct_expr
+from relake.diff.columns import BARE, Compared, KeyProblem, json_pointer, key_expr, struct_expr, withhold
 from relake.diff.report import DiffSummary
 from relake.errors import InputError, NotFoundError, duckdb_errors
 from relake.fingerprint import ALGORITHM
@@ -125,6 +125,11 @@ def sensitive_removals(db: Db, lake: Lake) -> duckdb.DuckDBPyRelation | None:
         union = sens.select(values[0])
         for v in values[1:]:
             union = union.union(sens.select(v))
+        if "key" in rel.columns:  # keys of rows without a URL: the only value that names them
+            bare = sens.filter(ColumnExpression("url").isnull()) if "url" in rel.columns else sens
+            union = union.union(bare.select(FunctionExpression(
+                "concat", ConstantExpression(BARE), ColumnExpression("key").cast(duckdb.sqltypes.VARCHAR)
+            ).alias("relake_sensitive")))
         union.filter(ColumnExpression("relake_sensitive").isnotnull()).distinct().create_view(
             "sensitive_removed", replace=True)
         if not db.con.table("sensitive_removed").limit(1).fetchall():
@@ -133,11 +138,7 @@ def sensitive_removals(db: Db, lake: Lake) -> duckdb.DuckDBPyRelation | None:
 
 
 def without(src: duckdb.DuckDBPyRelation, side: Side, sensitive: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
-    col = side.roles.url if side.roles.url is not None else side.roles.id
-    if col is None:
-        return src
-    cond = ColumnExpression(col).cast(duckdb.sqltypes.VARCHAR) == ColumnExpression("relake_sensitive")
-    return src.join(sensitive, cond, how="anti")
+    return withhold(src, side.roles.url, side.roles.id, sensitive)
 
 
 def provenance(db: Db, lake: Lake, a: Side, b: Side, summary: DiffSummary) -> None:

@@ -49,7 +49,7 @@ import duckdb
 from duckdb import ColumnExpression, ConstantExpression, Expression
 
 from relake.db import Db
-from relake.diff.columns import Compared, KeyProblem, key_expr, struct_expr
+from relake.diff.columns import Compared, KeyProblem, key_expr, struct_expr, withhold
 from relake.engine import Engine, job_connection, plain_file
 from relake.errors import InputError, duckdb_errors
 from relake.lake import Lake, locked_dir
@@ -85,7 +85,7 @@ class MapJob:
     keys: tuple[Compared, ...]
     values: tuple[Compared, ...]
     with_f: bool  # A: carry the file index as f (False when A has its own column named file_index)
-    withhold: str | None  # the side's column compared with the sensitive values, or None
+    withhold: tuple[str | None, str | None]  # the side's URL and key columns compared with the sensitive values
     sensitive: str | None  # parquet file of withheld values (view sensitive_removed), or None
     mask: int  # P - 1
     out: str  # this job's own output folder
@@ -146,10 +146,8 @@ def _part(con: duckdb.DuckDBPyConnection, job: MapJob, stack: ExitStack) -> None
         one = _conform(con.read_parquet(stack.enter_context(plain_file(path))), job.columns, f, fi)
         src = one if src is None else src.union(one)
     assert src is not None  # every job has a file
-    if job.withhold is not None and job.sensitive is not None:
-        sens = con.read_parquet(stack.enter_context(plain_file(job.sensitive)))
-        cond = ColumnExpression(job.withhold).cast(_VARCHAR) == ColumnExpression("relake_sensitive")
-        src = src.join(sens, cond, how="anti")
+    if job.sensitive is not None:
+        src = withhold(src, *job.withhold, con.read_parquet(stack.enter_context(plain_file(job.sensitive))))
     src.select(key_expr(job.keys, job.side).alias("k"), struct_expr(job.values, job.side).alias("r"),
                ColumnExpression(_F).alias("f"), ColumnExpression(_FI).alias("fi")).create_view("part")
 
@@ -242,11 +240,9 @@ def map_jobs(
     """The map (or fetch) jobs of both sides; ``rows``: the rows of each file of A and of B."""
     jobs: list[MapJob] = []
     for (name, side), side_rows in zip((("a", a), ("b", b)), rows, strict=True):
-        withhold = None
-        if sensitive is not None:
-            withhold = side.roles.url if side.roles.url is not None else side.roles.id
+        held = (side.roles.url, side.roles.id) if sensitive is not None else (None, None)
         used = [x.a if name == "a" else x.b for x in (*keys, *values)]
-        columns = _side_columns(side, used + ([withhold] if withhold is not None else []))
+        columns = _side_columns(side, used + [c for c in held if c is not None])
         for group in file_groups(side_rows):
             first, last = group[0], group[-1]
             what = (f"file {side.file_label(first)}" if first == last
@@ -254,8 +250,8 @@ def map_jobs(
             jobs.append(MapJob(
                 side=name, files=tuple((i, str(side.paths[i].absolute())) for i in group),
                 label=f"{name.upper()} {what}", columns=columns, keys=tuple(keys), values=tuple(values),
-                with_f=with_f and name == "a", withhold=withhold,
-                sensitive=sensitive if withhold is not None else None, mask=mask,
+                with_f=with_f and name == "a", withhold=held,
+                sensitive=sensitive if held != (None, None) else None, mask=mask,
                 out=str(scratch / "map" / f"{name}{first:06d}"), spill=str(scratch / "spill" / f"{name}{first:06d}"),
                 memory_limit=memory_limit))
     return jobs
