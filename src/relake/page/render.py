@@ -151,9 +151,9 @@ def _crowd(r: PairReport) -> str:
     if r.public:
         rows = "".join(f'<tr data-category="{escape(c.category)}"><td>{escape(c.category)}</td>'
                        f'<td class="n">{c.hashes:,}</td></tr>' for c in r.crowd)
-        return (f"<p>Every public category holding a removal by a sensitive rule also holds at least "
-                f"<b id=\"crowd-k\">{k:,}</b> removals that no public rule explains (K), in this release and in "
-                "every set operation over this lake's publications; otherwise nothing would have been published."
+        return (f"<p>relake publishes a release only when every public category holding a removal by a sensitive "
+                f"rule also holds at least <b id=\"crowd-k\">{k:,}</b> removals that no public rule explains (K), in "
+                "it and in every set operation over the lake's publications (the crowd rule)."
                 f'</p><table id="crowd"><tr><th>category</th><th class="n">URL hashes</th></tr>{rows}</table>')
     rows = "".join(
         f'<tr data-category="{escape(c.category)}"><td>{escape(c.category)}</td><td class="n">{c.hashes:,}</td>'
