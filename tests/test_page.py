@@ -234,6 +234,19 @@ def test_unrelated_versions_show_changed_columns_and_examples_but_no_sensitive_r
     assert public["examples"] == [] and public["rows"]["sensitive"] == 0
 
 
+def test_a_pair_the_other_way_round_is_diffed_and_withholds_the_sensitive_rows(world: World) -> None:
+    r = ok(run(world.lake, "report", "research", "orig", "--json", "--out", world.root / "out" / "reversed.html"))
+    data = json.loads(r.stdout)
+    assert data["relation"] == "reversed"
+    assert data["rows"]["added"] == len(GEN1) and data["rows"]["removed"] == 0  # the sensitive rows counted
+    assert data["rows"]["sensitive"] == len(PLANTED)
+    assert [e["change"] for e in data["examples"]] == ["added"] * 3
+    html = (world.root / "out" / "reversed.html").read_text(encoding="utf-8")
+    assert "the other way round" in html
+    for text in (r.stdout, html):
+        assert not [n for n in NEEDLES if n.lower() in text.lower()]
+
+
 # --- errors ---------------------------------------------------------------------------------------------------
 
 

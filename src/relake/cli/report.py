@@ -46,7 +46,7 @@ def report(
 def _render(r: PairReport, path: Path | None) -> None:
     items: list[tuple[str, object]] = [("rows in A", f"{r.rows_a:,}"), ("rows in B", f"{r.rows_b:,}"),
                                        ("removed", f"{r.removed:,}")]
-    if r.relation == "unrelated":
+    if r.relation != "derived":
         items += [("added", f"{r.added:,}"), ("changed", f"{r.changed:,}")]
     if not r.public:
         items.append(("sensitive", f"{r.sensitive:,} (counted, never shown)"))

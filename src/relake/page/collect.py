@@ -30,7 +30,7 @@ from relake.record import Version
 from relake.report import HIDDEN, Report, json_meta
 from relake.sql import query
 
-Relation = Literal["derived", "unrelated"]
+Relation = Literal["derived", "reversed", "unrelated"]
 TOP = 10  # hosts listed
 EXAMPLES = 3  # example rows per change (added, removed, changed) of an unrelated pair
 
@@ -103,7 +103,7 @@ class PairReport(Report):
     a: VersionFacts
     b: VersionFacts
     public: bool
-    relation: Relation  # "derived": B was built from A; "unrelated": any other pair (diffed)
+    relation: Relation  # "derived": B was built from A; "reversed": A from B; "unrelated": neither (both diffed)
     lineage: list[LineageNode]
     rows_a: int = field(default=0, metadata=json_meta(within="rows", name="a"))
     rows_b: int = field(default=0, metadata=json_meta(within="rows", name="b"))
@@ -141,8 +141,9 @@ def report_pair(lake: Lake, a: str, b: str, *, public: bool = False, top: int = 
         tree = [n if n.name in (va.name, vb.name) else LineageNode(n.name, n.parent, None)
                 for n in tree if n.name in between or n.name == va.name]
         tree[0] = LineageNode(va.name, None, va.rows)
-    report = PairReport(VersionFacts.of(va), VersionFacts.of(vb), public, "derived" if derived else "unrelated", tree,
-                        rows_a=va.rows, rows_b=vb.rows)
+    relation: Relation = "derived" if derived else "reversed" if _descends(tree, va.name, vb.name) else "unrelated"
+    report = PairReport(VersionFacts.of(va), VersionFacts.of(vb), public, relation, tree, rows_a=va.rows,
+                        rows_b=vb.rows)
     if derived:
         _removals(lake, report, lineage(lake, va.name, vb.name), top)
     else:

@@ -66,7 +66,7 @@ def render_html(r: PairReport) -> str:
     if r.top_domains:
         body += ["<h2>Top hosts of removed rows</h2>", bar_chart(r.top_domains, "by-domain"),
                  '<p class="note">Rows a sensitive rule removed (and rows sharing their URL) are left out.</p>']
-    if r.relation == "unrelated":
+    if r.relation != "derived":
         body += ["<h2>Changed columns</h2>", bar_chart(r.changed_columns, "by-column"), _schema(r.schema)]
         if r.examples:
             body += ["<h2>Example rows</h2>", _examples(r.examples)]
@@ -86,6 +86,9 @@ def render_html(r: PairReport) -> str:
 def _relation(r: PairReport) -> str:
     if r.relation == "derived":
         return f"{escape(r.b.name)} was built from {escape(r.a.name)}: every row it lacks was removed by a rule."
+    if r.relation == "reversed":
+        return (f"{escape(r.a.name)} was built from {escape(r.b.name)}, the other way round: the two were compared "
+                "row by row (a diff), so the rows the builds removed are listed as added.")
     return (f"{escape(r.b.name)} does not descend from {escape(r.a.name)}: the two were compared row by row "
             "(a diff).")
 
@@ -97,7 +100,7 @@ def _total(label: str, n: int, ident: str) -> str:
 def _totals(r: PairReport) -> str:
     items = [_total(f"rows in {r.a.name}", r.rows_a, "rows-a"), _total(f"rows in {r.b.name}", r.rows_b, "rows-b"),
              _total("rows removed", r.removed, "rows-removed")]
-    if r.relation == "unrelated":
+    if r.relation != "derived":
         items += [_total("rows added", r.added, "rows-added"), _total("rows changed", r.changed, "rows-changed")]
     if not r.public:
         items.append(_total("removed by sensitive rules (counted, never shown)", r.sensitive, "rows-sensitive"))
