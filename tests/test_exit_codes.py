@@ -101,6 +101,11 @@ CASES: dict[str, dict[str, Case]] = {
         "usage": lambda w: ["orig"],
     },
     "fingerprint": {"ok": lambda w: ["v1"], "error": lambda w: ["nope"], "usage": lambda w: []},
+    "report": {
+        "ok": lambda w: ["orig", "v1", "--out", w.root / "report.html"],
+        "error": lambda w: ["orig", "nope", "--out", w.root / "report-nope.html"],
+        "usage": lambda w: ["orig"],
+    },
     "manifest": {
         "ok": lambda w: ["orig", "v1", "--out", w.root / "m-ok", "--min-crowd", "1"],
         "error": lambda w: ["orig", "nope", "--out", w.root / "m-nope"],
@@ -139,7 +144,7 @@ CASES: dict[str, dict[str, Case]] = {
 
 EXPECTED = {"ok": OK, "found": FOUND, "error": TROUBLE, "usage": TROUBLE}
 ORDER = ["synth", "ingest", "blocklist add", "blocklist list", "build", "versions", "show", "verify", "diff",
-         "fingerprint", "manifest", "publish", "lookup", "synth-copy", "check", "clean", "gc", "demo"]
+         "fingerprint", "report", "manifest", "publish", "lookup", "synth-copy", "check", "clean", "gc", "demo"]
 
 
 def _damaged_release(w: World) -> Path:

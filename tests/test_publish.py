@@ -554,7 +554,7 @@ def test_min_crowd_override_works_both_ways(tmp_path: Path) -> None:
 def test_release_checks_with_sha256sum_and_verify(world: World) -> None:
     release = world.out / "release"
     assert sorted(p.name for p in release.iterdir()) == ["CHANGELOG.md", "SHA256SUMS", "data", "manifest",
-                                                        "version.json"]
+                                                        "report.html", "version.json"]
     listed = {ln.split("  ", 1)[1] for ln in (release / "SHA256SUMS").read_text().splitlines()}
     assert listed == {p.relative_to(release).as_posix() for p in release.rglob("*")
                       if p.is_file() and p.name != "SHA256SUMS"}
@@ -591,7 +591,8 @@ def test_republishing_gives_byte_identical_files(world: World) -> None:
                 for p in folder.rglob("*") if p.is_file()}
 
     first, again = digests(world.out / "release"), digests(world.out / "release-again")
-    assert first == again and len(first) == 8  # 3 shards, version.json, CHANGELOG, SHA256SUMS, 2 manifest files
+    assert first == again and len(first) == 9  # 3 shards, version.json, CHANGELOG, SHA256SUMS, 2 manifest files,
+    # report.html
 
 
 def test_original_release_has_no_manifest(world: World, tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from relake.diff import DiffSummary
 from relake.engine import EngineKind
 from relake.fingerprint import FingerprintReport
 from relake.ingest import IngestReport
+from relake.page.collect import Count, CrowdLine, LineageNode, PairReport, VersionFacts
 from relake.publish import Listed, Lookup, ManifestSummary
 from relake.record import Column, Fingerprint, Roles, Shard, Version, VersionEntry, VersionListing
 from relake.report import HIDDEN, Report, json_meta, json_value
@@ -103,6 +104,30 @@ VERIFY_BAD = VerifyReport("v2", 1, 2, ["shard changed"], ["note"])
 VERIFY_BAD_JSON = {"target": "v2", "shards": 1, "rows": 2, "problems": ["shard changed"], "notes": ["note"],
                    "ok": False}
 
+FACTS = VersionFacts("v1", "derived", "orig", 3, 100, 1, "ab" * 16, "relake-fp/2: test", "ef" * 32, {"relake": "0"})
+FACTS_JSON: dict[str, Any] = {"name": "v1", "kind": "derived", "parent": "orig", "rows": 3, "bytes": 100, "shards": 1,
+                              "fingerprint": "ab" * 16, "fingerprint_algorithm": "relake-fp/2: test",
+                              "spec_sha256": "ef" * 32, "tool": {"relake": "0"}}
+CROWD = CrowdLine("safety", 10, 5, sensitive=1, benign=4, explained=5)
+CROWD_JSON = {"category": "safety", "hashes": 10, "sensitive": 1, "benign": 4, "explained": 5, "hidden": False}
+
+
+def _pair() -> PairReport:
+    return PairReport(FACTS, FACTS, False, "derived", [LineageNode("orig", None, 4), LineageNode("v1", "orig", None)],
+                      rows_a=4, rows_b=3, removed=1, sensitive=1, removed_by_rule=[Count("v1: r", 1)],
+                      removed_by_category=[Count("safety", 1)], removed_by_shard=[Count("0", 1)],
+                      top_domains=[Count("a.example", 1)], min_crowd=5, crowd=[CROWD], notes=["n"])
+
+
+PAIR_JSON: dict[str, Any] = {
+    "a": FACTS_JSON, "b": FACTS_JSON, "public": False, "relation": "derived",
+    "lineage": [{"name": "orig", "parent": None, "rows": 4}, {"name": "v1", "parent": "orig", "rows": None}],
+    "rows": {"a": 4, "b": 3, "added": 0, "removed": 1, "changed": 0, "sensitive": 1},
+    "removed_by_rule": [{"label": "v1: r", "rows": 1}], "removed_by_category": [{"label": "safety", "rows": 1}],
+    "removed_by_shard": [{"label": "0", "rows": 1}], "top_domains": [{"label": "a.example", "rows": 1}],
+    "changed_columns": [], "schema": {}, "examples": [], "min_crowd": 5, "crowd": [CROWD_JSON], "notes": ["n"],
+}
+
 # every report class -> (a known instance, its JSON written out by hand)
 CASES: dict[type[Report], tuple[Report, Any]] = {
     DiffSummary: (_diff(), DIFF_JSON),
@@ -156,6 +181,11 @@ CASES: dict[type[Report], tuple[Report, Any]] = {
     VersionEntry: (VersionEntry.of(VERSION), VERSION_ENTRY_JSON),
     VersionListing: (VersionListing(Path("/lake"), [VersionEntry.of(VERSION)], [("bad", "corrupt")]),
                      [VERSION_ENTRY_JSON]),
+    VersionFacts: (FACTS, FACTS_JSON),
+    LineageNode: (LineageNode("orig", None, 4), {"name": "orig", "parent": None, "rows": 4}),
+    Count: (Count("a.example", 2), {"label": "a.example", "rows": 2}),
+    CrowdLine: (CROWD, CROWD_JSON),
+    PairReport: (_pair(), PAIR_JSON),
 }
 
 

@@ -87,8 +87,8 @@ def run_demo(lake: Lake, *, rows: int = 1_000_000, work: Path | None = None) -> 
         raise RelakeError("verification failed right after building; the disk may be failing")
 
     release = lake.root / "demo" / "release-research"
-    console.step(f"publishing 'research' to {release}: shards, version.json, SHA256SUMS, CHANGELOG.md and the "
-                 "public removal manifest (hashes + categories only; crowd rule enforced)")
+    console.step(f"publishing 'research' to {release}: shards, version.json, SHA256SUMS, CHANGELOG.md, the "
+                 "public removal manifest (hashes + categories only; crowd rule enforced) and report.html")
     if release.exists():
         shutil.rmtree(release)
     publish_release(lake, "research", release)
@@ -138,6 +138,7 @@ def run_demo(lake: Lake, *, rows: int = 1_000_000, work: Path | None = None) -> 
         f"relake --lake {lake.root} versions",
         f"relake --lake {lake.root} show research",
         f"relake --lake {lake.root} diff {ORIGINAL} research",
+        f"relake --lake {lake.root} report {ORIGINAL} research-safe --out report.html",
         f"relake check {copy} --manifest {release / 'manifest'}",
         f"relake --lake {lake.root} blocklist list",
         f"relake verify {release}",

@@ -22,7 +22,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from relake.errors import InvalidNameError, InvalidPathError, NotFoundError, RelakeError, VersionExistsError
+from relake.errors import (
+    InputError,
+    InvalidNameError,
+    InvalidPathError,
+    NotFoundError,
+    RelakeError,
+    VersionExistsError,
+)
 from relake.jsonfile import JSON_ERRORS, read_json_text
 from relake.record import Version, VersionEntry, VersionListing
 
@@ -368,6 +375,23 @@ def check_user_path(path: str) -> Path:
     if not path:
         raise InvalidPathError("empty path")
     return Path(path)
+
+
+@contextmanager
+def replacing(out: str | Path) -> Iterator[Path]:
+    """A temp path beside the output file ``out`` (``--out``), renamed onto it when the block ends and removed if
+    it fails: the file appears whole or not at all. Refuses a folder, or a folder that does not exist."""
+    target = Path(out).absolute()
+    if target.is_dir():
+        raise InputError(f"--out {out}: is a folder")
+    if not target.parent.is_dir():
+        raise NotFoundError(f"--out {out}: folder {target.parent} does not exist")
+    tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def has_glob_chars(path: str) -> bool:

@@ -42,7 +42,7 @@ from relake.canonical import CANONICAL_RULE, CANONICAL_VERSION, register_canonic
 from relake.crowd import PublicationLog, private_dir
 from relake.db import Db, connect, write_parquet_stable
 from relake.errors import InputError, InvalidPathError, NotFoundError, duckdb_errors
-from relake.identity import check_owned, check_record, check_sums
+from relake.identity import check_record, check_sums
 from relake.jsonfile import read_json
 from relake.kinds import HASH_LENGTHS
 from relake.lake import (
@@ -55,6 +55,8 @@ from relake.lake import (
     locked_dir,
     sweep_dead_publishes,
 )
+from relake.lineage import bind_removed, crowd_size, lineage, lineage_root
+from relake.page import report_pair, write_report
 from relake.record import Version, sha256_file
 from relake.report import Report
 from relake.sql import query
@@ -63,12 +65,12 @@ MANIFEST_FORMAT = "relake.manifest/2"
 # Format 1 (its first spelling, and "relake.record/1", written by mistake after a rename): URL hashes only.
 URL_ONLY_FORMATS = ("relake.manifest/1", "relake.record/1")
 MATCH_LEVELS = ("url", "caption", "key")
+REPORT_FILE = "report.html"  # a release's public report (relake.page)
 IDENTIFIES = ("match='url': every row of the canonical URL (url_sha256); match='caption': the rows of the URL "
               "with one caption (caption_sha256 over url_sha256 and the caption, NULL distinct); match='key': "
               "one row among rows of one URL and caption (key_sha256 over caption_sha256 and the row id as "
               "key_text). A copy needs its URL column for url entries, its caption column for caption entries and "
               "the id column (key_column) for key entries; without them it matches more broadly")
-DEFAULT_MIN_CROWD = 1000
 
 
 @dataclass(frozen=True)
@@ -87,50 +89,6 @@ class ManifestSummary(Report):
     kept_matched: int = 0  # kept rows the key entries also match (the base's id does not tell them apart)
 
 
-def lineage(lake: Lake, ancestor: str, descendant: str) -> list[Version]:
-    """The derived versions from ``descendant`` back to (excluding) ``ancestor``, newest first."""
-    chain: list[Version] = []
-    v = lake.load_version(descendant)
-    lake.load_version(ancestor)
-    seen: set[str] = set()
-    while v.name != ancestor:
-        if v.parent is None or v.name in seen:
-            raise NotFoundError(f"{ancestor!r} is not an ancestor of {descendant!r}; a removal manifest goes from a "
-                                "version to one built from it (`relake versions` shows the lineage)")
-        seen.add(v.name)
-        chain.append(v)
-        v = lake.load_version(v.parent)
-    if not chain:
-        raise InputError(f"{ancestor!r} and {descendant!r} are the same version; nothing was removed")
-    return chain
-
-
-def _bind_removed(db: Db, lake: Lake, chain: Sequence[Version]) -> None:
-    rels = []
-    for v in chain:
-        path = lake.version_dir(v.name) / "removed.parquet"
-        if not path.is_file():
-            raise NotFoundError(f"{path}: the version's provenance is missing; it cannot be manifested")
-        check_owned(v, lake.version_dir(v.name))  # its recorded sha256: manifests come from verified provenance
-        rel = db.con.read_parquet(db.plain_path(path))
-        rels.append(rel.select(ConstantExpression(v.name).alias("generation"), *[ColumnExpression(c)
-                                                                               for c in rel.columns]))
-    union = rels[0]
-    for r in rels[1:]:
-        union = union.union(r)
-    union.create_view("removed_all", replace=True)
-
-
-def lineage_root(lake: Lake, name: str) -> str:
-    """The original at the root of ``name``'s lineage (``name`` itself when it has no parent)."""
-    v = lake.load_version(name)
-    seen: set[str] = set()
-    while v.parent is not None and v.name not in seen:
-        seen.add(v.name)
-        v = lake.load_version(v.parent)
-    return v.name
-
-
 def _bind_kept(db: Db, lake: Lake, version: Version) -> None:
     """View ``kept_rows(url, caption, id)`` over the shards of ``version`` (the rows a manifest must not match)."""
     vdir = lake.version_dir(version.name)
@@ -144,13 +102,6 @@ def _bind_kept(db: Db, lake: Lake, version: Version) -> None:
     r = version.roles
     db.con.read_parquet(paths).select(role(r.url, "url"), role(r.caption, "caption"),
                                       role(r.id, "id")).create_view("kept_rows", replace=True)
-
-
-def _min_crowd(chain: Sequence[Version], override: int | None) -> int:
-    if override is not None:
-        return override
-    ks = [int(v.recipe.get("min_crowd", DEFAULT_MIN_CROWD)) for v in chain]
-    return max(ks) if ks else DEFAULT_MIN_CROWD
 
 
 def write_manifest(
@@ -178,12 +129,12 @@ def write_manifest(
     lake's own pair cache) checks and logs nothing; ``owner_only`` makes the folder 0700 and its files 0600."""
     chain = lineage(lake, ancestor, descendant)
     first, last = lake.load_version(ancestor), chain[0]
-    k = _min_crowd(chain, min_crowd)
+    k = crowd_size(chain, min_crowd)
     levels: dict[str, int] = {}
     kept_matched = 0
     with connect(lake) as db:
         register_canonical(db.con)
-        _bind_removed(db, lake, chain)
+        bind_removed(db, lake, chain)
         algos = {v.stats.get("removed_image_hash") for v in chain} - {None}
         image_algo = str(algos.pop()) if image_hashes and len(algos) == 1 else None
         if image_hashes and image_algo is None:
@@ -196,10 +147,10 @@ def write_manifest(
             root = lineage_root(lake, last.name)
             if release_data and first.name != root:  # the release's data reveals every row removed since root
                 since_root = lineage(lake, root, last.name)
-                k = _min_crowd(since_root, min_crowd)  # a longer chain: K at least the manifest's
-                _bind_removed(db, lake, since_root)
+                k = crowd_size(since_root, min_crowd)  # a longer chain: K at least the manifest's
+                bind_removed(db, lake, since_root)
                 plog.add(db, since_root, "release data", root, last.name, out)
-                _bind_removed(db, lake, chain)
+                bind_removed(db, lake, chain)
             plog.add(db, chain, "release" if release_data else "manifest", first.name, last.name, out)
             plog.check(db, k)
         counts = {str(c): int(n) for c, n in query("manifest/category_counts").rows(db.con)}
@@ -320,9 +271,9 @@ def _publish_sibling(staging: Path, out: Path) -> None:
 
 def publish_release(lake: Lake, name: str, out: Path, *, min_crowd: int | None = None,
                     since: str | None = None) -> Path:
-    """A release folder: data shards, version.json, CHANGELOG.md, SHA256SUMS and the public manifest of every row
+    """A release folder: data shards, version.json, CHANGELOG.md, SHA256SUMS, the public manifest of every row
     removed since ``since`` (default: the lineage's root, the original most copies are of), so it cleans copies
-    of ``since`` and of every version between."""
+    of ``since`` and of every version between, and the public report of the two (``report.html``)."""
     v = lake.load_version(name)
     check_record(lake, name)  # its version.json is copied into the release, whose SHA256SUMS then covers it
     ancestor = since if since is not None else lineage_root(lake, name) if v.parent is not None else None
@@ -375,6 +326,8 @@ def _write_release(lake: Lake, v: Version, vdir: Path, staging: Path, out: Path,
             manifest = write_manifest(lake, ancestor, name, staging / "manifest", min_crowd=min_crowd, log=log,
                                       release_data=True)
         (staging / "CHANGELOG.md").write_text(_changelog(lake, released, manifest), encoding="utf-8")
+        if ancestor is not None:  # the public report: nothing the manifest and version.json do not disclose
+            write_report(report_pair(lake, ancestor, name, public=True), staging / REPORT_FILE)
         _write_sums(staging)
         _publish_sibling(staging, out)
     except BaseException:
@@ -445,7 +398,7 @@ def _changelog(lake: Lake, v: Version, manifest: ManifestSummary | None) -> str:
         removed = v.stats.get("removed_rows")
         lines += ["", f"Rows removed from `{v.parent}`: {removed:,}." if isinstance(removed, int) else "", ""]
         with connect(lake) as db:
-            _bind_removed(db, lake, lineage(lake, v.parent or "", v.name))
+            bind_removed(db, lake, lineage(lake, v.parent or "", v.name))
             by_shard = query("manifest/removed_by_shard").rows(db.con)
         lines += ["| shard | rows removed |", "|---|---|"] + [f"| {s} | {n:,} |" for s, n in by_shard] + [""]
         lines += ["The public manifest (`manifest/removed.parquet`) lists hashes and a coarse category only: per "

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -12,8 +10,8 @@ from duckdb import ColumnExpression, ConstantExpression, Expression, FunctionExp
 
 from relake.db import Db
 from relake.diff.columns import Compared, json_pointer
-from relake.errors import InputError, NotFoundError
-from relake.lake import check_user_path
+from relake.errors import InputError
+from relake.lake import check_user_path, replacing
 from relake.report import HIDDEN, Report, json_meta, rounded
 from relake.sources import Side
 from relake.sql import query
@@ -158,15 +156,6 @@ def write_out(db: Db, summary: DiffSummary, compared: list[Compared], out: str, 
         raise InputError(f"cannot write --out: output column {clash[0]!r} would appear twice "
                          "(a key column named like an output column); rename it with --map")
     rel.select(*cols).create_view("diff_out", replace=True)
-    target = Path(out).absolute()
-    if target.is_dir():
-        raise InputError(f"--out {out}: is a folder")
-    if not target.parent.is_dir():
-        raise NotFoundError(f"--out {out}: folder {target.parent} does not exist")
-    tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
-    try:
+    with replacing(out) as tmp:
         query(fmt).run(db.con, path=str(tmp))
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
     return summary.added + summary.removed + summary.changed - summary.withheld_counted  # withheld: never written
