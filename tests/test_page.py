@@ -277,7 +277,7 @@ def browser() -> str:
         try:
             import playwright.sync_api  # noqa: F401
         except ImportError:
-            reason = "playwright is not installed (pip install -e '.[browser]')"
+            reason = "playwright is not installed (pip install -e '.[test]')"
     if reason is not None:
         if os.environ.get("RELAKE_REQUIRE_BROWSER") == "1":
             pytest.fail(f"RELAKE_REQUIRE_BROWSER=1 but {reason}")
