@@ -88,6 +88,12 @@ CASES: dict[str, dict[str, Case]] = {
     },
     "versions": {"ok": lambda w: [], "usage": lambda w: ["extra-argument"]},
     "show": {"ok": lambda w: ["v1"], "error": lambda w: ["nope"], "usage": lambda w: []},
+    "head": {"ok": lambda w: ["v1", "-n", "2"], "error": lambda w: ["nope"], "usage": lambda w: []},
+    "sql": {
+        "ok": lambda w: ["SELECT count(*) AS n FROM v1"],
+        "error": lambda w: ["SELECT * FROM nope"],
+        "usage": lambda w: [],
+    },
     "verify": {
         "ok": lambda w: ["v1"],
         "found": lambda w: [_damaged_release(w)],
@@ -138,8 +144,8 @@ CASES: dict[str, dict[str, Case]] = {
 }
 
 EXPECTED = {"ok": OK, "found": FOUND, "error": TROUBLE, "usage": TROUBLE}
-ORDER = ["synth", "ingest", "blocklist add", "blocklist list", "build", "versions", "show", "verify", "diff",
-         "fingerprint", "manifest", "publish", "lookup", "synth-copy", "check", "clean", "gc", "demo"]
+ORDER = ["synth", "ingest", "blocklist add", "blocklist list", "build", "versions", "show", "head", "sql", "verify",
+         "diff", "fingerprint", "manifest", "publish", "lookup", "synth-copy", "check", "clean", "gc", "demo"]
 
 
 def _damaged_release(w: World) -> Path:

@@ -10,7 +10,7 @@ import typer
 from relake import console
 from relake.blocklist import add_blocklist, list_blocklists
 from relake.build import build_version, rules_from_flags
-from relake.cli.app import app, handled, lake
+from relake.cli.app import MAINTAIN, Group, app, handled, lake
 from relake.cli.options import EngineOpt, JsonOpt, MemOpt, RayAddressOpt, ThreadsOpt
 from relake.engine import EngineKind, get_engine
 from relake.errors import SpecError
@@ -25,8 +25,8 @@ def kind_help() -> str:
     return "Kind of entries: " + ", ".join(f"{k.name} ({k.help})" for k in BLOCKLIST_KINDS.values()) + "."
 
 
-blocklist_app = typer.Typer(help="Import and list blocklists.", no_args_is_help=True)
-app.add_typer(blocklist_app, name="blocklist")
+blocklist_app = typer.Typer(cls=Group, help="Import, revise, list and show blocklists.", no_args_is_help=True)
+app.add_typer(blocklist_app, name="blocklist", rich_help_panel=MAINTAIN)
 
 
 @blocklist_app.command("add")
@@ -34,10 +34,12 @@ app.add_typer(blocklist_app, name="blocklist")
 def blocklist_add(
     name: Annotated[str, typer.Argument(help="Name for the blocklist in the lake.")],
     file: Annotated[str, typer.Argument(help="A .txt (one entry a line), .csv/.tsv or .parquet file.")],
-    kind: Annotated[str, typer.Option("--kind", help=kind_help())],
-    hash_of: Annotated[str | None, typer.Option("--hash-of", help="url-* hashes: of the 'canonical' (default) "
+    kind: Annotated[str, typer.Option("--kind", metavar="KIND", help=kind_help())],
+    hash_of: Annotated[str | None, typer.Option("--hash-of", metavar="WHAT",
+                                                help="url-* hashes: of the 'canonical' (default) "
                                                                   "or 'raw' URL.")] = None,
-    column: Annotated[str | None, typer.Option("--column", help="Column to read (csv/tsv/parquet).")] = None,
+    column: Annotated[str | None, typer.Option("--column", metavar="COL",
+                                               help="Column to read (csv/tsv/parquet).")] = None,
     skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Skip malformed entries.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -69,15 +71,19 @@ def blocklist_list(as_json: JsonOpt = False) -> None:
                     f"{b.raw_entries:,}", f"{b.skipped:,}", b.sha256[:16] + "…") for b in listing.blocklists])
 
 
-@app.command()
+@app.command(rich_help_panel=MAINTAIN)
 @handled
 def build(
     name: Annotated[str, typer.Argument(help="Name of the new version.")],
-    spec_file: Annotated[str | None, typer.Option("--spec", help="Release spec (TOML).")] = None,
-    base: Annotated[str | None, typer.Option("--base", help="Base version (flag form, without --spec).")] = None,
-    blocklist: Annotated[list[str] | None, typer.Option("--blocklist", help="Flag form: a blocklist rule.")] = None,
-    where: Annotated[list[str] | None, typer.Option("--where", help="Flag form: an SQL predicate rule.")] = None,
-    category: Annotated[str, typer.Option("--category", help="Flag form: the rules' public category.")] = "removed",
+    spec_file: Annotated[str | None, typer.Option("--spec", metavar="FILE", help="Release spec (TOML).")] = None,
+    base: Annotated[str | None, typer.Option("--base", metavar="VERSION",
+                                             help="Base version (flag form, without --spec).")] = None,
+    blocklist: Annotated[list[str] | None, typer.Option("--blocklist", metavar="NAME[:REV]",
+                                                        help="Flag form: a blocklist rule.")] = None,
+    where: Annotated[list[str] | None, typer.Option("--where", metavar="EXPR",
+                                                    help="Flag form: an SQL predicate rule.")] = None,
+    category: Annotated[str, typer.Option("--category", metavar="NAME",
+                                          help="Flag form: the rules' public category.")] = "removed",
     sensitive: Annotated[bool, typer.Option("--sensitive", help="Flag form: mark the rules sensitive.")] = False,
     threads: ThreadsOpt = None,
     memory_limit: MemOpt = None,

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from relake import console
-from relake.cli.app import app, handled, lake
+from relake.cli.app import COPIES, app, handled, lake
 from relake.cli.options import (
     EngineOpt,
     ImageColOpt,
@@ -44,18 +44,20 @@ _KEYS_SHOWN = 5
 _SHARDS_SHOWN = 50
 
 
-@app.command("synth-copy")
+@app.command("synth-copy", rich_help_panel=COPIES)
 @handled
 def synth_copy(
     source: Annotated[str, typer.Argument(help="Version name, version folder or parquet files to download.")],
     out: Annotated[str, typer.Argument(help="Folder for the copy (must hold no shards yet).")],
-    shard_size: Annotated[int, typer.Option("--shard-size", min=1, help="Samples per shard.")] = 10_000,
-    hash_algo: Annotated[str, typer.Option("--hash", help="Image hash column: md5 (older img2dataset) or "
+    shard_size: Annotated[int, typer.Option("--shard-size", metavar="N", min=1, help="Samples per shard.")] = 10_000,
+    hash_algo: Annotated[str, typer.Option("--hash", metavar="ALGO",
+                                           help="Image hash column: md5 (older img2dataset) or "
                                                           "sha256 (newer).")] = "md5",
-    failure_rate: Annotated[float, typer.Option("--failure-rate", min=0.0, max=1.0,
+    failure_rate: Annotated[float, typer.Option("--failure-rate", metavar="RATE", min=0.0, max=1.0,
                                                 help="Share of samples that fail to download or resize.")] = 0.1,
-    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed; the same seed gives identical bytes.")] = 0,
-    fmt: Annotated[str, typer.Option("--format", help=synth_help())] = "webdataset",
+    seed: Annotated[int, typer.Option("--seed", metavar="N", min=0,
+                                      help="Random seed; the same seed gives identical bytes.")] = 0,
+    fmt: Annotated[str, typer.Option("--format", metavar="FMT", help=synth_help())] = "webdataset",
     verify: Annotated[bool, typer.Option("--verify", help="Re-hash the version's shards against its record "
                                                           "before reading them.")] = False,
     as_json: JsonOpt = False,
@@ -75,7 +77,7 @@ def synth_copy(
         console.warn(note)
 
 
-@app.command()
+@app.command(rich_help_panel=COPIES)
 @handled
 def check(
     copy: Annotated[str, typer.Argument(help="The copy's folder (img2dataset output: "
@@ -113,17 +115,17 @@ def check(
         raise typer.Exit(ExitCode.FOUND)
 
 
-@app.command()
+@app.command(rich_help_panel=COPIES)
 @handled
 def clean(
     copy: Annotated[str, typer.Argument(help="The copy's folder (left untouched).")],
-    out: Annotated[str, typer.Option("--out", help="Folder for the cleaned copy (new, empty, or an "
+    out: Annotated[str, typer.Option("--out", metavar="DIR", help="Folder for the cleaned copy (new, empty, or an "
                                                    "interrupted clean's to resume).")],
     manifest: ManifestOpt = None,
     keep_only: KeepOnlyOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report what would be removed; write "
                                                             "nothing.")] = False,
-    workers: Annotated[int, typer.Option("--workers", min=1, callback=clamp_threads,
+    workers: Annotated[int, typer.Option("--workers", metavar="N", min=1, callback=clamp_threads,
                                          help="Shards rewritten at once (--engine local; at most 4 per CPU).")] = 2,
     url_col: UrlColOpt = None,
     image_col: ImageColOpt = None,

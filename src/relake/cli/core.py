@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from relake import console
-from relake.cli.app import app, handled, lake
+from relake.cli.app import HOUSEKEEPING, LOOK, MAINTAIN, START, app, handled, lake
 from relake.cli.options import JsonOpt, MemOpt
 from relake.demo import run_demo
 from relake.errors import ExitCode, IntegrityError
@@ -19,13 +19,14 @@ from relake.synth import synth_original
 from relake.verify import verify_target
 
 
-@app.command()
+@app.command(rich_help_panel=START)
 @handled
 def synth(
     out: Annotated[str, typer.Argument(help="Folder to write the shards into (must not hold shards yet).")],
-    rows: Annotated[int, typer.Option("--rows", min=0, help="Number of rows.")] = 100_000,
-    shards: Annotated[int, typer.Option("--shards", min=1, help="Number of parquet shards.")] = 4,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives identical bytes.")] = 0,
+    rows: Annotated[int, typer.Option("--rows", metavar="N", min=0, help="Number of rows.")] = 100_000,
+    shards: Annotated[int, typer.Option("--shards", metavar="N", min=1, help="Number of parquet shards.")] = 4,
+    seed: Annotated[int, typer.Option("--seed", metavar="N",
+                                      help="Random seed; the same seed gives identical bytes.")] = 0,
 ) -> None:
     """Write LAION-5B-like metadata shards (part-NNNNN-<uuid>-c000.snappy.parquet)."""
     start = time.perf_counter()
@@ -43,16 +44,17 @@ def synth(
     console.info(f"wrote {rows:,} rows in {len(paths)} shards in {secs:.2f} s ({rows / max(secs, 1e-9):,.0f} rows/s)")
 
 
-@app.command()
+@app.command(rich_help_panel=MAINTAIN)
 @handled
 def ingest(
     name: Annotated[str, typer.Argument(help="Name of the new version.")],
     sources: Annotated[list[str], typer.Argument(
         help="Parquet files, folders or glob patterns; or fsspec URIs (s3://, gs://, hf://, memory://, file://) "
              "of files, folders or globs, which need --copy.")],
-    url_col: Annotated[str | None, typer.Option("--url-col", help="Column holding the URL.")] = None,
-    caption_col: Annotated[str | None, typer.Option("--caption-col", help="Column holding the caption.")] = None,
-    id_col: Annotated[str | None, typer.Option("--id-col", help="Column holding the row id.")] = None,
+    url_col: Annotated[str | None, typer.Option("--url-col", metavar="COL", help="Column holding the URL.")] = None,
+    caption_col: Annotated[str | None, typer.Option("--caption-col", metavar="COL",
+                                                    help="Column holding the caption.")] = None,
+    id_col: Annotated[str | None, typer.Option("--id-col", metavar="COL", help="Column holding the row id.")] = None,
     copy: Annotated[bool, typer.Option(
         "--copy", help="Copy shards into the lake (required for URIs: remote files are downloaded into it).")] = False,
     memory_limit: MemOpt = None,
@@ -70,7 +72,7 @@ def ingest(
     console.info(f"{secs:.2f} s ({r.rows / max(secs, 1e-9):,.0f} rows/s, {r.bytes / 1e6 / max(secs, 1e-9):,.0f} MB/s)")
 
 
-@app.command()
+@app.command(rich_help_panel=LOOK)
 @handled
 def versions(as_json: JsonOpt = False) -> None:
     """List the lake's versions as a lineage."""
@@ -102,7 +104,7 @@ def versions(as_json: JsonOpt = False) -> None:
     console.table(f"versions in {listing.root}", ["version", "kind", "rows", "shards"], lines)
 
 
-@app.command()
+@app.command(rich_help_panel=LOOK)
 @handled
 def show(name: Annotated[str, typer.Argument(help="Version name.")], as_json: JsonOpt = False) -> None:
     """Show one version's manifest and stats."""
@@ -135,7 +137,7 @@ def show(name: Annotated[str, typer.Argument(help="Version name.")], as_json: Js
                   [(s.path, f"{s.rows:,}", f"{s.bytes:,}", s.sha256[:16] + "…") for s in shown])
 
 
-@app.command()
+@app.command(rich_help_panel=LOOK)
 @handled
 def verify(
     target: Annotated[str | None, typer.Argument(help="Version name or folder (default: every version).")] = None,
@@ -164,7 +166,7 @@ def verify(
         raise typer.Exit(ExitCode.FOUND)
 
 
-@app.command()
+@app.command(rich_help_panel=HOUSEKEEPING)
 @handled
 def gc(dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be removed.")] = False) -> None:
     """Remove leftovers of crashed runs (staging and spill folders no living process holds)."""
@@ -175,11 +177,12 @@ def gc(dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what w
         console.info("nothing to remove")
 
 
-@app.command()
+@app.command(rich_help_panel=START)
 @handled
 def demo(
-    rows: Annotated[int, typer.Option("--rows", min=1000, help="Rows in the synthetic original.")] = 1_000_000,
-    out: Annotated[Path | None, typer.Option("--work", help="Folder for the synthetic inputs.")] = None,
+    rows: Annotated[int, typer.Option("--rows", metavar="N", min=1000,
+                                      help="Rows in the synthetic original.")] = 1_000_000,
+    out: Annotated[Path | None, typer.Option("--work", metavar="DIR", help="Folder for the synthetic inputs.")] = None,
 ) -> None:
     """From nothing: synthesise a LAION-like original, ingest, show, verify, and say what to try next."""
     run_demo(lake(), rows=rows, work=out)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from relake import console
-from relake.cli.app import app, handled, lake
+from relake.cli.app import LOOK, app, handled, lake
 from relake.cli.options import EngineOpt, JsonOpt, MemOpt, RayAddressOpt
 from relake.diff import KEYLESS_LOCAL_ONLY, DiffSummary, diff_versions
 from relake.engine import Engine, EngineKind, get_engine
@@ -15,7 +15,7 @@ from relake.errors import ExitCode, InputError
 from relake.fingerprint import fingerprint_report
 
 
-@app.command()
+@app.command(rich_help_panel=LOOK)
 @handled
 def diff(
     a: Annotated[str, typer.Argument(
@@ -141,7 +141,7 @@ def _render(s: DiffSummary, top: int) -> None:
         console.info("hint: " + hint)
 
 
-@app.command()
+@app.command(rich_help_panel=LOOK)
 @handled
 def fingerprint(
     target: Annotated[str, typer.Argument(metavar="TARGET", help="Version name, or parquet file/folder.")],

@@ -8,19 +8,19 @@ from typing import Annotated
 import typer
 
 from relake import console
-from relake.cli.app import app, handled, lake
+from relake.cli.app import RELEASE, app, handled, lake
 from relake.cli.options import CrowdOpt, JsonOpt
 from relake.errors import ExitCode
 from relake.lake import check_user_path
 from relake.publish import lookup_urls, publish_release, write_manifest
 
 
-@app.command()
+@app.command(rich_help_panel=RELEASE)
 @handled
 def manifest(
     a: Annotated[str, typer.Argument(help="The earlier version.")],
     b: Annotated[str, typer.Argument(help="A version built from it (any number of generations).")],
-    out: Annotated[str, typer.Option("--out", help="New folder to write the manifest into.")],
+    out: Annotated[str, typer.Option("--out", metavar="DIR", help="New folder to write the manifest into.")],
     private: Annotated[bool, typer.Option("--private", help="The audit copy: URLs, keys, shards, rules.")] = False,
     image_hashes: Annotated[bool, typer.Option("--image-hashes", help="Add image hashes that came from the base "
                                                                       "data (never a partner's list).")] = False,
@@ -40,13 +40,14 @@ def manifest(
                   [(c, f"{n:,}") for c, n in m.counts.items()])
 
 
-@app.command()
+@app.command(rich_help_panel=RELEASE)
 @handled
 def publish(
     name: Annotated[str, typer.Argument(help="Version to release.")],
     out: Annotated[str, typer.Argument(help="New release folder.")],
     min_crowd: CrowdOpt = None,
-    since: Annotated[str | None, typer.Option("--since", help="Ancestor the manifest starts from (default: the "
+    since: Annotated[str | None, typer.Option("--since", metavar="VERSION",
+                                              help="Ancestor the manifest starts from (default: the "
                                                                "lineage's original, so it cleans its copies).")] = None,
 ) -> None:
     """A release folder: data shards, version.json, SHA256SUMS, CHANGELOG.md and the public manifest of every row
@@ -56,11 +57,11 @@ def publish(
     console.info(f"check it with: cd {path} && sha256sum -c SHA256SUMS   (or: relake verify {path})")
 
 
-@app.command()
+@app.command(rich_help_panel=RELEASE)
 @handled
 def lookup(
     urls: Annotated[list[str], typer.Argument(help="URLs to look up.")],
-    manifest_dir: Annotated[str, typer.Option("--manifest", help="A public removal manifest folder.")],
+    manifest_dir: Annotated[str, typer.Option("--manifest", metavar="DIR", help="A public removal manifest folder.")],
     as_json: JsonOpt = False,
 ) -> None:
     """Whether URLs (canonicalised the same way) are listed in a removal manifest; exit 1 if any is."""
