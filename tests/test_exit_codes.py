@@ -4,10 +4,12 @@ test fails when a command is added without cases here."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -178,14 +180,29 @@ def test_every_command_has_exit_code_cases() -> None:
     assert set(CASES) == _leaf_commands() == set(ORDER)
 
 
+def test_every_command_takes_json() -> None:
+    """--json on every command (issue 18): each success case above runs with it and parses its stdout."""
+    def walk(cmd: Any, path: tuple[str, ...]) -> list[tuple[str, ...]]:
+        subs = getattr(cmd, "commands", None)
+        if subs:
+            return [p for n, c in subs.items() for p in walk(c, (*path, n))]
+        return [] if any("--json" in getattr(p, "opts", []) for p in cmd.params) else [path]
+
+    assert walk(get_command(app), ()) == []
+
+
 @pytest.mark.parametrize(
     ("command", "outcome"),
     [(c, o) for c in ORDER for o in ("ok", "found", "error", "usage") if o in CASES[c]],
     ids=lambda x: x,
 )
 def test_exit_code(world: World, command: str, outcome: str) -> None:
-    r = world.run(*command.split(), *CASES[command][outcome](world))
+    """Each outcome's exit code; a success runs with --json, whose stdout must be one JSON document."""
+    json_flag = ["--json"] if outcome == "ok" else []
+    r = world.run(*command.split(), *CASES[command][outcome](world), *json_flag)
     assert r.exit_code == EXPECTED[outcome], (command, outcome, r.stdout, r.stderr)
+    if json_flag:
+        json.loads(r.stdout)
     assert "Traceback" not in r.stdout + r.stderr
     if outcome == "error":
         lines = r.stderr.splitlines()

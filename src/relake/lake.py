@@ -25,6 +25,7 @@ from pathlib import Path
 from relake.errors import InvalidNameError, InvalidPathError, NotFoundError, RelakeError, VersionExistsError
 from relake.jsonfile import JSON_ERRORS, read_json_text
 from relake.record import Version, VersionEntry, VersionListing
+from relake.report import Report
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 MAX_NAME = 100
@@ -100,6 +101,15 @@ class Staging:
 
     path: Path
     lock_fd: int
+
+
+@dataclass(frozen=True)
+class Leftovers(Report):
+    """What ``relake gc`` removed (or, with ``dry_run``, would remove)."""
+
+    root: Path
+    removed: list[Path]
+    dry_run: bool = False
 
 
 @dataclass(frozen=True)
@@ -186,6 +196,10 @@ class Lake:
     def publish(self, staging: Staging, name: str) -> Path:
         """Make a staged version visible with one create-only rename."""
         return publish_dir(staging, self.version_dir(name), lambda: VersionExistsError(name))
+
+    def gc_report(self, dry_run: bool = False) -> Leftovers:
+        """:meth:`gc` as a report."""
+        return Leftovers(self.root, self.gc(dry_run), dry_run)
 
     def gc(self, dry_run: bool = False) -> list[Path]:
         """Remove leftovers of crashed runs: staging and spill folders whose writer is gone (its lock can

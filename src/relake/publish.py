@@ -318,6 +318,27 @@ def _publish_sibling(staging: Path, out: Path) -> None:
     checkpoint("publish:after-rename")
 
 
+@dataclass(frozen=True)
+class Published(Report):
+    """What ``relake publish`` wrote: the release folder of version ``name``, with the manifest of every row removed
+    since ``since`` (None: an original, no manifest)."""
+
+    name: str
+    out: Path
+    since: str | None
+    rows: int
+    shards: int
+
+
+def publish_report(lake: Lake, name: str, out: Path, *, min_crowd: int | None = None,
+                   since: str | None = None) -> Published:
+    """:func:`publish_release` as a report."""
+    path = publish_release(lake, name, out, min_crowd=min_crowd, since=since)
+    v = lake.load_version(name)
+    ancestor = since if since is not None else lineage_root(lake, name) if v.parent is not None else None
+    return Published(name, path, ancestor, v.rows, len(v.shards))
+
+
 def publish_release(lake: Lake, name: str, out: Path, *, min_crowd: int | None = None,
                     since: str | None = None) -> Path:
     """A release folder: data shards, version.json, CHANGELOG.md, SHA256SUMS and the public manifest of every row

@@ -16,6 +16,7 @@ from relake.engine import EngineKind, get_engine
 from relake.errors import SpecError
 from relake.kinds import BLOCKLIST_KINDS
 from relake.lake import check_user_path
+from relake.report import plural
 from relake.spec import Spec, load_spec
 
 
@@ -55,7 +56,7 @@ def blocklist_add(
         console.warn(f"skipped {b.skipped:,} malformed entries (--skip-invalid)")
     if b.invisible_stripped:
         console.warn(f"stripped invisible characters (byte-order marks, zero-width or Unicode spaces) from "
-                     f"{b.invisible_stripped:,} entries")
+                     f"{plural(b.invisible_stripped, 'entry')}")
 
 
 @blocklist_app.command("list")
@@ -117,8 +118,8 @@ def build(
     if as_json:
         console.print_json(result.to_dict())
         return
-    console.out.print(f"built {result.name} from {result.base}: {result.rows:,} rows kept, {result.removed:,} "
-                      f"removed in {len(result.version.shards)} shards ({result.seconds:.1f} s)")
+    console.out.print(f"built {result.name} from {result.base}: {plural(result.rows, 'row')} kept, {result.removed:,} "
+                      f"removed in {plural(len(result.version.shards), 'shard')} ({result.seconds:.1f} s)")
     unmatched = result.unmatched_entries
     console.table("removed by rule", ["rule", "rows", "list entries that matched no row"],
                   [(r, f"{n:,}", f"{unmatched[r]:,}" if r in unmatched else "") for r, n in result.by_rule.items()])

@@ -37,6 +37,7 @@ from relake.copies.layouts import describe_layouts
 from relake.engine import Engine, EngineKind, get_engine
 from relake.errors import ExitCode, InputError
 from relake.lake import check_user_path
+from relake.report import plural
 from relake.synthcopy import synth_copy as make_copy
 from relake.synthcopy import synth_help
 
@@ -71,7 +72,8 @@ def synth_copy(
         console.print_json(r.to_dict())
         return
     console.out.print(console.literal(
-        f"wrote {r.out}: {r.rows:,} samples in {r.shards} {r.format} shards, {r.successes:,} downloaded, "
+        f"wrote {r.out}: {plural(r.rows, 'sample')} in {plural(r.shards, r.format + ' shard')}, "
+        f"{r.successes:,} downloaded, "
         f"{r.failures:,} failed, {r.bytes / 1e6:,.1f} MB"))
     for note in r.notes:
         console.warn(note)
@@ -172,10 +174,10 @@ def _render_check(r: CheckReport) -> None:
     against = ", ".join(x for x in (r.manifest and f"manifest {r.manifest}",
                                     r.keep_only and f"release {r.keep_only}") if x)
     items: list[tuple[str, object]] = [
-        ("copy", f"{r.copy} ({r.layout}, {len(r.shards)} shards, {r.rows:,} rows)"),
+        ("copy", f"{r.copy} ({r.layout}, {plural(len(r.shards), 'shard')}, {plural(r.rows, 'row')})"),
         ("against", against),
         ("image hashes", r.image_matching or "not compared"),
-        ("affected rows", f"{r.affected:,} in {r.shards_affected} shards"),
+        ("affected rows", f"{r.affected:,} in {plural(r.shards_affected, 'shard')}"),
     ]
     if r.manifest is not None:
         items += [("  by URL only", f"{r.by_url:,}"), ("  by image only", f"{r.by_image:,}"),
@@ -186,7 +188,7 @@ def _render_check(r: CheckReport) -> None:
     if r.keep_only is not None:
         items.append(("  not in release", f"{r.not_in_release:,}"))
     items += [("  failed downloads", f"{r.failed_downloads:,} (parquet rows only, no image)"),
-              ("orphans", f"{r.orphans:,} keys in {sum(1 for s in r.shards if s.orphans)} shards"
+              ("orphans", f"{plural(r.orphans, 'key')} in {plural(sum(1 for s in r.shards if s.orphans), 'shard')}"
                           + (" (samples without a parquet row)" if r.orphans else "")),
               ("time", f"{r.seconds:.2f} s")]
     console.kv("check", items)
@@ -221,7 +223,7 @@ def _render_orphans(r: CheckReport) -> None:
         return
     shown = with_orphans[:_SHARDS_SHOWN]
     title = "orphans: samples whose key has no parquet row" + (
-        f" (top {_SHARDS_SHOWN} of {len(with_orphans)} shards)" if len(with_orphans) > _SHARDS_SHOWN else "")
+        f" (top {_SHARDS_SHOWN} of {plural(len(with_orphans), 'shard')})" if len(with_orphans) > _SHARDS_SHOWN else "")
     console.table(title, ["shard", "orphans", f"keys (first {_KEYS_SHOWN})", "an affected row's key"],
                   [[s.shard, f"{s.orphans:,}", " ".join(s.orphan_keys) + (" …" if s.orphans > len(s.orphan_keys)
                                                                          else ""),
@@ -234,9 +236,9 @@ def _render_clean(r: CleanReport) -> None:
     verb = "would " if r.dry_run else ""
     counted = LAYOUTS[r.layout].counted if r.layout in LAYOUTS else None
     items: list[tuple[str, object]] = [
-        ("copy", f"{r.copy} ({r.layout}, {r.shards} shards)"),
+        ("copy", f"{r.copy} ({r.layout}, {plural(r.shards, 'shard')})"),
         ("out", r.out + (" (nothing written: --dry-run)" if r.dry_run else "")),
-        (f"{verb}remove", f"{r.removed_rows:,} rows ({r.failed_removed:,} failed downloads)"
+        (f"{verb}remove", f"{plural(r.removed_rows, 'row')} ({r.failed_removed:,} failed downloads)"
                           + ("" if r.dry_run or counted is None else f", {r.removed_members:,} {counted}")),
         (f"shards {verb}rewrite", f"{r.rewritten:,}"),
         (f"shards {verb}copy unchanged", f"{r.copied:,}"),
@@ -246,7 +248,7 @@ def _render_clean(r: CleanReport) -> None:
         items.append(("orphans", f"{r.orphans_kept:,} kept byte for byte, {r.orphans_dropped:,} {verb}dropped "
                                  "(an affected row's key)"))
     if not r.dry_run:
-        items.append(("resumed", f"{r.resumed:,} units already done and verified"))
+        items.append(("resumed", f"{plural(r.resumed, 'unit')} already done and verified"))
         items.append(("verified", f"{r.verified:,} rewritten sides listed again: no file of an affected row"))
         if r.tar_bytes_in:
             mb = r.tar_bytes_in / 1e6

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +14,8 @@ from relake.demo import run_demo
 from relake.errors import ExitCode, IntegrityError
 from relake.ingest import ingest_report
 from relake.lake import check_user_path
-from relake.synth import synth_original
+from relake.report import plural
+from relake.synth import synth_report
 from relake.verify import verify_target
 
 
@@ -27,9 +27,9 @@ def synth(
     shards: Annotated[int, typer.Option("--shards", metavar="N", min=1, help="Number of parquet shards.")] = 4,
     seed: Annotated[int, typer.Option("--seed", metavar="N",
                                       help="Random seed; the same seed gives identical bytes.")] = 0,
+    as_json: JsonOpt = False,
 ) -> None:
     """Write LAION-5B-like metadata shards (part-NNNNN-<uuid>-c000.snappy.parquet)."""
-    start = time.perf_counter()
     with console.progress("synth", rows) as advance:
         done = [0]
 
@@ -37,11 +37,14 @@ def synth(
             advance(n - done[0])
             done[0] = n
 
-        paths = synth_original(check_user_path(out), rows, shards, seed, progress=tick)
-    secs = time.perf_counter() - start
-    for p in paths:
+        r = synth_report(check_user_path(out), rows, shards, seed, progress=tick)
+    if as_json:
+        console.print_json(r.to_dict())
+        return
+    for p in r.paths:
         console.out.print(console.literal(str(p)))
-    console.info(f"wrote {rows:,} rows in {len(paths)} shards in {secs:.2f} s ({rows / max(secs, 1e-9):,.0f} rows/s)")
+    console.info(f"wrote {plural(r.rows, 'row')} in {plural(r.shards, 'shard')} in {r.seconds:.2f} s "
+                 f"({r.rows / max(r.seconds, 1e-9):,.0f} rows/s)")
 
 
 @app.command(rich_help_panel=MAINTAIN)
@@ -68,7 +71,8 @@ def ingest(
         console.print_json(r.to_dict())
         return
     secs = r.seconds
-    console.out.print(f"ingested {r.name}: {r.rows:,} rows, {r.shards} shards, {r.bytes / 1e6:,.1f} MB")
+    console.out.print(f"ingested {r.name}: {plural(r.rows, 'row')}, {plural(r.shards, 'shard')}, "
+                      f"{r.bytes / 1e6:,.1f} MB")
     console.info(f"{secs:.2f} s ({r.rows / max(secs, 1e-9):,.0f} rows/s, {r.bytes / 1e6 / max(secs, 1e-9):,.0f} MB/s)")
 
 
@@ -116,7 +120,7 @@ def show(name: Annotated[str, typer.Argument(help="Version name.")], as_json: Js
         ("kind", v.kind), ("parent", v.parent or "-"), ("rows", f"{v.rows:,}"), ("shards", len(v.shards)),
         ("bytes", f"{v.bytes:,}"), ("storage", v.storage),
         ("roles", f"url={v.roles.url} caption={v.roles.caption} id={v.roles.id}"),
-        ("fingerprint", f"{v.fingerprint.value} ({v.fingerprint.rows:,} rows)"),
+        ("fingerprint", f"{v.fingerprint.value} ({plural(v.fingerprint.rows, 'row')})"),
         ("tool", ", ".join(f"{k} {val}" for k, val in v.tool.items())),
         *[(k.replace("_", " "), f"{val:,}" if isinstance(val, int) else val) for k, val in v.stats.items()
           if not isinstance(val, dict) and val is not None],
@@ -153,7 +157,7 @@ def verify(
             for n in r.notes:
                 console.warn(f"{r.target}: {n}")
             if r.ok:
-                console.out.print(f"ok  {r.target}: {r.shards} shards, {r.rows:,} rows")
+                console.out.print(f"ok  {r.target}: {plural(r.shards, 'shard')}, {plural(r.rows, 'row')}")
             else:
                 console.out.print(f"BAD {r.target}:")
                 for p in r.problems:
@@ -168,9 +172,16 @@ def verify(
 
 @app.command(rich_help_panel=HOUSEKEEPING)
 @handled
-def gc(dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be removed.")] = False) -> None:
+def gc(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be removed.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Remove leftovers of crashed runs (staging and spill folders no living process holds)."""
-    removed = lake().gc(dry_run=dry_run)
+    r = lake().gc_report(dry_run=dry_run)
+    if as_json:
+        console.print_json(r.to_dict())
+        return
+    removed = r.removed
     for p in removed:
         console.out.print(console.literal(("would remove " if dry_run else "removed ") + str(p)))
     if not removed:
@@ -183,6 +194,14 @@ def demo(
     rows: Annotated[int, typer.Option("--rows", metavar="N", min=1000,
                                       help="Rows in the synthetic original.")] = 1_000_000,
     out: Annotated[Path | None, typer.Option("--work", metavar="DIR", help="Folder for the synthetic inputs.")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """From nothing: synthesise a LAION-like original, ingest, show, verify, and say what to try next."""
-    run_demo(lake(), rows=rows, work=out)
+    r = run_demo(lake(), rows=rows, work=out)
+    if as_json:
+        console.print_json(r.to_dict())
+        return
+    console.out.print(f"\ndemo finished in {r.seconds:.1f} s, lake at {r.lake}")
+    console.out.print("try next:")
+    for line in r.try_next:
+        console.out.print(console.literal("  " + line))

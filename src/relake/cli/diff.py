@@ -13,6 +13,7 @@ from relake.diff import KEYLESS_LOCAL_ONLY, DiffSummary, diff_versions
 from relake.engine import Engine, EngineKind, get_engine
 from relake.errors import ExitCode, InputError
 from relake.fingerprint import fingerprint_report
+from relake.report import plural
 
 
 @app.command(rich_help_panel=LOOK)
@@ -91,8 +92,8 @@ def diff(
 def _render(s: DiffSummary, top: int) -> None:
     key = "+".join(s.key) if s.key else "none (keyless: rows as a multiset)"
     items: list[tuple[str, object]] = [
-        ("A", f"{s.a['spec']} ({s.a['kind']}, {s.a['files']} files)"),
-        ("B", f"{s.b['spec']} ({s.b['kind']}, {s.b['files']} files)"),
+        ("A", f"{s.a['spec']} ({s.a['kind']}, {plural(s.a['files'], 'file')})"),
+        ("B", f"{s.b['spec']} ({s.b['kind']}, {plural(s.b['files'], 'file')})"),
         ("key", key),
         ("rows in A", f"{s.rows_a:,}"), ("rows in B", f"{s.rows_b:,}"),
         ("added", f"{s.added:,}"), ("removed", f"{s.removed:,}"),
@@ -165,7 +166,7 @@ def fingerprint(
     if as_json:
         console.print_json(r.to_dict())
         return
-    console.out.print(console.literal(f"{r.fingerprint.value}  {r.fingerprint.rows} rows  {target}"))
+    console.out.print(console.literal(f"{r.fingerprint.value}  {plural(r.fingerprint.rows, 'row')}  {target}"))
     if r.manifest_matches is not None:
         console.info("matches the manifest" if r.manifest_matches else
                      "DIFFERS from the manifest (run `relake verify` to see which shards changed)")

@@ -10,6 +10,7 @@ from relake import console
 from relake.cli.app import LOOK, app, handled, lake
 from relake.cli.options import JsonOpt
 from relake.explore import Rows, head_rows, run_sql
+from relake.report import plural
 
 
 @app.command(rich_help_panel=LOOK)
@@ -23,7 +24,7 @@ def head(
     as_json: JsonOpt = False,
 ) -> None:
     """The first rows of a version, in file order (with --where, the first it picks)."""
-    _render(head_rows(lake(), target, n, where), as_json, f"{target}: first {n} rows" + (
+    _render(head_rows(lake(), target, n, where), as_json, f"{target}: first {plural(n, 'row')}" + (
         f" where {where}" if where is not None else ""))
 
 
@@ -45,4 +46,4 @@ def _render(rows: Rows, as_json: bool, title: str) -> None:
         return
     console.table(title, [c.name for c in rows.columns], [["NULL" if v is None else v for v in r] for r in rows.rows])
     if rows.truncated:
-        console.warn(f"only the first {rows.limit:,} rows are shown (--limit)")
+        console.warn(f"only the first {plural(rows.limit, 'row')} are shown (--limit)")

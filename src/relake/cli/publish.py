@@ -12,7 +12,8 @@ from relake.cli.app import RELEASE, app, handled, lake
 from relake.cli.options import CrowdOpt, JsonOpt
 from relake.errors import ExitCode
 from relake.lake import check_user_path
-from relake.publish import lookup_urls, publish_release, write_manifest
+from relake.publish import lookup_urls, publish_report, write_manifest
+from relake.report import plural
 
 
 @app.command(rich_help_panel=RELEASE)
@@ -35,7 +36,8 @@ def manifest(
     if as_json:
         console.print_json(m.to_dict())
         return
-    console.out.print(f"wrote {'private' if m.private else 'public'} manifest {a} → {b} to {m.out}: {m.rows:,} rows")
+    console.out.print(f"wrote {'private' if m.private else 'public'} manifest {a} → {b} to {m.out}: "
+                      f"{plural(m.rows, 'row')}")
     console.table("removed URL hashes by public category", ["category", "hashes"],
                   [(c, f"{n:,}") for c, n in m.counts.items()])
 
@@ -49,10 +51,15 @@ def publish(
     since: Annotated[str | None, typer.Option("--since", metavar="VERSION",
                                               help="Ancestor the manifest starts from (default: the "
                                                                "lineage's original, so it cleans its copies).")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """A release folder: data shards, version.json, SHA256SUMS, CHANGELOG.md and the public manifest of every row
     removed since the original (or --since VERSION)."""
-    path = publish_release(lake(), name, Path(check_user_path(out)), min_crowd=min_crowd, since=since)
+    r = publish_report(lake(), name, Path(check_user_path(out)), min_crowd=min_crowd, since=since)
+    if as_json:
+        console.print_json(r.to_dict())
+        return
+    path = r.out
     console.out.print(f"published {name} to {path}")
     console.info(f"check it with: cd {path} && sha256sum -c SHA256SUMS   (or: relake verify {path})")
 
