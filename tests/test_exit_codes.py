@@ -125,6 +125,11 @@ CASES: dict[str, dict[str, Case]] = {
         "error": lambda w: ["http://a.example/x", "--manifest", w.root / "nowhere"],
         "usage": lambda w: ["http://a.example/x"],
     },
+    "canon": {
+        "ok": lambda w: ["http://a.example/x", "--file", w.root / "urls.txt"],
+        "error": lambda w: ["--file", w.root / "nowhere.txt"],
+        "usage": lambda w: [],
+    },
     "synth-copy": {
         "ok": lambda w: ["v1", w.root / "copy2", "--shard-size", "100"],
         "error": lambda w: ["nope", w.root / "copy3"],
@@ -147,7 +152,7 @@ CASES: dict[str, dict[str, Case]] = {
 
 EXPECTED = {"ok": OK, "found": FOUND, "error": TROUBLE, "usage": TROUBLE}
 ORDER = ["synth", "ingest", "blocklist add", "blocklist list", "build", "versions", "show", "head", "sql", "verify",
-         "diff", "fingerprint", "manifest", "publish", "lookup", "synth-copy", "check", "clean", "gc", "demo"]
+         "diff", "fingerprint", "manifest", "publish", "lookup", "canon", "synth-copy", "check", "clean", "gc", "demo"]
 
 
 def _damaged_release(w: World) -> Path:

@@ -35,10 +35,10 @@ from relake.db import Db, bind_shard, connect, max_threads, write_parquet_stable
 from relake.engine import Engine, LocalEngine, job_connection, plain_file
 from relake.errors import AuditError, InputError, NotFoundError, RelakeError, SpecError, duckdb_errors
 from relake.fingerprint import (
-    ALGORITHM,
     cached_row_hashes,
     combine,
     fingerprint_src,
+    is_current,
     names_tag,
     row_hash_stats,
     subtract,
@@ -49,7 +49,7 @@ from relake.kinds import BLOCKLIST_KINDS, HASH_ALGORITHMS, BlocklistKind
 from relake.lake import Lake, checkpoint, make_private, validate_name
 from relake.predicate import check_where, embed
 from relake.record import Fingerprint, Roles, Shard, Version, sha256_file
-from relake.report import HIDDEN, Report, json_meta, rounded
+from relake.report import HIDDEN, Report, a_or_an, json_meta, rounded
 from relake.sources import source_paths
 from relake.spec import Rule, Spec
 from relake.sql import all_queries, query
@@ -142,7 +142,7 @@ def build_version(
         register_canonical(db.con)
         query("build/url_host").run(db.con)
         plain = _bind_base(db, paths, base.roles)
-        if base.fingerprint.algorithm != ALGORITHM:  # made by an older relake: recompute to audit against
+        if not is_current(base.fingerprint.algorithm):  # made by an older relake: recompute to audit against
             db.bind_parquet("src", paths)
             base = replace(base, fingerprint=fingerprint_src(db))
         _run_rules(db, plans, spec, base.roles, [c.name for c in base.schema])
@@ -289,7 +289,8 @@ def _plan(lake: Lake, rule: Rule, roles: Roles) -> _Plan:
                         "import it with `relake blocklist add`") from None
     kind = _kind(rule, bl)
     if kind.role and getattr(roles, kind.role) is None:
-        raise SpecError(f"rule {rule.id!r}: a {bl.kind} blocklist needs a {kind.role} column, and the base has none")
+        raise SpecError(f"rule {rule.id!r}: {a_or_an(bl.kind)} blocklist needs {a_or_an(kind.role)} column, and the "
+                        "base has none")
     if kind.reads != "image" and (rule.column or rule.side):
         raise SpecError(f"rule {rule.id!r}: 'column'/'side' only apply to image-hash blocklists")
     side: list[Path] = []

@@ -73,7 +73,7 @@ def run_demo(lake: Lake, *, rows: int = 1_000_000, work: Path | None = None) -> 
                  f"fingerprint {v.fingerprint.value[:16]}…")
     console.kv(f"version {v.name}", [
         ("rows", f"{v.rows:,}"), ("shards", len(v.shards)), ("bytes", f"{v.bytes:,}"),
-        ("roles", f"url={v.roles.url} caption={v.roles.caption} id={v.roles.id}"),
+        ("roles", v.roles.text),
         ("fingerprint", v.fingerprint.value),
     ])
 

@@ -23,7 +23,7 @@ from enum import Enum
 from pathlib import PurePath
 from typing import Any, ClassVar
 
-__all__ = ["HIDDEN", "Report", "json_meta", "json_value", "plural", "rounded"]
+__all__ = ["HIDDEN", "Report", "a_or_an", "json_meta", "json_value", "plural", "rounded"]
 
 _SHOW = "json"
 _NAME = "json_name"
@@ -62,6 +62,11 @@ def plural(n: int, noun: str, many: str | None = None) -> str:
         many = noun[:-1] + "ies" if noun.endswith("y") and noun[-2:-1] not in "aeiou" else (
             noun + "es" if noun.endswith(("s", "x", "ch", "sh")) else noun + "s")
     return f"{n:,} {many}"
+
+
+def a_or_an(word: str) -> str:
+    """``word`` with its indefinite article: ``an id``, ``a url``, ``an image``."""
+    return f"{'an' if word[:1].lower() in 'aeio' else 'a'} {word}"
 
 
 class Report:

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from relake.db import Db, connect
 from relake.errors import InputError, NotFoundError, RelakeError, duckdb_errors
-from relake.fingerprint import fingerprint_src
+from relake.fingerprint import fingerprint_src, is_current
 from relake.identity import (
     FileIdentity,
     check_sums,
@@ -131,7 +131,7 @@ def verify_version(
             except InputError as err:  # a problem of the version; out of memory or an interrupt still ends the run
                 report.problems.append(str(err))
             else:
-                if fp.algorithm != version.fingerprint.algorithm:
+                if not is_current(version.fingerprint.algorithm):
                     report.notes.append(
                         f"fingerprint recorded with another algorithm ({version.fingerprint.algorithm.split(':')[0]});"
                         f" this relake computes {fp.algorithm.split(':')[0]}, so only sha256s and row counts were "

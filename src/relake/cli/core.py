@@ -97,14 +97,16 @@ def versions(as_json: JsonOpt = False) -> None:
         children.setdefault(parent, []).append(v.name)
     lines: list[tuple[str, str, str, str]] = []
 
-    def walk(name: str, depth: int) -> None:
+    def walk(name: str, prefix: str, branch: str) -> None:
         v = by_name[name]
-        lines.append(("  " * depth + ("└─ " if depth else "") + name, v.kind, f"{v.rows:,}", str(v.shards)))
-        for c in sorted(children.get(name, [])):
-            walk(c, depth + 1)
+        lines.append((prefix + branch + name, v.kind, f"{v.rows:,}", str(v.shards)))
+        kids = sorted(children.get(name, []))
+        below = prefix + {"": "", "├─ ": "│  ", "└─ ": "   "}[branch]
+        for i, c in enumerate(kids):
+            walk(c, below, "└─ " if i == len(kids) - 1 else "├─ ")
 
     for root in sorted(children.get(None, [])):
-        walk(root, 0)
+        walk(root, "", "")
     console.table(f"versions in {listing.root}", ["version", "kind", "rows", "shards"], lines)
 
 
@@ -119,7 +121,7 @@ def show(name: Annotated[str, typer.Argument(help="Version name.")], as_json: Js
     console.kv(f"version {v.name}", [
         ("kind", v.kind), ("parent", v.parent or "-"), ("rows", f"{v.rows:,}"), ("shards", len(v.shards)),
         ("bytes", f"{v.bytes:,}"), ("storage", v.storage),
-        ("roles", f"url={v.roles.url} caption={v.roles.caption} id={v.roles.id}"),
+        ("roles", v.roles.text),
         ("fingerprint", f"{v.fingerprint.value} ({plural(v.fingerprint.rows, 'row')})"),
         ("tool", ", ".join(f"{k} {val}" for k, val in v.tool.items())),
         *[(k.replace("_", " "), f"{val:,}" if isinstance(val, int) else val) for k, val in v.stats.items()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +13,7 @@ from relake.cli.app import RELEASE, app, handled, lake
 from relake.cli.options import CrowdOpt, JsonOpt
 from relake.errors import ExitCode
 from relake.lake import check_user_path
-from relake.publish import lookup_urls, publish_report, write_manifest
+from relake.publish import canon_urls, lookup_urls, publish_report, read_url_file, url_lines, write_manifest
 from relake.report import plural
 
 
@@ -64,21 +65,54 @@ def publish(
     console.info(f"check it with: cd {path} && sha256sum -c SHA256SUMS   (or: relake verify {path})")
 
 
+FileOpt = Annotated[str | None, typer.Option(
+    "--file", metavar="FILE", help="Also read URLs from FILE, one a line (blank lines skipped); - reads stdin.")]
+
+
 @app.command(rich_help_panel=RELEASE)
 @handled
 def lookup(
-    urls: Annotated[list[str], typer.Argument(help="URLs to look up.")],
     manifest_dir: Annotated[str, typer.Option("--manifest", metavar="DIR", help="A public removal manifest folder.")],
+    urls: Annotated[list[str] | None, typer.Argument(metavar="URL", help="URLs to look up.")] = None,
+    file: FileOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Whether URLs (canonicalised the same way) are listed in a removal manifest; exit 1 if any is."""
-    found = lookup_urls(urls, Path(check_user_path(manifest_dir)))
+    found = lookup_urls(_batch(urls, file), Path(check_user_path(manifest_dir)))
     if as_json:
         console.print_json(found.to_dict())
     else:
         for u in found.urls:
-            listed = f"LISTED {u.category}" + (" (some rows of this URL)" if u.some_rows_only else "") \
-                if u.category else "not listed"
+            listed = "no URL" if u.url_sha256 is None else f"LISTED {u.category}" + (
+                " (some rows of this URL)" if u.some_rows_only else "") if u.category else "not listed"
             console.out.print(console.literal(f"{listed:<20} {u.url}"))
     if found.any_listed:
         raise typer.Exit(ExitCode.FOUND)
+
+
+@app.command(rich_help_panel=RELEASE)
+@handled
+def canon(
+    urls: Annotated[list[str] | None, typer.Argument(metavar="URL", help="URLs to canonicalise.")] = None,
+    file: FileOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Each URL's canonical form and its sha256: what public manifests and url-sha256 blocklists hold."""
+    r = canon_urls(_batch(urls, file))
+    if as_json:
+        console.print_json(r.to_dict())
+        return
+    for u in r.urls:
+        console.out.print(console.literal(f"{u.url_sha256 or '-':<64}  {u.canonical or '(no URL)'}"))
+
+
+def _batch(urls: list[str] | None, file: str | None) -> list[str]:
+    """The URLs given as arguments, then those of --file (- for stdin); at least one."""
+    out = list(urls or [])
+    if file == "-":
+        out += url_lines(sys.stdin.read())
+    elif file is not None:
+        out += read_url_file(check_user_path(file))
+    if not out and file is None:
+        raise typer.BadParameter("give URLs, or --file FILE (- for stdin)", param_hint="URL")
+    return out

@@ -15,7 +15,7 @@ from relake.db import Db
 from relake.diff.columns import Compared, KeyProblem, json_pointer, key_expr, struct_expr
 from relake.diff.report import DiffSummary
 from relake.errors import InputError, NotFoundError, duckdb_errors
-from relake.fingerprint import ALGORITHM
+from relake.fingerprint import is_current
 from relake.identity import REMOVED_FILE, check_owned
 from relake.lake import Lake
 from relake.record import Fingerprint
@@ -82,7 +82,7 @@ def compare_keyless(db: Db, a_src: duckdb.DuckDBPyRelation, b_src: duckdb.DuckDB
 
 
 def _fp_usable(fp: Fingerprint) -> bool:
-    return fp.algorithm == ALGORITHM and bool(fp.buckets) and sum(n for n, _ in fp.buckets.values()) == fp.rows
+    return is_current(fp.algorithm) and bool(fp.buckets) and sum(n for n, _ in fp.buckets.values()) == fp.rows
 
 
 def differing_buckets(a: Side, b: Side, pairs: list[tuple[str, str]], use_buckets: bool) -> list[str] | None:
