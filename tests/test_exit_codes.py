@@ -88,6 +88,7 @@ CASES: dict[str, dict[str, Case]] = {
         "error": lambda w: ["v3", "--base", "nope", "--where", "TRUE"],
         "usage": lambda w: ["v4", "--threads", "0"],
     },
+    "rm": {"ok": lambda w: ["v0", "--dry-run"], "error": lambda w: ["orig"], "usage": lambda w: []},
     "versions": {"ok": lambda w: [], "usage": lambda w: ["extra-argument"]},
     "show": {"ok": lambda w: ["v1"], "error": lambda w: ["nope"], "usage": lambda w: []},
     "head": {"ok": lambda w: ["v1", "-n", "2"], "error": lambda w: ["nope"], "usage": lambda w: []},
@@ -151,8 +152,9 @@ CASES: dict[str, dict[str, Case]] = {
 }
 
 EXPECTED = {"ok": OK, "found": FOUND, "error": TROUBLE, "usage": TROUBLE}
-ORDER = ["synth", "ingest", "blocklist add", "blocklist list", "build", "versions", "show", "head", "sql", "verify",
-         "diff", "fingerprint", "manifest", "publish", "lookup", "canon", "synth-copy", "check", "clean", "gc", "demo"]
+ORDER = ["synth", "ingest", "blocklist add", "blocklist list", "build", "rm", "versions", "show", "head", "sql",
+         "verify", "diff", "fingerprint", "manifest", "publish", "lookup", "canon", "synth-copy", "check", "clean",
+         "gc", "demo"]
 
 
 def _damaged_release(w: World) -> Path:

@@ -14,6 +14,7 @@ from relake.demo import run_demo
 from relake.errors import ExitCode, IntegrityError
 from relake.ingest import ingest_report
 from relake.lake import check_user_path
+from relake.remove import remove_version
 from relake.report import plural
 from relake.synth import synth_report
 from relake.verify import verify_target
@@ -207,3 +208,19 @@ def demo(
     console.out.print("try next:")
     for line in r.try_next:
         console.out.print(console.literal("  " + line))
+
+
+@app.command(rich_help_panel=MAINTAIN)
+@handled
+def rm(
+    name: Annotated[str, typer.Argument(metavar="VERSION", help="The version to remove.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be removed.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove a version nothing derives from and not published (its folder, in one rename; crash-safe)."""
+    r = remove_version(lake(), name, dry_run=dry_run)
+    if as_json:
+        console.print_json(r.to_dict())
+        return
+    console.out.print(console.literal(f"{'would remove' if r.dry_run else 'removed'} {r.name}: "
+                                      f"{plural(r.files, 'file')}, {r.bytes:,} bytes ({r.folder})"))
