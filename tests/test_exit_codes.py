@@ -83,6 +83,7 @@ CASES: dict[str, dict[str, Case]] = {
         "usage": lambda w: ["bl-x"],
     },
     "blocklist list": {"ok": lambda w: [], "usage": lambda w: ["--no-such-option"]},
+    "blocklist show": {"ok": lambda w: ["bl"], "error": lambda w: ["nope"], "usage": lambda w: []},
     "build": {
         "ok": lambda w: ["v2", "--base", "orig", "--where", "SAMPLE_ID % 7 = 0"],
         "error": lambda w: ["v3", "--base", "nope", "--where", "TRUE"],
@@ -152,9 +153,9 @@ CASES: dict[str, dict[str, Case]] = {
 }
 
 EXPECTED = {"ok": OK, "found": FOUND, "error": TROUBLE, "usage": TROUBLE}
-ORDER = ["synth", "ingest", "blocklist add", "blocklist list", "build", "rm", "versions", "show", "head", "sql",
-         "verify", "diff", "fingerprint", "manifest", "publish", "lookup", "canon", "synth-copy", "check", "clean",
-         "gc", "demo"]
+ORDER = ["synth", "ingest", "blocklist add", "blocklist list", "blocklist show", "build", "rm", "versions", "show",
+         "head", "sql", "verify", "diff", "fingerprint", "manifest", "publish", "lookup", "canon", "synth-copy",
+         "check", "clean", "gc", "demo"]
 
 
 def _damaged_release(w: World) -> Path:

@@ -269,8 +269,8 @@ def _rule_record(p: _Plan) -> dict[str, Any]:
     rec: dict[str, Any] = {"id": r.id, "category": r.category, "sensitive": r.sensitive}
     if p.blocklist is not None:
         b = p.blocklist
-        rec["blocklist"] = {"name": b.name, "kind": b.kind, "hash_of": b.hash_of, "sha256": b.sha256,
-                            "entries": b.unique_entries}
+        rec["blocklist"] = {"name": b.name, "revision": b.revision, "kind": b.kind, "hash_of": b.hash_of,
+                            "sha256": b.sha256, "entries": b.unique_entries}
         for k in ("column", "side", "side_key", "side_hash", "side_join"):
             if getattr(r, k) is not None:
                 rec[k] = getattr(r, k)
@@ -284,9 +284,8 @@ def _plan(lake: Lake, rule: Rule, roles: Roles) -> _Plan:
         return _Plan(rule, None)
     try:
         bl = load_blocklist(lake, rule.blocklist)
-    except NotFoundError:
-        raise SpecError(f"rule {rule.id!r} names blocklist {rule.blocklist!r}, which is not in the lake; "
-                        "import it with `relake blocklist add`") from None
+    except NotFoundError as exc:  # no such name, or no such revision of it
+        raise SpecError(f"rule {rule.id!r}: {exc}; import lists with `relake blocklist add`") from None
     kind = _kind(rule, bl)
     if kind.role and getattr(roles, kind.role) is None:
         raise SpecError(f"rule {rule.id!r}: {a_or_an(bl.kind)} blocklist needs {a_or_an(kind.role)} column, and the "
@@ -598,6 +597,7 @@ def _audit(db: Db, spec: Spec, plans: Sequence[_Plan], base: Version, base_paths
 
 def rules_from_flags(blocklists: Sequence[str], wheres: Sequence[str], category: str, sensitive: bool) -> list[Rule]:
     """One-off builds: ``--blocklist NAME`` and ``--where EXPR`` flags become rules of one category."""
-    rules = [Rule(id=f"blocklist-{b}", category=category, sensitive=sensitive, blocklist=b) for b in blocklists]
+    rules = [Rule(id=f"blocklist-{b.replace('@', '-r')}", category=category, sensitive=sensitive, blocklist=b)
+             for b in blocklists]
     rules += [Rule(id=f"where-{i + 1}", category=category, sensitive=sensitive, where=w) for i, w in enumerate(wheres)]
     return rules

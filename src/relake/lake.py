@@ -53,6 +53,21 @@ def validate_name(name: str, what: str = "version") -> str:
     return name
 
 
+REVISION_SEP = "@"  # a blocklist's revision: NAME@2 (NAME alone: its latest)
+_REVISION = re.compile(r"[1-9][0-9]{0,8}")
+
+
+def split_revision(ref: str, what: str = "blocklist") -> tuple[str, int | None]:
+    """``NAME`` or ``NAME@REV`` (REV a whole number from 1): the valid name and the revision (None: the latest)."""
+    name, sep, rev = ref.partition(REVISION_SEP)
+    validate_name(name, what)
+    if not sep:
+        return name, None
+    if not _REVISION.fullmatch(rev):
+        raise InvalidNameError(what, ref, f"a revision is {name}{REVISION_SEP}N with N a whole number from 1")
+    return name, int(rev)
+
+
 def checkpoint(point: str) -> None:
     """Test-only fault hooks: ``RELAKE_TEST_KILL_AT=point`` SIGKILLs this process here;
     ``RELAKE_TEST_HOLD_AT=point:FILE`` touches ``FILE.<pid>.waiting``, then waits here until FILE exists (to

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from relake import console
-from relake.blocklist import add_blocklist, list_blocklists
+from relake.blocklist import add_blocklist, list_blocklists, show_blocklist
 from relake.build import build_version, rules_from_flags
 from relake.cli.app import MAINTAIN, Group, app, handled, lake
 from relake.cli.options import EngineOpt, JsonOpt, MemOpt, RayAddressOpt, ThreadsOpt
@@ -50,8 +50,13 @@ def blocklist_add(
     if as_json:
         console.print_json(b.to_dict())
         return
-    console.out.print(f"added blocklist {b.name} ({b.kind}): {b.unique_entries:,} unique of {b.raw_entries:,} "
-                      f"entries, sha256 {b.sha256[:16]}…")
+    if not b.added:
+        console.out.print(f"blocklist {b.ref} ({b.kind}) already holds these {plural(b.unique_entries, 'entry')}; "
+                          "no new revision")
+        return
+    console.out.print(f"added blocklist {b.name}" + (f" revision {b.revision}" if b.revision > 1 else "")
+                      + f" ({b.kind}): {b.unique_entries:,} unique of {plural(b.raw_entries, 'entry')}, "
+                      f"sha256 {b.sha256[:16]}…")
     if b.skipped:
         console.warn(f"skipped {b.skipped:,} malformed entries (--skip-invalid)")
     if b.invisible_stripped:
@@ -67,9 +72,32 @@ def blocklist_list(as_json: JsonOpt = False) -> None:
     if as_json:
         console.print_json(listing.to_dict())
         return
-    console.table("blocklists", ["name", "kind", "entries", "raw", "skipped", "sha256"],
-                  [(b.name, b.kind + (f" ({b.hash_of})" if b.hash_of else ""), f"{b.unique_entries:,}",
+    console.table("blocklists (latest revisions)", ["name", "revision", "kind", "entries", "raw", "skipped", "sha256"],
+                  [(b.name, b.revision, b.kind + (f" ({b.hash_of})" if b.hash_of else ""), f"{b.unique_entries:,}",
                     f"{b.raw_entries:,}", f"{b.skipped:,}", b.sha256[:16] + "…") for b in listing.blocklists])
+
+
+@blocklist_app.command("show")
+@handled
+def blocklist_show(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The blocklist.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """A blocklist's revisions and the versions built with each: how many of its entries matched rows."""
+    r = show_blocklist(lake(), name)
+    if as_json:
+        console.print_json(r.to_dict())
+        return
+    console.table(f"blocklist {r.name}", ["revision", "kind", "entries", "sha256"],
+                  [(b.revision, b.kind + (f" ({b.hash_of})" if b.hash_of else ""), f"{b.unique_entries:,}",
+                    b.sha256[:16] + "…") for b in r.revisions])
+    if not r.used_by:
+        console.info(f"no version of this lake was built with {r.name}")
+        return
+    console.table("used by", ["version", "rule", "revision", "entries", "matched entries", "rows removed"],
+                  [(u.version, u.rule, "?" if u.revision is None else u.revision, f"{u.entries:,}",
+                    "?" if u.matched_entries is None else f"{u.matched_entries:,}",
+                    "?" if u.removed_rows is None else f"{u.removed_rows:,}") for u in r.used_by])
 
 
 @app.command(rich_help_panel=MAINTAIN)
