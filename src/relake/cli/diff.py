@@ -45,6 +45,9 @@ def diff(
                            help="Kept for old scripts: diff always exits 1 when A and B differ, like diff(1).")
     ] = False,
     top: Annotated[int, typer.Option("--top", min=1, metavar="N", help="How many domains and shards to list.")] = 10,
+    limit: Annotated[int, typer.Option("--limit", min=0, metavar="N", help="Example rows shown of each change "
+                                       "(added, removed, changed); never a withheld row.")] = 5,
+    stat: Annotated[bool, typer.Option("--stat", help="Counts only: no example rows.")] = False,
     verify: Annotated[
         bool, typer.Option("--verify", help="Re-hash each version's shards against its record before reading "
                                             "them (a flipped byte reads as other values).")
@@ -79,7 +82,7 @@ def diff(
     with console.progress("diff", None):
         s = diff_versions(lake(), a, b, key=keys, keyless=keyless, maps=maps or [], out=out,
                           memory_limit=memory_limit, use_buckets=not no_buckets, top=top, engine=runner,
-                          verify=verify)
+                          verify=verify, limit=0 if stat else limit)
     if as_json:
         console.print_json(s.to_dict())
     else:
@@ -140,6 +143,31 @@ def _render(s: DiffSummary, top: int) -> None:
                       [("?" if e["shard"] is None else e["shard"], e["file"] or "?", f"{e['rows']:,}") for e in shown])
     for hint in s.hints:
         console.info("hint: " + hint)
+    _render_examples(s)
+
+
+def _render_examples(s: DiffSummary) -> None:
+    """The example rows: one table per change, key columns then values (a changed value as ``before → after``)."""
+    for change in ("removed", "added", "changed"):
+        rows = [e for e in s.examples if e["change"] == change]
+        if not rows:
+            continue
+        first = rows[0]
+        keys = list(first.get("key", {}))
+        values = list((first["before"] if change == "removed" else first["after"]) or {})
+        table = []
+        for e in rows:
+            row = [e["key"][k] for k in keys] if keys else [e["copies"]]
+            for v in values:
+                before, after = (e["before"] or {}).get(v), (e["after"] or {}).get(v)
+                shown = before if change == "removed" else after
+                row.append(f"{before} → {after}" if v in e["changed_columns"] else shown)
+            table.append(["NULL" if x is None else x for x in row])
+        of = {"removed": s.removed - s.withheld_counted if s.withheld_b == 0 else s.removed,
+              "added": s.added - s.withheld_counted if s.withheld_a == 0 else s.added,
+              "changed": s.changed}[change]
+        console.table(f"{change}: {plural(len(rows), 'example row')} of {of:,} (--limit N; --stat for none)",
+                      [*(keys or ["copies"]), *values], table)
 
 
 @app.command(rich_help_panel=LOOK)

@@ -188,6 +188,7 @@ def provenance(db: Db, lake: Lake, a: Side, b: Side, summary: DiffSummary) -> No
         return
     summary.removed_by_rule, summary.removed_by_category = by_rule, by_category
     summary.provenance_rows = recorded
+    summary.provenance_files = files
     if recorded != summary.removed:
         summary.provenance_note = (f"the builds recorded {recorded:,} removed rows; this diff finds "
                                    f"{summary.removed:,} (compared columns or keys differ from the builds')")
