@@ -595,6 +595,15 @@ def _audit(db: Db, spec: Spec, plans: Sequence[_Plan], base: Version, base_paths
     return fp_kept, row_hash
 
 
+def planned_shards(lake: Lake, spec: Spec) -> int | None:
+    """How many shards ``build_version`` writes (its progress total): the base's; None when the base cannot be
+    read (the build says why)."""
+    try:
+        return len(lake.load_version(spec.base).shards)
+    except RelakeError:
+        return None
+
+
 def rules_from_flags(blocklists: Sequence[str], wheres: Sequence[str], category: str, sensitive: bool) -> list[Rule]:
     """One-off builds: ``--blocklist NAME`` and ``--where EXPR`` flags become rules of one category."""
     rules = [Rule(id=f"blocklist-{b.replace('@', '-r')}", category=category, sensitive=sensitive, blocklist=b)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from relake import console
 from relake.blocklist import add_blocklist
-from relake.build import build_version
+from relake.build import build_version, planned_shards
 from relake.canonical import register_canonical, url_sha256
 from relake.copies import check_copy, clean_copy
 from relake.db import connect
@@ -89,7 +89,7 @@ def run_demo(lake: Lake, *, rows: int = 1_000_000, work: Path | None = None) -> 
         spec_path.write_text(text.replace("@SIDE@", str(inputs / "laion-md5.parquet")), encoding="utf-8")
         console.step(f"building {spec_name!r} from {load_spec(spec_path).base!r} with {spec_path.name}")
         t = time.perf_counter()
-        with console.progress("build", None) as advance:
+        with console.progress("build", planned_shards(lake, load_spec(spec_path))) as advance:
             result = build_version(lake, load_spec(spec_path), progress=advance)
         secs = time.perf_counter() - t
         console.info(f"  kept {plural(result.version.rows, 'row')}, removed {result.removed:,} in {secs:.1f} s "

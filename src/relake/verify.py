@@ -67,6 +67,17 @@ def verify_target(lake: Lake, target: str | None, progress: Callable[[int], None
     return Verification(_verify_reports(lake, target, progress))
 
 
+def planned_shards(lake: Lake, target: str | None) -> int | None:
+    """How many shards ``verify_target`` will hash (its progress total): a version's, or every version's; None
+    for a folder or when a record cannot be read (the verify itself says why)."""
+    try:
+        if target is None:
+            return sum(len(lake.load_version(n).shards) for n in lake.version_names())
+        return None if is_path(lake, target) else len(lake.load_version(target).shards)
+    except RelakeError:
+        return None
+
+
 def _verify_reports(lake: Lake, target: str | None, progress: Callable[[int], None] | None) -> list[VerifyReport]:
     if target is None:
         reports = []

@@ -9,7 +9,7 @@ import typer
 
 from relake import console
 from relake.blocklist import add_blocklist, list_blocklists, show_blocklist
-from relake.build import build_version, rules_from_flags
+from relake.build import build_version, planned_shards, rules_from_flags
 from relake.cli.app import MAINTAIN, Group, app, handled, lake
 from relake.cli.options import EngineOpt, JsonOpt, MemOpt, RayAddressOpt, ThreadsOpt
 from relake.engine import EngineKind, get_engine
@@ -140,7 +140,7 @@ def build(
     if full_audit and fast_audit:
         raise typer.BadParameter("--full-audit and --fast-audit exclude each other", param_hint="--full-audit")
     runner = get_engine(engine, ray_address, threads)
-    with console.progress("build", None) as advance:
+    with console.progress("build", planned_shards(lake(), spec)) as advance:
         result = build_version(lake(), spec, threads=threads, memory_limit=memory_limit, progress=advance,
                                full_audit=full_audit, engine=runner)
     if as_json:

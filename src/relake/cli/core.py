@@ -12,12 +12,12 @@ from relake.cli.app import HOUSEKEEPING, LOOK, MAINTAIN, START, app, handled, la
 from relake.cli.options import JsonOpt, MemOpt
 from relake.demo import run_demo
 from relake.errors import ExitCode, IntegrityError
-from relake.ingest import ingest_report
+from relake.ingest import ingest_report, planned_files
 from relake.lake import check_user_path
 from relake.remove import remove_version
 from relake.report import plural
 from relake.synth import synth_report
-from relake.verify import verify_target
+from relake.verify import planned_shards, verify_target
 
 
 @app.command(rich_help_panel=START)
@@ -65,7 +65,7 @@ def ingest(
     as_json: JsonOpt = False,
 ) -> None:
     """Register parquet files (local, or fsspec URIs copied in with --copy) as an immutable original version."""
-    with console.progress("ingest", None) as advance:
+    with console.progress("ingest", planned_files(sources)) as advance:
         r = ingest_report(lake(), name, sources, url_col=url_col, caption_col=caption_col, id_col=id_col,
                           copy=copy, memory_limit=memory_limit, progress=advance)
     if as_json:
@@ -151,7 +151,7 @@ def verify(
     as_json: JsonOpt = False,
 ) -> None:
     """Re-hash shards, re-count rows, recompute fingerprints; exit 1 naming what differs."""
-    with console.progress("verify", None) as advance:
+    with console.progress("verify", planned_shards(lake(), target)) as advance:
         verification = verify_target(lake(), target, progress=advance)
     if as_json:
         console.print_json(verification.to_dict())
