@@ -65,6 +65,21 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]], 
     (err if stderr else out).print(t)
 
 
+TABLE_COLUMNS = 5  # rows of more columns are shown one at a time (rows())
+
+
+def rows(title: str, columns: Sequence[str], values: Sequence[Sequence[object]], label: str = "row") -> None:
+    """Data rows on stdout: a table when they have few columns, else one block per row, a column a line (as psql's
+    ``\\x``), so wide rows (LAION has a dozen columns) stay readable."""
+    if len(columns) <= TABLE_COLUMNS:
+        table(title, columns, values)
+        return
+    if title:
+        out.print(literal(title))
+    for i, r in enumerate(values, 1):
+        kv(f"{label} {i}", list(zip(columns, r, strict=True)))
+
+
 def kv(title: str, items: Sequence[tuple[str, object]], *, stderr: bool = False) -> None:
     t = Table(title=title, title_justify="left", show_header=False, show_edge=False, box=None)
     t.add_column(style="bold")

@@ -166,8 +166,8 @@ def _render_examples(s: DiffSummary) -> None:
         of = {"removed": s.removed - s.withheld_counted if s.withheld_b == 0 else s.removed,
               "added": s.added - s.withheld_counted if s.withheld_a == 0 else s.added,
               "changed": s.changed}[change]
-        console.table(f"{change}: {plural(len(rows), 'example row')} of {of:,} (--limit N; --stat for none)",
-                      [*(keys or ["copies"]), *values], table)
+        console.rows(f"{change}: {plural(len(rows), 'example row')} of {of:,} (--limit N; --stat for none)",
+                     [*(keys or ["copies"]), *values], table, label=change)
 
 
 @app.command(rich_help_panel=LOOK)

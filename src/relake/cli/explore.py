@@ -44,6 +44,6 @@ def _render(rows: Rows, as_json: bool, title: str) -> None:
     if as_json:
         console.print_json(rows.to_dict())
         return
-    console.table(title, [c.name for c in rows.columns], [["NULL" if v is None else v for v in r] for r in rows.rows])
+    console.rows(title, [c.name for c in rows.columns], [["NULL" if v is None else v for v in r] for r in rows.rows])
     if rows.truncated:
         console.warn(f"only the first {plural(rows.limit, 'row')} are shown (--limit)")
