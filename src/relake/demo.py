@@ -75,7 +75,7 @@ def run_demo(lake: Lake, *, rows: int = 1_000_000, work: Path | None = None) -> 
         ("rows", f"{v.rows:,}"), ("shards", len(v.shards)), ("bytes", f"{v.bytes:,}"),
         ("roles", v.roles.text),
         ("fingerprint", v.fingerprint.value),
-    ])
+    ], stderr=True)  # the narration is on stderr: stdout holds the result (--json: only the report)
 
     console.step("planting blocklists of every kind (url, canonical-only url, url-sha256, domain, key, image md5)")
     inputs = lake.root / "demo" / "inputs"
