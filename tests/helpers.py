@@ -15,7 +15,9 @@ from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from typer.testing import Result
+from typer.testing import CliRunner, Result
+
+from relake.cli import app
 
 Cli = Callable[..., Result]  # the ``cli`` fixture: ``cli("show", "v1")`` runs ``relake --lake LAKE show v1``
 
@@ -168,3 +170,30 @@ def fails(result: Result) -> str:
     """A handled error: exit 2 and one ``Error:`` line on stderr, which is returned."""
     assert result.exit_code == 2, (result.stdout, result.stderr, result.exception)
     return error_line(result)
+
+
+# --- a lake with a sensitive partner list -------------------------------------------------------------------------
+
+SENSITIVE_IDS = frozenset({5, 17, 29})
+
+
+def partner_lake(root: Path, *steps: tuple[str | Path, ...]) -> Path:
+    """``root/lake`` with orig (120 rows in 2 shards) and research: orig without a partner's URLs (SAMPLE_ID in
+    SENSITIVE_IDS; a sensitive rule) and the rows with punsafe > 0.8 (rule ``unsafe``); then each CLI step."""
+
+
+    lake = root / "lake"
+    write_shards(root / "src", rows=120, shards=2)
+    rows = laion_rows(0, 120)
+    (root / "partner.txt").write_text("".join(r["URL"] + "\n" for r in rows if r["SAMPLE_ID"] in SENSITIVE_IDS))
+    spec = root / "spec.toml"
+    spec.write_text('name = "research"\nbase = "orig"\n'
+                    '[[rule]]\nid = "partner"\nblocklist = "partner"\ncategory = "safety"\nsensitive = true\n'
+                    '[[rule]]\nid = "unsafe"\nwhere = "punsafe > 0.8"\ncategory = "safety"\n', encoding="utf-8")
+    for step in (("ingest", "orig", root / "src"),
+                 ("blocklist", "add", "partner", root / "partner.txt", "--kind", "url"),
+                 ("build", "research", "--spec", spec), *steps):
+        r = CliRunner().invoke(app, ["--lake", str(lake), *map(str, step)])
+        assert r.exit_code == 0, (step, r.stderr)
+    return lake
+

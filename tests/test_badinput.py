@@ -354,7 +354,7 @@ def test_null_and_empty_urls_duplicate_keys_and_empty_shards(tmp_path: Path) -> 
     assert [(r["shard"], r["position"], r["key"], r["rules"]) for r in removed] == [
         (0, 3, "3", ["blocklist-keys"]), (2, 0, "3", ["blocklist-keys"]), (2, 1, "7", ["blocklist-sha"])]
     assert ok(relake(lake, "verify")).stdout.splitlines() == [
-        "ok  clean: 3 shards, 4 rows", "ok  empty: 1 shards, 0 rows", "ok  empty-clean: 1 shards, 0 rows",
+        "ok  clean: 3 shards, 4 rows", "ok  empty: 1 shard, 0 rows", "ok  empty-clean: 1 shard, 0 rows",
         "ok  nasty: 3 shards, 7 rows"]
 
 

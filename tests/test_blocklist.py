@@ -274,13 +274,25 @@ def test_content_hash_ignores_order_format_and_duplicates(lake: Lake, tmp_path: 
 # ----------------------------------------------------------------------------------------------- storage
 
 
-def test_name_reuse_fails_and_leaves_the_lake_unchanged(lake: Lake, tmp_path: Path) -> None:
-    add_blocklist(lake, "partner", write(tmp_path / "a.txt", MD5_A + "\n"), "image-md5")
-    before = snapshot(lake.root)
-    with pytest.raises(BlocklistError, match=r"^blocklist 'partner' already exists; blocklists are immutable"):
-        add_blocklist(lake, "partner", write(tmp_path / "b.txt", MD5_B + "\n"), "image-md5")
-    assert snapshot(lake.root) == before
-    assert entries(load_blocklist(lake, "partner")) == [MD5_A]
+def test_adding_a_name_again_makes_its_next_revision(lake: Lake, tmp_path: Path) -> None:
+    """Monthly partner lists: `add NAME` again is revision 2, in its own folder; revision 1 is left byte for byte."""
+    one = add_blocklist(lake, "partner", write(tmp_path / "a.txt", MD5_A + "\n"), "image-md5")
+    before = snapshot(lake.blocklists_dir / "partner")
+    two = add_blocklist(lake, "partner", write(tmp_path / "b.txt", MD5_B + "\n"), "image-md5")
+    assert (one.revision, two.revision, two.ref, two.added) == (1, 2, "partner@2", True)
+    assert snapshot(lake.blocklists_dir / "partner") == before
+    assert entries(load_blocklist(lake, "partner")) == [MD5_B]  # the name alone: the latest revision
+    assert entries(load_blocklist(lake, "partner@1")) == [MD5_A]
+    assert [b.revision for b in list_blocklists(lake).blocklists] == [2]
+    same = add_blocklist(lake, "partner", write(tmp_path / "c.txt", MD5_B + "\n" + MD5_B + "\n"), "image-md5")
+    assert (same.revision, same.added) == (2, False)  # the same entries: no new revision
+    with pytest.raises(BlocklistError, match=r"^blocklist 'partner' is a image-md5 list; a new revision keeps"):
+        add_blocklist(lake, "partner", write(tmp_path / "d.txt", "example.com\n"), "domain")
+    with pytest.raises(NotFoundError, match=r"^blocklist 'partner' has no revision 3 \(revisions: 1, 2\)$"):
+        load_blocklist(lake, "partner@3")
+    with pytest.raises(InvalidNameError):
+        load_blocklist(lake, "partner@0")
+    assert sorted(p.name for p in lake.blocklists_dir.iterdir()) == ["partner", "partner@2"]
 
 
 def test_losing_a_publish_race_never_overwrites(lake: Lake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

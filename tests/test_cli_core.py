@@ -117,8 +117,8 @@ def _derive(lake: Lake, parent: str | None, name: str, base: str) -> None:
 
 
 def _first_column(stdout: str) -> list[str]:
-    """The version column of the rich table (rows are separated by '│')."""
-    return [line.split("│")[0].rstrip() for line in stdout.splitlines() if "│" in line]
+    """The version column of the rich table (its 4 columns are separated by '│'; the tree draws '│' too)."""
+    return [line.rsplit("│", 3)[0].rstrip() for line in stdout.splitlines() if "│" in line]
 
 
 def test_versions_shows_lineage(cli: Cli, lake: Lake, src: list[Path], tmp_path: Path) -> None:
@@ -135,13 +135,13 @@ def test_versions_shows_lineage(cli: Cli, lake: Lake, src: list[Path], tmp_path:
     assert _first_column(result.stdout) == [
         " another",
         " laion",
-        "   └─ alpha",
-        "   └─ research",
-        "     └─ research-safe",
+        " ├─ alpha",
+        " └─ research",
+        "    └─ research-safe",
         " orphan",
     ]
-    rows = {cells[0].strip(" └─"): [c.strip() for c in cells[1:]]
-            for cells in (line.split("│") for line in result.stdout.splitlines() if "│" in line)}
+    rows = {cells[0].strip(" └├│─"): [c.strip() for c in cells[1:]]
+            for cells in (line.rsplit("│", 3) for line in result.stdout.splitlines() if "│" in line)}
     assert rows["laion"] == ["original", "300", "3"]
     assert rows["research-safe"] == ["derived", "300", "3"]
     assert rows["another"] == ["original", "40", "2"]

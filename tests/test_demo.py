@@ -14,11 +14,12 @@ from relake.cli import app
 
 def test_demo_runs_end_to_end_and_leaves_a_consistent_lake(tmp_path: Path) -> None:
     lake = tmp_path / "lake"
-    result = CliRunner().invoke(app, ["--lake", str(lake), "demo", "--rows", "100000"])
+    result = CliRunner().invoke(app, ["--lake", str(lake), "demo", "--rows", "100000", "--json"])
     assert result.exit_code == 0, result.output
-    assert "demo finished" in result.stdout
+    report = json.loads(result.stdout)
     names = sorted(p.name for p in (lake / "versions").iterdir())
-    assert names == ["laion-demo", "research", "research-safe"]
+    assert names == report["versions"] == ["laion-demo", "research", "research-safe"]
+    assert report["affected"] > 0 and report["affected_after_clean"] == 0
     research = json.loads((lake / "versions" / "research" / "version.json").read_text(encoding="utf-8"))
     original = json.loads((lake / "versions" / "laion-demo" / "version.json").read_text(encoding="utf-8"))
     removed = pq.read_table(lake / "versions" / "research" / "removed.parquet")

@@ -4,10 +4,12 @@ test fails when a command is added without cases here."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -81,13 +83,21 @@ CASES: dict[str, dict[str, Case]] = {
         "usage": lambda w: ["bl-x"],
     },
     "blocklist list": {"ok": lambda w: [], "usage": lambda w: ["--no-such-option"]},
+    "blocklist show": {"ok": lambda w: ["bl"], "error": lambda w: ["nope"], "usage": lambda w: []},
     "build": {
         "ok": lambda w: ["v2", "--base", "orig", "--where", "SAMPLE_ID % 7 = 0"],
         "error": lambda w: ["v3", "--base", "nope", "--where", "TRUE"],
         "usage": lambda w: ["v4", "--threads", "0"],
     },
+    "rm": {"ok": lambda w: ["v0", "--dry-run"], "error": lambda w: ["orig"], "usage": lambda w: []},
     "versions": {"ok": lambda w: [], "usage": lambda w: ["extra-argument"]},
     "show": {"ok": lambda w: ["v1"], "error": lambda w: ["nope"], "usage": lambda w: []},
+    "head": {"ok": lambda w: ["v1", "-n", "2"], "error": lambda w: ["nope"], "usage": lambda w: []},
+    "sql": {
+        "ok": lambda w: ["SELECT count(*) AS n FROM v1"],
+        "error": lambda w: ["SELECT * FROM nope"],
+        "usage": lambda w: [],
+    },
     "verify": {
         "ok": lambda w: ["v1"],
         "found": lambda w: [_damaged_release(w)],
@@ -122,6 +132,11 @@ CASES: dict[str, dict[str, Case]] = {
         "error": lambda w: ["http://a.example/x", "--manifest", w.root / "nowhere"],
         "usage": lambda w: ["http://a.example/x"],
     },
+    "canon": {
+        "ok": lambda w: ["http://a.example/x", "--file", w.root / "urls.txt"],
+        "error": lambda w: ["--file", w.root / "nowhere.txt"],
+        "usage": lambda w: [],
+    },
     "synth-copy": {
         "ok": lambda w: ["v1", w.root / "copy2", "--shard-size", "100"],
         "error": lambda w: ["nope", w.root / "copy3"],
@@ -143,8 +158,9 @@ CASES: dict[str, dict[str, Case]] = {
 }
 
 EXPECTED = {"ok": OK, "found": FOUND, "error": TROUBLE, "usage": TROUBLE}
-ORDER = ["synth", "ingest", "blocklist add", "blocklist list", "build", "versions", "show", "verify", "diff",
-         "fingerprint", "report", "manifest", "publish", "lookup", "synth-copy", "check", "clean", "gc", "demo"]
+ORDER = ["synth", "ingest", "blocklist add", "blocklist list", "blocklist show", "build", "rm", "versions", "show",
+         "head", "sql", "verify", "diff", "fingerprint", "report", "manifest", "publish", "lookup", "canon",
+         "synth-copy", "check", "clean", "gc", "demo"]
 
 
 def _damaged_release(w: World) -> Path:
@@ -177,14 +193,29 @@ def test_every_command_has_exit_code_cases() -> None:
     assert set(CASES) == _leaf_commands() == set(ORDER)
 
 
+def test_every_command_takes_json() -> None:
+    """--json on every command (issue 18): each success case above runs with it and parses its stdout."""
+    def walk(cmd: Any, path: tuple[str, ...]) -> list[tuple[str, ...]]:
+        subs = getattr(cmd, "commands", None)
+        if subs:
+            return [p for n, c in subs.items() for p in walk(c, (*path, n))]
+        return [] if any("--json" in getattr(p, "opts", []) for p in cmd.params) else [path]
+
+    assert walk(get_command(app), ()) == []
+
+
 @pytest.mark.parametrize(
     ("command", "outcome"),
     [(c, o) for c in ORDER for o in ("ok", "found", "error", "usage") if o in CASES[c]],
     ids=lambda x: x,
 )
 def test_exit_code(world: World, command: str, outcome: str) -> None:
-    r = world.run(*command.split(), *CASES[command][outcome](world))
+    """Each outcome's exit code; a success runs with --json, whose stdout must be one JSON document."""
+    json_flag = ["--json"] if outcome == "ok" else []
+    r = world.run(*command.split(), *CASES[command][outcome](world), *json_flag)
     assert r.exit_code == EXPECTED[outcome], (command, outcome, r.stdout, r.stderr)
+    if json_flag:
+        json.loads(r.stdout)
     assert "Traceback" not in r.stdout + r.stderr
     if outcome == "error":
         lines = r.stderr.splitlines()

@@ -14,19 +14,24 @@ import pytest
 from typer.testing import CliRunner
 
 import relake.cli.publish
-from relake.blocklist import Blocklist, BlocklistListing
+from relake.blocklist import Blocklist, BlocklistListing, BlocklistShow, BlocklistUse
 from relake.build import BuildResult
 from relake.cli import app
 from relake.copies import CheckReport, CleanReport
 from relake.copies.check import AffectedRow, ShardCheck
+from relake.demo import DemoReport
 from relake.diff import DiffSummary
 from relake.engine import EngineKind
+from relake.explore import Rows
 from relake.fingerprint import FingerprintReport
 from relake.ingest import IngestReport
+from relake.lake import Leftovers
 from relake.page.collect import Count, CrowdLine, LineageNode, PairReport, VersionFacts
-from relake.publish import Listed, Lookup, ManifestSummary
+from relake.publish import Canon, Canonicalised, Listed, Lookup, ManifestSummary, Published
 from relake.record import Column, Fingerprint, Roles, Shard, Version, VersionEntry, VersionListing
+from relake.remove import Removed
 from relake.report import HIDDEN, Report, json_meta, json_value
+from relake.synth import Synthesised
 from relake.synthcopy import SynthCopyReport
 from relake.verify import Verification, VerifyReport
 
@@ -83,12 +88,17 @@ DIFF_JSON: dict[str, Any] = {
     "removed_by_category": {"c": 2}, "provenance_note": "p", "withheld_sensitive": 1, "withheld_a": 0, "withheld_b": 0,
     "removed_by_domain": [{"host": "example.com", "rows": 2}, {"host": None, "rows": 1}],
     "removed_by_shard": [{"rows": 2, "shard": 0, "file": "f"}], "buckets": {"equal": 3, "scan_skipped": False},
-    "hints": ["h"], "unchecked": [], "out": "d.parquet", "out_rows": 4, "seconds": 0.123,
+    "hints": ["h"], "unchecked": [], "out": "d.parquet", "out_rows": 4, "seconds": 0.123, "examples": [],
 }
 
 BLOCKLIST = Blocklist("bl", "url-sha256", "raw", "list.txt", 5, 3, 1, 1, "ef" * 32, Path("/lake/bl/entries.parquet"))
 BLOCKLIST_JSON = {"name": "bl", "kind": "url-sha256", "hash_of": "raw", "raw_entries": 5, "unique_entries": 3,
-                  "skipped": 1, "empty": 1, "sha256": "ef" * 32, "invisible_stripped": 0}
+                  "skipped": 1, "empty": 1, "sha256": "ef" * 32, "invisible_stripped": 0, "revision": 1}
+USE = BlocklistUse("v1", "r", 1, "ef" * 32, 3, 2, 7)
+USE_JSON = {"version": "v1", "rule": "r", "revision": 1, "sha256": "ef" * 32, "entries": 3, "matched_entries": 2,
+            "removed_rows": 7}
+CANON = Canon("HTTP://A/b", "http://a/b", "02" * 32)
+CANON_JSON = {"url": "HTTP://A/b", "canonical": "http://a/b", "url_sha256": "02" * 32}
 VERSION_JSON: dict[str, Any] = {
     "name": "v1", "kind": "derived", "parent": "orig", "roles": {"url": "URL", "caption": "TEXT", "id": None},
     "schema": [{"name": "URL", "type": "VARCHAR"}, {"name": "TEXT", "type": "VARCHAR"}], "rows": 3, "bytes": 100,
@@ -177,6 +187,25 @@ CASES: dict[type[Report], tuple[Report, Any]] = {
     Lookup: (Lookup([Listed("http://a/", "01" * 32, None)]),
              [{"url": "http://a/", "url_sha256": "01" * 32, "listed": False, "category": None,
                "some_rows_only": False}]),
+    BlocklistUse: (USE, USE_JSON),
+    BlocklistShow: (BlocklistShow("bl", [BLOCKLIST], [USE]),
+                    {"name": "bl", "revisions": [BLOCKLIST_JSON], "used_by": [USE_JSON]}),
+    Canon: (CANON, CANON_JSON),
+    Canonicalised: (Canonicalised([CANON]), [CANON_JSON]),
+    Rows: (Rows((Column("n", "BIGINT"),), [(1,), (None,)], True, 2, ("v1",)),
+           {"columns": [{"name": "n", "type": "BIGINT"}], "rows": [[1], [None]], "truncated": True, "limit": 2,
+            "count": 2}),
+    Synthesised: (Synthesised(Path("/tmp/s"), 10, [Path("/tmp/s/p0.parquet")], 0.12345),
+                  {"out": "/tmp/s", "rows": 10, "paths": ["/tmp/s/p0.parquet"], "seconds": 0.123, "shards": 1}),
+    Published: (Published("v1", Path("/tmp/r"), "orig", 3, 1),
+                {"name": "v1", "out": "/tmp/r", "since": "orig", "rows": 3, "shards": 1}),
+    Leftovers: (Leftovers(Path("/lake"), [Path("/lake/staging/x")], True),
+                {"root": "/lake", "removed": ["/lake/staging/x"], "dry_run": True}),
+    Removed: (Removed("v1", Path("/lake/versions/v1"), 2, 300),
+              {"name": "v1", "folder": "/lake/versions/v1", "files": 2, "bytes": 300, "dry_run": False}),
+    DemoReport: (DemoReport(Path("/lake"), ["a"], Path("/r"), Path("/c"), Path("/cc"), 3, 0, 1.0004, ["relake x"]),
+                 {"lake": "/lake", "versions": ["a"], "release": "/r", "copy": "/c", "cleaned": "/cc", "affected": 3,
+                  "affected_after_clean": 0, "seconds": 1.0, "try_next": ["relake x"]}),
     Version: (VERSION, VERSION_JSON),
     VersionEntry: (VersionEntry.of(VERSION), VERSION_ENTRY_JSON),
     VersionListing: (VersionListing(Path("/lake"), [VersionEntry.of(VERSION)], [("bad", "corrupt")]),

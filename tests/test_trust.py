@@ -92,7 +92,7 @@ def test_boms_and_invisible_characters_are_stripped_and_counted(lake: Lake, src:
     human.write_text("\ufeff" + urls[0] + "\n\ufeff" + urls[1] + "\n", encoding="utf-8")
     result = cli("blocklist", "add", "human", human, "--kind", "url")
     assert result.exit_code == 0
-    assert "from 1 entries" in result.stderr
+    assert "from 1 entry" in result.stderr  # one helper says 1 entry, never 1 entries (issue 18)
 
     spec = Spec(name="v2", base="v1", rules=rules_from_flags(["cat"], [], "safety", False))
     assert build_version(lake, spec).removed == 6  # every listed URL is matched

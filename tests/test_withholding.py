@@ -12,10 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner, Result
 
-from helpers import LAION_SCHEMA, laion_rows, write_shards, write_table
+from helpers import LAION_SCHEMA, SENSITIVE_IDS, laion_rows, partner_lake, write_shards, write_table
 from relake.cli import app
-
-SENSITIVE_IDS = {5, 17, 29}
 
 
 def _run(lake: Path, *args: str | Path) -> Result:
@@ -25,20 +23,7 @@ def _run(lake: Path, *args: str | Path) -> Result:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("withhold")
-    lake = root / "lake"
-    write_shards(root / "src", rows=120, shards=2)
-    rows = laion_rows(0, 120)
-    (root / "partner.txt").write_text("".join(r["URL"] + "\n" for r in rows if r["SAMPLE_ID"] in SENSITIVE_IDS))
-    spec = root / "spec.toml"
-    spec.write_text('name = "research"\nbase = "orig"\n'
-                    '[[rule]]\nid = "partner"\nblocklist = "partner"\ncategory = "safety"\nsensitive = true\n'
-                    '[[rule]]\nid = "unsafe"\nwhere = "punsafe > 0.8"\ncategory = "safety"\n', encoding="utf-8")
-    for step in (("ingest", "orig", root / "src"),
-                 ("blocklist", "add", "partner", root / "partner.txt", "--kind", "url"),
-                 ("build", "research", "--spec", spec)):
-        r = _run(lake, *step)
-        assert r.exit_code == 0, (step, r.stderr)
-    return root, lake
+    return root, partner_lake(root)
 
 
 def _secret_urls() -> set[str]:

@@ -1,6 +1,7 @@
 """Strict import of blocklist files into normalised, sorted, content-hashed copies inside the lake.
 
-A blocklist lives in ``blocklists/<name>/``:
+A blocklist lives in ``blocklists/<name>/`` (its first revision) and ``blocklists/<name>@<N>/`` (revision N, from 2:
+``relake blocklist add NAME FILE`` of a name the lake has, with other entries; monthly partner lists):
 
 - ``entries.parquet``: one column ``entry`` (VARCHAR, REQUIRED), the distinct normalised entries in
   ascending UTF-8 byte order, in row groups of ``ROW_GROUP`` rows;
@@ -21,6 +22,9 @@ so the encoding is unambiguous). It depends on neither the input's order, format
 DuckDB or pyarrow version; ``printf 'relake.blocklist/1\\nkind=…\\nhash_of=…\\n'`` followed by the entries
 piped through ``LC_ALL=C sort -u`` reproduces it with ``sha256sum``.
 
+A rule names ``NAME`` (its latest revision when the version is built) or ``NAME@N``; a build records the
+revision and its content hash, so a version keeps the revision it was built with whatever is added later.
+
 Counts: ``raw_entries`` is every non-empty value read (valid, duplicate or skipped), ``unique_entries`` the
 distinct valid ones, ``skipped`` the malformed ones dropped by ``skip_invalid``, ``empty`` the empty or NULL
 csv/tsv/parquet fields ignored. Blank lines and ``#`` comment lines of text files are not counted.
@@ -35,7 +39,7 @@ import json
 import re
 import struct
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -48,7 +52,7 @@ from relake.db import connect
 from relake.errors import BlocklistError, InputError, InvalidNameError, NotFoundError, first_line
 from relake.jsonfile import check_types, read_json
 from relake.kinds import BLOCKLIST_KINDS, HEX, BlocklistKind, HexDigest, MalformedEntry, blocklist_kind, strip_entry
-from relake.lake import Lake, make_private, publish_dir, validate_name
+from relake.lake import REVISION_SEP, Lake, make_private, publish_dir, split_revision, validate_name
 from relake.record import sha256_file
 from relake.report import HIDDEN, Report
 from relake.sql import query
@@ -61,6 +65,7 @@ __all__ = [
     "add_blocklist",
     "list_blocklists",
     "load_blocklist",
+    "show_blocklist",
 ]
 
 HashOf = Literal["canonical", "raw"]  # what url-* hashes are of: the canonical URL (default) or the raw one
@@ -95,6 +100,13 @@ class Blocklist(Report):
     sha256: str
     path: Path = field(metadata=HIDDEN)  # entries.parquet inside the lake
     invisible_stripped: int = 0  # entries that lost a BOM, Unicode space or zero-width character (strip_entry)
+    revision: int = 1
+    added: bool = field(default=True, metadata=HIDDEN)  # False: `add` found the latest revision had these entries
+
+    @property
+    def ref(self) -> str:
+        """``NAME`` for a first revision, ``NAME@N`` for a later one."""
+        return self.name if self.revision == 1 else f"{self.name}{REVISION_SEP}{self.revision}"
 
     @property
     def duplicates(self) -> int:
@@ -115,12 +127,21 @@ def add_blocklist(
     skip_invalid: bool = False,
 ) -> Blocklist:
     """Import ``file`` as blocklist ``name`` of ``kind``; fails on any malformed entry unless ``skip_invalid``.
+    A name the lake has gets its next revision (same kind and ``hash_of``), unless the latest revision holds
+    exactly these entries (then that one is returned, ``added`` False).
 
     Formats by extension: ``.csv``/``.tsv`` (``column`` names the column; a single column is used as is),
     ``.parquet`` (``column`` or the single column), anything else one entry a line.
     """
     validate_name(name, "blocklist")
     entry_kind, hash_of = _check_kind(kind, hash_of)
+    revisions = _revisions(lake, name)
+    latest = load_blocklist(lake, name) if revisions else None
+    if latest is not None and (latest.kind, latest.hash_of) != (kind, hash_of):
+        was = latest.kind + (f" (of the {latest.hash_of} URL)" if latest.hash_of else "")
+        raise BlocklistError(f"blocklist {name!r} is a {was} list; a new revision keeps its kind (choose another "
+                             "name for another kind)")
+    revision = max(revisions, default=0) + 1
     file = Path(file)
     fmt = _format_of(file)
     if column is not None and fmt == "text":
@@ -129,7 +150,7 @@ def add_blocklist(
         raise NotFoundError(f"{file}: no such file")
     if not file.is_file():
         raise InputError(f"{file}: not a regular file")
-    target = lake.blocklists_dir / name
+    target = _folder(lake, name, revision)
     if target.exists():
         raise _exists(name)
 
@@ -148,6 +169,8 @@ def add_blocklist(
         raw_path.unlink()
         if unique == 0:
             raise BlocklistError(f"{file}: no entries to import ({_counts_text(tally)})")
+        if latest is not None and latest.sha256 == digest:
+            return replace(latest, added=False)
         blocklist = Blocklist(
             name=name,
             kind=kind,
@@ -160,6 +183,7 @@ def add_blocklist(
             sha256=digest,
             path=target / ENTRIES_FILE,
             invisible_stripped=tally.invisible,
+            revision=revision,
         )
         (staging.path / META_FILE).write_text(_to_json(blocklist, entries_path), encoding="utf-8")
         make_private(entries_path, staging.path / META_FILE)
@@ -167,14 +191,19 @@ def add_blocklist(
     return blocklist
 
 
-def load_blocklist(lake: Lake, name: str) -> Blocklist:
-    """The blocklist named ``name``; NotFoundError if there is none."""
-    validate_name(name, "blocklist")
-    folder = lake.blocklists_dir / name
-    meta = folder / META_FILE
-    if not folder.is_dir():
+def load_blocklist(lake: Lake, ref: str) -> Blocklist:
+    """The blocklist ``ref`` names: ``NAME`` (its latest revision) or ``NAME@N``; NotFoundError if there is none."""
+    name, wanted = split_revision(ref)
+    revisions = _revisions(lake, name)
+    if not revisions:
         known = ", ".join(_names(lake)) or "none yet"
         raise NotFoundError(f"no blocklist named {name!r} in lake {lake.root} (blocklists: {known})")
+    revision = max(revisions) if wanted is None else wanted
+    if revision not in revisions:
+        raise NotFoundError(f"blocklist {name!r} has no revision {revision} (revisions: "
+                            f"{', '.join(map(str, sorted(revisions)))})")
+    folder = _folder(lake, name, revision)
+    meta = folder / META_FILE
     if not meta.is_file():
         raise NotFoundError(f"{meta}: blocklist metadata is missing; the blocklist folder is damaged")
     data = read_json(meta, "blocklist metadata")
@@ -194,6 +223,7 @@ def load_blocklist(lake: Lake, name: str) -> Blocklist:
             sha256=data["sha256"],
             path=folder / ENTRIES_FILE,
             invisible_stripped=data.get("invisible_stripped", 0),
+            revision=data.get("revision", 1),
         )
         check_types(blocklist)
         record = data["entries"]
@@ -204,8 +234,8 @@ def load_blocklist(lake: Lake, name: str) -> Blocklist:
             raise ValueError("entries: bytes must be an integer and sha256 a string")
     except (ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{meta}: corrupt or unreadable blocklist metadata ({exc})") from exc
-    if blocklist.name != name:
-        raise InputError(f"{meta}: metadata names blocklist {blocklist.name!r}, not {name!r}")
+    if (blocklist.name, blocklist.revision) != (name, revision):
+        raise InputError(f"{meta}: metadata names blocklist {blocklist.ref!r}, not {_ref(name, revision)!r}")
     _check_entries(name, blocklist.path, size, digest)
     return blocklist
 
@@ -239,6 +269,56 @@ def list_blocklists(lake: Lake) -> BlocklistListing:
     return BlocklistListing([load_blocklist(lake, n) for n in _names(lake)])
 
 
+@dataclass(frozen=True)
+class BlocklistUse(Report):
+    """One rule of one version built with a blocklist: the revision it used (None: a record of an older relake
+    whose sha256 matches no revision here), and how many of its entries matched a row of the base."""
+
+    version: str
+    rule: str
+    revision: int | None
+    sha256: str
+    entries: int
+    matched_entries: int | None  # entries - unmatched (None: the build recorded no unmatched count)
+    removed_rows: int | None  # rows the rule matched (a row counts for each rule it matched)
+
+
+@dataclass(frozen=True)
+class BlocklistShow(Report):
+    """What ``relake blocklist show NAME`` reports: every revision, and every version built with one."""
+
+    name: str
+    revisions: list[Blocklist]
+    used_by: list[BlocklistUse]
+
+
+def show_blocklist(lake: Lake, name: str) -> BlocklistShow:
+    """Blocklist ``name``'s revisions (entries, kind, sha256) and the versions of the lake built with it: which
+    revision each rule used and how many entries matched (from each version's record: its recipe's rules and the
+    build's ``unmatched_entries`` and ``removed_by_rule``)."""
+    validate_name(name, "blocklist")
+    load_blocklist(lake, name)  # a clear error for an unknown name
+    revisions = [load_blocklist(lake, f"{name}{REVISION_SEP}{r}") for r in _revisions(lake, name)]
+    by_sha = {b.sha256: b.revision for b in revisions}
+    uses: list[BlocklistUse] = []
+    for v in lake.list_versions().versions:
+        record = lake.load_version(v.name)
+        unmatched = record.stats.get("unmatched_entries")
+        removed = record.stats.get("removed_by_rule")
+        for rule in record.recipe.get("rules", []):
+            bl = rule.get("blocklist") if isinstance(rule, dict) else None
+            if not isinstance(bl, dict) or bl.get("name") != name:
+                continue
+            rid, sha, entries = str(rule.get("id")), str(bl.get("sha256")), int(bl.get("entries") or 0)
+            revision = bl.get("revision") if isinstance(bl.get("revision"), int) else by_sha.get(sha)
+            missed = unmatched.get(rid) if isinstance(unmatched, dict) else None
+            rows = removed.get(rid) if isinstance(removed, dict) else None
+            uses.append(BlocklistUse(v.name, rid, revision, sha, entries,
+                                     entries - missed if isinstance(missed, int) else None,
+                                     rows if isinstance(rows, int) else None))
+    return BlocklistShow(name, revisions, uses)
+
+
 # --------------------------------------------------------------------------------------------- checks
 
 
@@ -267,6 +347,29 @@ def _check_kind(kind: str, hash_of: str | None) -> tuple[BlocklistKind, HashOf |
 def _format_of(file: Path) -> str:
     suffix = file.suffix.lower()
     return {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet"}.get(suffix, "text")
+
+
+def _folder(lake: Lake, name: str, revision: int) -> Path:
+    """``blocklists/NAME`` (revision 1, as lakes have always held it) or ``blocklists/NAME@N``."""
+    return lake.blocklists_dir / _ref(name, revision)
+
+
+def _ref(name: str, revision: int) -> str:
+    return name if revision == 1 else f"{name}{REVISION_SEP}{revision}"
+
+
+def _revisions(lake: Lake, name: str) -> list[int]:
+    """The revisions of blocklist ``name`` the lake holds (folders; a damaged one is found by load_blocklist)."""
+    root = lake.blocklists_dir
+    if not root.is_dir():
+        return []
+    out = [1] if (root / name).is_dir() else []
+    prefix = name + REVISION_SEP
+    for p in root.iterdir():
+        rev = p.name[len(prefix):]
+        if p.name.startswith(prefix) and rev.isdigit() and rev == str(int(rev)) and int(rev) > 1 and p.is_dir():
+            out.append(int(rev))
+    return sorted(out)
 
 
 def _exists(name: str) -> BlocklistError:
@@ -698,6 +801,7 @@ def _to_json(b: Blocklist, entries: Path) -> str:
         "empty": b.empty,
         "invisible_stripped": b.invisible_stripped,
         "sha256": b.sha256,
+        **({"revision": b.revision} if b.revision != 1 else {}),
         "entries": {
             "path": ENTRIES_FILE,
             "rows": b.unique_entries,

@@ -35,10 +35,10 @@ from relake.db import Db, bind_shard, connect, max_threads, write_parquet_stable
 from relake.engine import Engine, LocalEngine, job_connection, plain_file
 from relake.errors import AuditError, InputError, NotFoundError, RelakeError, SpecError, duckdb_errors
 from relake.fingerprint import (
-    ALGORITHM,
     cached_row_hashes,
     combine,
     fingerprint_src,
+    is_current,
     names_tag,
     row_hash_stats,
     subtract,
@@ -49,7 +49,7 @@ from relake.kinds import BLOCKLIST_KINDS, HASH_ALGORITHMS, BlocklistKind
 from relake.lake import Lake, checkpoint, make_private, validate_name
 from relake.predicate import check_where, embed
 from relake.record import Fingerprint, Roles, Shard, Version, sha256_file
-from relake.report import HIDDEN, Report, json_meta, rounded
+from relake.report import HIDDEN, Report, a_or_an, json_meta, rounded
 from relake.sources import source_paths
 from relake.spec import Rule, Spec
 from relake.sql import all_queries, query
@@ -142,7 +142,7 @@ def build_version(
         register_canonical(db.con)
         query("build/url_host").run(db.con)
         plain = _bind_base(db, paths, base.roles)
-        if base.fingerprint.algorithm != ALGORITHM:  # made by an older relake: recompute to audit against
+        if not is_current(base.fingerprint.algorithm):  # made by an older relake: recompute to audit against
             db.bind_parquet("src", paths)
             base = replace(base, fingerprint=fingerprint_src(db))
         _run_rules(db, plans, spec, base.roles, [c.name for c in base.schema])
@@ -269,8 +269,8 @@ def _rule_record(p: _Plan) -> dict[str, Any]:
     rec: dict[str, Any] = {"id": r.id, "category": r.category, "sensitive": r.sensitive}
     if p.blocklist is not None:
         b = p.blocklist
-        rec["blocklist"] = {"name": b.name, "kind": b.kind, "hash_of": b.hash_of, "sha256": b.sha256,
-                            "entries": b.unique_entries}
+        rec["blocklist"] = {"name": b.name, "revision": b.revision, "kind": b.kind, "hash_of": b.hash_of,
+                            "sha256": b.sha256, "entries": b.unique_entries}
         for k in ("column", "side", "side_key", "side_hash", "side_join"):
             if getattr(r, k) is not None:
                 rec[k] = getattr(r, k)
@@ -284,12 +284,12 @@ def _plan(lake: Lake, rule: Rule, roles: Roles) -> _Plan:
         return _Plan(rule, None)
     try:
         bl = load_blocklist(lake, rule.blocklist)
-    except NotFoundError:
-        raise SpecError(f"rule {rule.id!r} names blocklist {rule.blocklist!r}, which is not in the lake; "
-                        "import it with `relake blocklist add`") from None
+    except NotFoundError as exc:  # no such name, or no such revision of it
+        raise SpecError(f"rule {rule.id!r}: {exc}; import lists with `relake blocklist add`") from None
     kind = _kind(rule, bl)
     if kind.role and getattr(roles, kind.role) is None:
-        raise SpecError(f"rule {rule.id!r}: a {bl.kind} blocklist needs a {kind.role} column, and the base has none")
+        raise SpecError(f"rule {rule.id!r}: {a_or_an(bl.kind)} blocklist needs {a_or_an(kind.role)} column, and the "
+                        "base has none")
     if kind.reads != "image" and (rule.column or rule.side):
         raise SpecError(f"rule {rule.id!r}: 'column'/'side' only apply to image-hash blocklists")
     side: list[Path] = []
@@ -588,8 +588,18 @@ def _audit(db: Db, spec: Spec, plans: Sequence[_Plan], base: Version, base_paths
     return fp_kept, row_hash
 
 
+def planned_shards(lake: Lake, spec: Spec) -> int | None:
+    """How many shards ``build_version`` writes (its progress total): the base's; None when the base cannot be
+    read (the build says why)."""
+    try:
+        return len(lake.load_version(spec.base).shards)
+    except RelakeError:
+        return None
+
+
 def rules_from_flags(blocklists: Sequence[str], wheres: Sequence[str], category: str, sensitive: bool) -> list[Rule]:
     """One-off builds: ``--blocklist NAME`` and ``--where EXPR`` flags become rules of one category."""
-    rules = [Rule(id=f"blocklist-{b}", category=category, sensitive=sensitive, blocklist=b) for b in blocklists]
+    rules = [Rule(id=f"blocklist-{b.replace('@', '-r')}", category=category, sensitive=sensitive, blocklist=b)
+             for b in blocklists]
     rules += [Rule(id=f"where-{i + 1}", category=category, sensitive=sensitive, where=w) for i, w in enumerate(wheres)]
     return rules

@@ -11,7 +11,16 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -56,6 +65,21 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[object]], 
     (err if stderr else out).print(t)
 
 
+TABLE_COLUMNS = 5  # rows of more columns are shown one at a time (rows())
+
+
+def rows(title: str, columns: Sequence[str], values: Sequence[Sequence[object]], label: str = "row") -> None:
+    """Data rows on stdout: a table when they have few columns, else one block per row, a column a line (as psql's
+    ``\\x``), so wide rows (LAION has a dozen columns) stay readable."""
+    if len(columns) <= TABLE_COLUMNS:
+        table(title, columns, values)
+        return
+    if title:
+        out.print(literal(title))
+    for i, r in enumerate(values, 1):
+        kv(f"{label} {i}", list(zip(columns, r, strict=True)))
+
+
 def kv(title: str, items: Sequence[tuple[str, object]], *, stderr: bool = False) -> None:
     t = Table(title=title, title_justify="left", show_header=False, show_edge=False, box=None)
     t.add_column(style="bold")
@@ -65,13 +89,21 @@ def kv(title: str, items: Sequence[tuple[str, object]], *, stderr: bool = False)
     (err if stderr else out).print(t)
 
 
+def progress_columns(total: int | None) -> tuple[ProgressColumn, ...]:
+    """A known total (shards, rows): a bar, done of total and the time left; an unknown one: a spinner, how many
+    are done and the time so far (never ``0/?``)."""
+    if total is None:
+        return (SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed:,.0f} done"),
+                TimeElapsedColumn())
+    return (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("ETA"), TimeRemainingColumn())
+
+
 @contextmanager
 def progress(description: str, total: int | None) -> Iterator[Any]:
-    """A progress bar on stderr; yields ``advance(n)``."""
-    bar = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=err, transient=True, disable=not err.is_terminal,
-    )
+    """A progress bar on stderr (when it is a terminal); yields ``advance(n)``. Give the ``total`` whenever it is
+    known (shards, rows) so the bar shows it and the time left."""
+    bar = Progress(*progress_columns(total), console=err, transient=True, disable=not err.is_terminal)
     with bar:
         task = bar.add_task(description, total=total)
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from relake import console
 from relake.blocklist import add_blocklist
-from relake.build import build_version
+from relake.build import build_version, planned_shards
 from relake.canonical import register_canonical, url_sha256
 from relake.copies import check_copy, clean_copy
 from relake.db import connect
@@ -18,6 +19,7 @@ from relake.ingest import ingest_version
 from relake.kinds import HASH_ALGORITHMS, KindName
 from relake.lake import Lake
 from relake.publish import check_sums, load_manifest, lookup_urls, publish_release
+from relake.report import Report, json_meta, plural, rounded
 from relake.sources import resolve_sources
 from relake.spec import load_spec
 from relake.sql import query
@@ -28,7 +30,23 @@ from relake.verify import verify_target
 ORIGINAL = "laion-demo"
 
 
-def run_demo(lake: Lake, *, rows: int = 1_000_000, work: Path | None = None) -> None:
+@dataclass(frozen=True)
+class DemoReport(Report):
+    """What ``relake demo`` made: the lake's versions, the release, the user's copy and its cleaned copy, and the
+    commands to try next."""
+
+    lake: Path
+    versions: list[str]
+    release: Path
+    copy: Path
+    cleaned: Path
+    affected: int  # rows of the user's copy the release's manifest names
+    affected_after_clean: int
+    seconds: float = field(metadata=json_meta(convert=rounded))
+    try_next: list[str] = field(default_factory=list)
+
+
+def run_demo(lake: Lake, *, rows: int = 1_000_000, work: Path | None = None) -> DemoReport:
     if lake.versions_dir.is_dir() and lake.version_names():
         raise RelakeError(
             f"the lake {lake.root} already holds versions ({', '.join(lake.version_names()[:5])}); the demo "
@@ -36,7 +54,7 @@ def run_demo(lake: Lake, *, rows: int = 1_000_000, work: Path | None = None) -> 
         )
     t0 = time.perf_counter()
     src = work or (lake.root / "demo" / "original")
-    console.step(f"synthesising a LAION-like original: {rows:,} rows in 8 shards → {src}")
+    console.step(f"synthesising a LAION-like original: {plural(rows, 'row')} in 8 shards → {src}")
     with console.progress("synth", rows) as advance:
         last = [0]
 
@@ -51,30 +69,30 @@ def run_demo(lake: Lake, *, rows: int = 1_000_000, work: Path | None = None) -> 
     console.step(f"ingesting it as version {ORIGINAL!r} (shards referenced in place, sha256 + fingerprint recorded)")
     t = time.perf_counter()
     v = ingest_version(lake, ORIGINAL, [str(src)])
-    console.info(f"  {v.rows:,} rows, {v.bytes / 1e6:.1f} MB in {time.perf_counter() - t:.2f} s; "
+    console.info(f"  {plural(v.rows, 'row')}, {v.bytes / 1e6:.1f} MB in {time.perf_counter() - t:.2f} s; "
                  f"fingerprint {v.fingerprint.value[:16]}…")
     console.kv(f"version {v.name}", [
         ("rows", f"{v.rows:,}"), ("shards", len(v.shards)), ("bytes", f"{v.bytes:,}"),
-        ("roles", f"url={v.roles.url} caption={v.roles.caption} id={v.roles.id}"),
+        ("roles", v.roles.text),
         ("fingerprint", v.fingerprint.value),
-    ])
+    ], stderr=True)  # the narration is on stderr: stdout holds the result (--json: only the report)
 
     console.step("planting blocklists of every kind (url, canonical-only url, url-sha256, domain, key, image md5)")
     inputs = lake.root / "demo" / "inputs"
     plant_blocklists(lake, src, inputs)
     for name, kind, extra in DEMO_BLOCKLISTS:
         b = add_blocklist(lake, name, inputs / f"{name}.txt", kind, hash_of=extra)
-        console.info(f"  {name} ({kind}): {b.unique_entries} entries, sha256 {b.sha256[:12]}…")
+        console.info(f"  {name} ({kind}): {plural(b.unique_entries, 'entry')}, sha256 {b.sha256[:12]}…")
 
     for spec_name, text in (("research", RESEARCH_SPEC), ("research-safe", SAFE_SPEC)):
         spec_path = inputs / f"{spec_name}.toml"
         spec_path.write_text(text.replace("@SIDE@", str(inputs / "laion-md5.parquet")), encoding="utf-8")
         console.step(f"building {spec_name!r} from {load_spec(spec_path).base!r} with {spec_path.name}")
         t = time.perf_counter()
-        with console.progress("build", None) as advance:
+        with console.progress("build", planned_shards(lake, load_spec(spec_path))) as advance:
             result = build_version(lake, load_spec(spec_path), progress=advance)
         secs = time.perf_counter() - t
-        console.info(f"  kept {result.version.rows:,} rows, removed {result.removed:,} in {secs:.1f} s "
+        console.info(f"  kept {plural(result.version.rows, 'row')}, removed {result.removed:,} in {secs:.1f} s "
                      f"({v.rows / max(secs, 1e-9):,.0f} rows/s); audits passed")
         console.table(f"removed from {result.version.parent} by rule", ["rule", "rows"],
                       [(r, f"{n:,}") for r, n in result.by_rule.items()], stderr=True)
@@ -82,7 +100,8 @@ def run_demo(lake: Lake, *, rows: int = 1_000_000, work: Path | None = None) -> 
     console.step("verifying every version: each shard's sha256, row count and the content fingerprint")
     reports = verify_target(lake, None).reports
     for r in reports:
-        console.info(f"  {'ok' if r.ok else 'FAILED'}: {r.target} ({r.shards} shards, {r.rows:,} rows)")
+        console.info(f"  {'ok' if r.ok else 'FAILED'}: {r.target} ({plural(r.shards, 'shard')}, "
+                     f"{plural(r.rows, 'row')})")
     if not all(r.ok for r in reports):
         raise RelakeError("verification failed right after building; the disk may be failing")
 
@@ -106,7 +125,8 @@ def run_demo(lake: Lake, *, rows: int = 1_000_000, work: Path | None = None) -> 
 
     console.step("diffing the original against research (keyed by SAMPLE_ID; removals by rule from provenance)")
     d = diff_versions(lake, ORIGINAL, "research")
-    console.info(f"  {d.rows_a:,} → {d.rows_b:,} rows: {d.removed:,} removed, {d.added:,} added, {d.changed:,} changed"
+    console.info(f"  {d.rows_a:,} → {plural(d.rows_b, 'row')}: {d.removed:,} removed, {d.added:,} added, "
+                 f"{d.changed:,} changed"
                  f" ({d.withheld_sensitive:,} removed by sensitive rules are counted but never listed) "
                  f"in {d.seconds:.1f} s")
 
@@ -122,29 +142,32 @@ def run_demo(lake: Lake, *, rows: int = 1_000_000, work: Path | None = None) -> 
         if p.exists():
             shutil.rmtree(p)
     made = synth_copy(lake, str(copy_src), copy, shard_size=5000, hash_algo="md5")
-    console.info(f"  {made.rows:,} rows in {made.shards} shards, {made.successes:,} images downloaded → {copy}")
+    console.info(f"  {plural(made.rows, 'row')} in {plural(made.shards, 'shard')}, {made.successes:,} images "
+                 f"downloaded → {copy}")
     report = check_copy(lake, copy, release / "manifest")
     console.info(f"  check against the published manifest: {report.affected:,} affected rows in "
-                 f"{sum(1 for s in report.shards if s.affected)} shards (matched by canonical URL hash)")
+                 f"{plural(sum(1 for s in report.shards if s.affected), 'shard')} (matched by canonical URL hash)")
     cleaned_report = clean_copy(lake, copy, release / "manifest", cleaned)
-    console.info(f"  clean: {cleaned_report.removed_rows:,} rows and {cleaned_report.removed_members:,} tar members "
+    console.info(f"  clean: {plural(cleaned_report.removed_rows, 'row')} and "
+                 f"{plural(cleaned_report.removed_members, 'tar member')} "
                  f"dropped → {cleaned}")
     again = check_copy(lake, cleaned, release / "manifest")
     console.info(f"  check of the cleaned copy: {again.affected} affected")
 
-    console.out.print(f"\ndemo finished in {time.perf_counter() - t0:.1f} s, lake at {lake.root}")
-    console.out.print("try next:")
-    for line in (
+    try_next = [
         f"relake --lake {lake.root} versions",
         f"relake --lake {lake.root} show research",
+        f"relake --lake {lake.root} head research -n 5",
+        f"relake --lake {lake.root} sql 'SELECT count(*) FROM research'",  # noqa: S608 (a shell line shown)
         f"relake --lake {lake.root} diff {ORIGINAL} research",
         f"relake --lake {lake.root} report {ORIGINAL} research-safe --out report.html",
         f"relake check {copy} --manifest {release / 'manifest'}",
-        f"relake --lake {lake.root} blocklist list",
+        f"relake --lake {lake.root} blocklist show partner-urls",
         f"relake verify {release}",
         f"relake lookup 'http://example.com/x.jpg' --manifest {release / 'manifest'}",
-    ):
-        console.out.print("  " + line)
+    ]
+    return DemoReport(lake.root, lake.version_names(), release, copy, cleaned, report.affected, again.affected,
+                      time.perf_counter() - t0, try_next)
 
 
 DEMO_BLOCKLISTS: tuple[tuple[str, KindName, str | None], ...] = (

@@ -29,7 +29,18 @@ from relake.report import Report, json_meta, rounded
 from relake.sources import SideKind, read_side, resolve_side
 from relake.sql import query
 
-ALGORITHM = "relake-fp/2: sum mod 2^128 of md5(json_array(row values)) as little-endian int; 256 buckets by digest[0]"
+# the recipe version.json records: what is hashed (names_tag: the row's values, a unit separator, the column names)
+ALGORITHM = ("relake-fp/2: sum mod 2^128 of md5(json_array(row values) || U+001F || json_array(column names)) as "
+             "little-endian int; 256 buckets by digest[0]")
+# the same algorithm (same values) as records of relake before issue 18 describe it: their text left the names out
+_ALGORITHM_OLD_TEXT = ("relake-fp/2: sum mod 2^128 of md5(json_array(row values)) as little-endian int; 256 buckets by "
+                       "digest[0]")
+_SAME_ALGORITHM = frozenset({ALGORITHM, _ALGORITHM_OLD_TEXT})
+
+
+def is_current(algorithm: str) -> bool:
+    """Whether a recorded fingerprint was made by this relake's algorithm (however its record words the recipe)."""
+    return algorithm in _SAME_ALGORITHM
 _MOD = 1 << 128
 # per-shard sums of DuckDB's hash() of whole rows (queries/audit/hash_sum.sql), kept in a version's stats so a
 # build from it need not rehash every base row; hash() may change between DuckDB versions, so they are tagged

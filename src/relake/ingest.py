@@ -24,7 +24,7 @@ import duckdb
 
 from relake import __version__
 from relake.db import Db, connect, detect_roles
-from relake.errors import InputError, NotFoundError, duckdb_errors
+from relake.errors import InputError, NotFoundError, RelakeError, duckdb_errors
 from relake.fingerprint import fingerprint_and_row_hashes
 from relake.identity import FileIdentity, hash_with_identity, note_identities, note_record
 from relake.lake import Lake, checkpoint, validate_name
@@ -165,6 +165,17 @@ def ingest_report(lake: Lake, name: str, sources: Sequence[str], **options: Unpa
     start = time.perf_counter()
     v = ingest_version(lake, name, sources, **options)
     return IngestReport(v.name, v.rows, len(v.shards), v.bytes, v.fingerprint.value, time.perf_counter() - start, v)
+
+
+def planned_files(sources: Sequence[str]) -> int | None:
+    """How many files ``ingest_version`` will read (its progress total); None for remote sources (listed only as
+    they are fetched) or sources it will refuse (it says why)."""
+    if any(is_uri(s) for s in sources):
+        return None
+    try:
+        return len(resolve_inputs(sources))
+    except RelakeError:
+        return None
 
 
 def ingest_version(

@@ -32,6 +32,7 @@ from relake.errors import (
 )
 from relake.jsonfile import JSON_ERRORS, read_json_text
 from relake.record import Version, VersionEntry, VersionListing
+from relake.report import Report
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 MAX_NAME = 100
@@ -57,6 +58,21 @@ def validate_name(name: str, what: str = "version") -> str:
             what, name, "use letters, digits, '.', '_' and '-' only, starting with a letter or digit"
         )
     return name
+
+
+REVISION_SEP = "@"  # a blocklist's revision: NAME@2 (NAME alone: its latest)
+_REVISION = re.compile(r"[1-9][0-9]{0,8}")
+
+
+def split_revision(ref: str, what: str = "blocklist") -> tuple[str, int | None]:
+    """``NAME`` or ``NAME@REV`` (REV a whole number from 1): the valid name and the revision (None: the latest)."""
+    name, sep, rev = ref.partition(REVISION_SEP)
+    validate_name(name, what)
+    if not sep:
+        return name, None
+    if not _REVISION.fullmatch(rev):
+        raise InvalidNameError(what, ref, f"a revision is {name}{REVISION_SEP}N with N a whole number from 1")
+    return name, int(rev)
 
 
 def checkpoint(point: str) -> None:
@@ -107,6 +123,15 @@ class Staging:
 
     path: Path
     lock_fd: int
+
+
+@dataclass(frozen=True)
+class Leftovers(Report):
+    """What ``relake gc`` removed (or, with ``dry_run``, would remove)."""
+
+    root: Path
+    removed: list[Path]
+    dry_run: bool = False
 
 
 @dataclass(frozen=True)
@@ -193,6 +218,10 @@ class Lake:
     def publish(self, staging: Staging, name: str) -> Path:
         """Make a staged version visible with one create-only rename."""
         return publish_dir(staging, self.version_dir(name), lambda: VersionExistsError(name))
+
+    def gc_report(self, dry_run: bool = False) -> Leftovers:
+        """:meth:`gc` as a report."""
+        return Leftovers(self.root, self.gc(dry_run), dry_run)
 
     def gc(self, dry_run: bool = False) -> list[Path]:
         """Remove leftovers of crashed runs: staging and spill folders whose writer is gone (its lock can

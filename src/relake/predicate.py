@@ -29,7 +29,7 @@ from typing import Any
 
 import duckdb
 
-from relake.errors import SpecError, duckdb_errors
+from relake.errors import InputError, SpecError, duckdb_errors
 from relake.sql import query
 
 SLOT = "/*PREDICATE*/ SELECT FALSE AS relake_p, filename, file_row_number FROM base"  # in build/match_where.sql
@@ -202,3 +202,52 @@ def _params_used(con: duckdb.DuckDBPyConnection, text: str) -> set[str]:
 def _parse_message(tree: dict[str, Any]) -> str:
     message = str(tree.get("error_message") or "syntax error").strip().splitlines()
     return message[0] if message else "syntax error"
+
+
+# ------------------------------------------------------------------------------ a whole query (relake sql)
+
+
+def check_select(con: duckdb.DuckDBPyConnection, text: str) -> frozenset[str]:
+    """Vet the text of ``relake sql``: exactly one SELECT statement (DuckDB's ``json_serialize_sql`` serialises
+    nothing else: no PRAGMA, COPY, ATTACH, SET, INSTALL, DDL or DML), no table function (``read_csv``,
+    ``query_table``, ``glob`` ...; a query reads the lake's versions only), no function that reads the environment or
+    the configuration, tables named without schema or catalog. Returns the names of the tables it reads (CTEs
+    left out): the caller binds each as the version of that name, and refuses any other. The text is then run as
+    it is, on a sandboxed connection (``db.connect(readable=...)``), never spliced into other SQL."""
+    tree = json.loads(str(query("db/serialize_sql").rows(con, sql=text)[0][0]))
+    if tree.get("error"):
+        message = _parse_message(tree)
+        if "Only SELECT" in message:
+            raise InputError("relake sql runs one SELECT statement (no PRAGMA, SET, COPY, ATTACH, CREATE, INSERT "
+                             "...)")
+        raise InputError(f"the query does not parse: {message}")
+    statements = tree.get("statements") or []
+    if len(statements) != 1:
+        raise InputError("relake sql runs one SELECT statement, not several")
+    tables: set[str] = set()
+    ctes: set[str] = set()
+    _walk_query(statements[0].get("node"), tables, ctes)
+    for _cls, fn in _nodes(statements[0].get("node")):
+        if fn is not None and fn in _NAMED_REASONS:
+            raise InputError(f"the query may not use {_NAMED_REASONS[fn]}")
+    return frozenset(tables - ctes)
+
+
+def _walk_query(tree: Any, tables: set[str], ctes: set[str]) -> None:
+    if isinstance(tree, dict):
+        kind = tree.get("type")
+        if kind == "TABLE_FUNCTION":
+            fn = (tree.get("function") or {}).get("function_name") or "a table function"
+            raise InputError(f"the query may not call {fn}() (a table function): it reads the lake's versions, "
+                             "each a view named as the version")
+        if kind == "BASE_TABLE":
+            if tree.get("schema_name") or tree.get("catalog_name"):
+                raise InputError(f"name the version {tree.get('table_name')!r} without a schema or catalog")
+            tables.add(str(tree.get("table_name")))
+        for entry in (tree.get("cte_map") or {}).get("map") or []:
+            ctes.add(str(entry.get("key")))
+        for value in tree.values():
+            _walk_query(value, tables, ctes)
+    elif isinstance(tree, list):
+        for value in tree:
+            _walk_query(value, tables, ctes)

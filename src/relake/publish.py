@@ -269,6 +269,27 @@ def _publish_sibling(staging: Path, out: Path) -> None:
     checkpoint("publish:after-rename")
 
 
+@dataclass(frozen=True)
+class Published(Report):
+    """What ``relake publish`` wrote: the release folder of version ``name``, with the manifest of every row removed
+    since ``since`` (None: an original, no manifest)."""
+
+    name: str
+    out: Path
+    since: str | None
+    rows: int
+    shards: int
+
+
+def publish_report(lake: Lake, name: str, out: Path, *, min_crowd: int | None = None,
+                   since: str | None = None) -> Published:
+    """:func:`publish_release` as a report."""
+    path = publish_release(lake, name, out, min_crowd=min_crowd, since=since)
+    v = lake.load_version(name)
+    ancestor = since if since is not None else lineage_root(lake, name) if v.parent is not None else None
+    return Published(name, path, ancestor, v.rows, len(v.shards))
+
+
 def publish_release(lake: Lake, name: str, out: Path, *, min_crowd: int | None = None,
                     since: str | None = None) -> Path:
     """A release folder: data shards, version.json, CHANGELOG.md, SHA256SUMS, the public manifest of every row
@@ -424,7 +445,7 @@ class Listed(Report):
     json_computed: ClassVar[tuple[str, ...]] = ("listed",)
 
     url: str
-    url_sha256: str
+    url_sha256: str | None  # None: no URL (empty once trimmed)
     category: str | None
     some_rows_only: bool = False  # the manifest lists only some rows of this URL (no entry of it is match='url')
 
@@ -452,8 +473,52 @@ def lookup_urls(urls: Sequence[str], manifest_dir: Path) -> Lookup:
     with connect(None) as db:
         register_canonical(db.con)
         bind_entries(db, manifest)
-        return Lookup([Listed(str(u), str(h), None if c is None else str(c), bool(p))
+        return Lookup([Listed(str(u), None if h is None else str(h), None if c is None else str(c), bool(p))
                        for u, h, c, p in query("manifest/lookup").rows(db.con, urls=list(urls))])
+
+
+@dataclass(frozen=True)
+class Canon(Report):
+    """One URL, canonicalised: its canonical form and that form's sha256 (None for both: no URL)."""
+
+    url: str
+    canonical: str | None
+    url_sha256: str | None
+
+
+@dataclass(frozen=True)
+class Canonicalised(Report):
+    """What ``relake canon`` reports: one entry per URL, in order (its JSON is their list)."""
+
+    json_root = "urls"
+
+    urls: list[Canon]
+
+
+def canon_urls(urls: Sequence[str]) -> Canonicalised:
+    """Each URL's canonical form and sha256, by the SQL macros every manifest and blocklist is made with."""
+    with connect(None) as db:
+        register_canonical(db.con)
+        return Canonicalised([Canon(str(u), None if c is None else str(c), None if h is None else str(h))
+                              for u, c, h in query("manifest/canon").rows(db.con, urls=list(urls))])
+
+
+def url_lines(text: str) -> list[str]:
+    """The URLs of a batch (a file, or stdin): one a line, line ends (``\n``, ``\r\n``) dropped, blank lines
+    skipped."""
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def read_url_file(path: Path) -> list[str]:
+    """:func:`url_lines` of a UTF-8 file."""
+    try:
+        return url_lines(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NotFoundError(f"{path}: no such file") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a folder, not a file of URLs") from None
 
 
 def bind_entries(db: Db, manifest: Manifest) -> None:

@@ -70,6 +70,12 @@ class Roles:
     caption: str | None
     id: str | None
 
+    @property
+    def text(self) -> str:
+        """The roles as ``show`` prints them: ``url=URL caption=TEXT id=SAMPLE_ID``, a missing one as ``no id``."""
+        return " ".join(f"{role}={col}" if col is not None else f"no {role}"
+                        for role, col in (("url", self.url), ("caption", self.caption), ("id", self.id)))
+
 
 VersionKind = Literal["original", "derived"]
 Storage = Literal["lake", "reference"]

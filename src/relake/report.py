@@ -23,7 +23,7 @@ from enum import Enum
 from pathlib import PurePath
 from typing import Any, ClassVar
 
-__all__ = ["HIDDEN", "Report", "json_meta", "json_value", "rounded"]
+__all__ = ["HIDDEN", "Report", "a_or_an", "json_meta", "json_value", "plural", "rounded"]
 
 _SHOW = "json"
 _NAME = "json_name"
@@ -51,6 +51,22 @@ HIDDEN = json_meta(show=False)  # ``field(metadata=HIDDEN)``: never in the JSON
 def rounded(seconds: float) -> float:
     """Seconds as reports print them: to the millisecond."""
     return round(seconds, 3)
+
+
+def plural(n: int, noun: str, many: str | None = None) -> str:
+    """``n`` and its noun, singular for exactly one: ``1 shard``, ``2 shards``, ``1 entry``, ``3 entries``
+    (``many`` for any other irregular plural). The one helper every count in a message goes through."""
+    if n == 1:
+        return f"{n:,} {noun}"
+    if many is None:
+        many = noun[:-1] + "ies" if noun.endswith("y") and noun[-2:-1] not in "aeiou" else (
+            noun + "es" if noun.endswith(("s", "x", "ch", "sh")) else noun + "s")
+    return f"{n:,} {many}"
+
+
+def a_or_an(word: str) -> str:
+    """``word`` with its indefinite article: ``an id``, ``a url``, ``an image``."""
+    return f"{'an' if word[:1].lower() in 'aeio' else 'a'} {word}"
 
 
 class Report:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from relake.errors import InvalidNameError, SpecError
-from relake.lake import validate_name
+from relake.lake import split_revision, validate_name
 
 _PARAM = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _RULE_KEYS = {"id", "blocklist", "where", "category", "sensitive", "column", "side", "side_key", "side_hash",
@@ -159,7 +159,10 @@ def _rule(r: Any, i: int, where: str, seen: set[str]) -> Rule:
         if k in r and not isinstance(r[k], str):
             raise SpecError(f"{where}: rule {rid!r}: '{k}' must be a string")
     if has_bl:
-        _check_name(r["blocklist"], "blocklist", f"{where}: rule {rid!r}")
+        try:
+            split_revision(r["blocklist"])  # NAME, or NAME@REV for one revision of it
+        except InvalidNameError as exc:
+            raise SpecError(f"{where}: rule {rid!r}: {exc}") from None
     if has_where and (not r["where"].strip() or ";" in r["where"]):
         raise SpecError(f"{where}: rule {rid!r}: 'where' must be one non-empty SQL expression (no ';')")
     image_keys = sorted(k for k in ("column", "side", "side_key", "side_hash", "side_join") if k in r)

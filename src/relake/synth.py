@@ -25,13 +25,14 @@ import functools
 import operator
 import os
 import re
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
 import mmh3
 import numpy as np
@@ -41,6 +42,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from relake.errors import InputError
+from relake.report import Report, json_meta, rounded
 
 __all__ = ["ROW_GROUP_ROWS", "SCHEMA", "shard_name", "synth_original"]
 
@@ -724,6 +726,30 @@ def _create(path: Path) -> IO[bytes]:
         return open(path, "xb")  # 'x': an existing file is never overwritten
     except FileExistsError:
         raise InputError(f"{path} already exists; synth never overwrites files") from None
+
+
+@dataclass(frozen=True)
+class Synthesised(Report):
+    """What ``relake synth`` wrote: ``rows`` rows in the shard files ``paths``, in order."""
+
+    json_computed: ClassVar[tuple[str, ...]] = ("shards",)
+
+    out: Path
+    rows: int
+    paths: list[Path]
+    seconds: float = field(default=0.0, metadata=json_meta(convert=rounded))
+
+    @property
+    def shards(self) -> int:
+        return len(self.paths)
+
+
+def synth_report(out: Path, rows: int, shards: int, seed: int,
+                 progress: Callable[[int], None] | None = None) -> Synthesised:
+    """:func:`synth_original` as a report, timed."""
+    start = time.perf_counter()
+    paths = synth_original(out, rows, shards, seed, progress)
+    return Synthesised(out, rows, paths, time.perf_counter() - start)
 
 
 def synth_original(

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from relake.db import Db, connect
 from relake.errors import InputError, NotFoundError, RelakeError, duckdb_errors
-from relake.fingerprint import fingerprint_src
+from relake.fingerprint import fingerprint_src, is_current
 from relake.identity import (
     FileIdentity,
     check_sums,
@@ -65,6 +65,17 @@ class Verification(Report):
 def verify_target(lake: Lake, target: str | None, progress: Callable[[int], None] | None = None) -> Verification:
     """Verify one version (by name), a version/release folder (by path), or every version of the lake."""
     return Verification(_verify_reports(lake, target, progress))
+
+
+def planned_shards(lake: Lake, target: str | None) -> int | None:
+    """How many shards ``verify_target`` will hash (its progress total): a version's, or every version's; None
+    for a folder or when a record cannot be read (the verify itself says why)."""
+    try:
+        if target is None:
+            return sum(len(lake.load_version(n).shards) for n in lake.version_names())
+        return None if is_path(lake, target) else len(lake.load_version(target).shards)
+    except RelakeError:
+        return None
 
 
 def _verify_reports(lake: Lake, target: str | None, progress: Callable[[int], None] | None) -> list[VerifyReport]:
@@ -131,7 +142,7 @@ def verify_version(
             except InputError as err:  # a problem of the version; out of memory or an interrupt still ends the run
                 report.problems.append(str(err))
             else:
-                if fp.algorithm != version.fingerprint.algorithm:
+                if not is_current(version.fingerprint.algorithm):
                     report.notes.append(
                         f"fingerprint recorded with another algorithm ({version.fingerprint.algorithm.split(':')[0]});"
                         f" this relake computes {fp.algorithm.split(':')[0]}, so only sha256s and row counts were "

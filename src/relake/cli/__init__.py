@@ -10,7 +10,7 @@ import signal
 import sys
 from types import FrameType
 
-from relake.cli import build, copies, core, diff, publish, report  # noqa: F401  (registers commands)
+from relake.cli import build, copies, core, diff, explore, publish, report  # noqa: F401  (registers commands)
 from relake.cli.app import STATE, app, on_sigterm
 from relake.errors import ExitCode
 

@@ -8,13 +8,78 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
+import typer.core
 import typer.exceptions
 
 from relake import __version__, console
 from relake.errors import ExitCode, RelakeError
 from relake.lake import Lake
 
+# the groups of ``relake --help``, in the README's order (each command names its group: rich_help_panel=...)
+START, MAINTAIN, LOOK, RELEASE, COPIES, HOUSEKEEPING = (
+    "Start", "Build versions", "Look at versions", "Release", "Downstream copies", "Housekeeping")
+PANELS = (START, MAINTAIN, LOOK, RELEASE, COPIES, HOUSEKEEPING)
+
+
+class _Argument(typer.core.TyperArgument):
+    """An argument shown by its metavar alone (``NAME``), not by its Python type (``<str>``)."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+
+class _Option(typer.core.TyperOption):
+    """An option shown with its metavar (``--url-col COL``), never its Python type (``<str>``)."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        if self.metavar is not None:
+            return self.metavar
+        desc = self.type_descriptor
+        if desc.is_choice:
+            return "[" + "|".join(str(getattr(c, "value", c)) for c in desc.choices or ()) + "]"
+        return (self.name or "value").upper()
+
+
+def _plain_params(cmd: Any) -> None:
+    """Give every parameter of ``cmd`` (and of its subcommands) a metavar instead of a type name in ``--help``."""
+    for param in cmd.params:
+        if isinstance(param, typer.core.TyperArgument):
+            param.__class__ = _Argument
+            if param.metavar is None:
+                param.metavar = (param.name or "value").upper()
+        elif isinstance(param, typer.core.TyperOption):
+            param.__class__ = _Option
+    for sub in getattr(cmd, "commands", {}).values():
+        _plain_params(sub)
+
+
+class Group(typer.core.TyperGroup):
+    """The command groups of ``relake``: ``--help`` lists commands under the README's headings (``PANELS``), and
+    shows metavars rather than Python type names."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        _plain_params(self)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        commands = [(n, c) for n in self.list_commands(ctx) if (c := self.get_command(ctx, n)) and not c.hidden]
+        if not commands:
+            return
+        limit = formatter.width - 6 - max(len(n) for n, _ in commands)
+        panels = list(PANELS) + sorted({_panel(c) for _, c in commands} - set(PANELS))
+        for panel in panels:
+            rows = [(n, c.get_short_help_str(limit)) for n, c in commands if _panel(c) == panel]
+            if rows:
+                with formatter.section(panel):
+                    formatter.write_dl(rows)
+
+
+def _panel(cmd: Any) -> str:
+    return getattr(cmd, "rich_help_panel", None) or "Commands"
+
+
 app = typer.Typer(
+    cls=Group,
     name="relake",
     help="Version and clean web-scale image-text link datasets (LAION-class) with DuckDB.\n\n"
     "Exit codes (as diff, cmp and grep): 0 success or nothing found; 1 found (differences, affected rows, a "
@@ -119,7 +184,7 @@ def _print_version(value: bool) -> None:
 @app.callback()
 def main_options(
     lake_path: Annotated[
-        str | None, typer.Option("--lake", help="Lake folder (default: $RELAKE_LAKE or ./lake).")
+        str | None, typer.Option("--lake", metavar="PATH", help="Lake folder (default: $RELAKE_LAKE or ./lake).")
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")] = False,
     version: Annotated[

@@ -8,14 +8,15 @@ from typing import Annotated
 import typer
 
 from relake import console
-from relake.blocklist import add_blocklist, list_blocklists
-from relake.build import build_version, rules_from_flags
-from relake.cli.app import app, handled, lake
+from relake.blocklist import add_blocklist, list_blocklists, show_blocklist
+from relake.build import build_version, planned_shards, rules_from_flags
+from relake.cli.app import MAINTAIN, Group, app, handled, lake
 from relake.cli.options import EngineOpt, JsonOpt, MemOpt, RayAddressOpt, ThreadsOpt
 from relake.engine import EngineKind, get_engine
 from relake.errors import SpecError
 from relake.kinds import BLOCKLIST_KINDS
 from relake.lake import check_user_path
+from relake.report import plural
 from relake.spec import Spec, load_spec
 
 
@@ -25,8 +26,8 @@ def kind_help() -> str:
     return "Kind of entries: " + ", ".join(f"{k.name} ({k.help})" for k in BLOCKLIST_KINDS.values()) + "."
 
 
-blocklist_app = typer.Typer(help="Import and list blocklists.", no_args_is_help=True)
-app.add_typer(blocklist_app, name="blocklist")
+blocklist_app = typer.Typer(cls=Group, help="Import, revise, list and show blocklists.", no_args_is_help=True)
+app.add_typer(blocklist_app, name="blocklist", rich_help_panel=MAINTAIN)
 
 
 @blocklist_app.command("add")
@@ -34,10 +35,12 @@ app.add_typer(blocklist_app, name="blocklist")
 def blocklist_add(
     name: Annotated[str, typer.Argument(help="Name for the blocklist in the lake.")],
     file: Annotated[str, typer.Argument(help="A .txt (one entry a line), .csv/.tsv or .parquet file.")],
-    kind: Annotated[str, typer.Option("--kind", help=kind_help())],
-    hash_of: Annotated[str | None, typer.Option("--hash-of", help="url-* hashes: of the 'canonical' (default) "
+    kind: Annotated[str, typer.Option("--kind", metavar="KIND", help=kind_help())],
+    hash_of: Annotated[str | None, typer.Option("--hash-of", metavar="WHAT",
+                                                help="url-* hashes: of the 'canonical' (default) "
                                                                   "or 'raw' URL.")] = None,
-    column: Annotated[str | None, typer.Option("--column", help="Column to read (csv/tsv/parquet).")] = None,
+    column: Annotated[str | None, typer.Option("--column", metavar="COL",
+                                               help="Column to read (csv/tsv/parquet).")] = None,
     skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Skip malformed entries.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -47,13 +50,18 @@ def blocklist_add(
     if as_json:
         console.print_json(b.to_dict())
         return
-    console.out.print(f"added blocklist {b.name} ({b.kind}): {b.unique_entries:,} unique of {b.raw_entries:,} "
-                      f"entries, sha256 {b.sha256[:16]}…")
+    if not b.added:
+        console.out.print(f"blocklist {b.ref} ({b.kind}) already holds these {plural(b.unique_entries, 'entry')}; "
+                          "no new revision")
+        return
+    console.out.print(f"added blocklist {b.name}" + (f" revision {b.revision}" if b.revision > 1 else "")
+                      + f" ({b.kind}): {b.unique_entries:,} unique of {plural(b.raw_entries, 'entry')}, "
+                      f"sha256 {b.sha256[:16]}…")
     if b.skipped:
         console.warn(f"skipped {b.skipped:,} malformed entries (--skip-invalid)")
     if b.invisible_stripped:
         console.warn(f"stripped invisible characters (byte-order marks, zero-width or Unicode spaces) from "
-                     f"{b.invisible_stripped:,} entries")
+                     f"{plural(b.invisible_stripped, 'entry')}")
 
 
 @blocklist_app.command("list")
@@ -64,20 +72,47 @@ def blocklist_list(as_json: JsonOpt = False) -> None:
     if as_json:
         console.print_json(listing.to_dict())
         return
-    console.table("blocklists", ["name", "kind", "entries", "raw", "skipped", "sha256"],
-                  [(b.name, b.kind + (f" ({b.hash_of})" if b.hash_of else ""), f"{b.unique_entries:,}",
+    console.table("blocklists (latest revisions)", ["name", "revision", "kind", "entries", "raw", "skipped", "sha256"],
+                  [(b.name, b.revision, b.kind + (f" ({b.hash_of})" if b.hash_of else ""), f"{b.unique_entries:,}",
                     f"{b.raw_entries:,}", f"{b.skipped:,}", b.sha256[:16] + "…") for b in listing.blocklists])
 
 
-@app.command()
+@blocklist_app.command("show")
+@handled
+def blocklist_show(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The blocklist.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """A blocklist's revisions and the versions built with each: how many of its entries matched rows."""
+    r = show_blocklist(lake(), name)
+    if as_json:
+        console.print_json(r.to_dict())
+        return
+    console.table(f"blocklist {r.name}", ["revision", "kind", "entries", "sha256"],
+                  [(b.revision, b.kind + (f" ({b.hash_of})" if b.hash_of else ""), f"{b.unique_entries:,}",
+                    b.sha256[:16] + "…") for b in r.revisions])
+    if not r.used_by:
+        console.info(f"no version of this lake was built with {r.name}")
+        return
+    console.table("used by", ["version", "rule", "revision", "entries", "matched entries", "rows removed"],
+                  [(u.version, u.rule, "?" if u.revision is None else u.revision, f"{u.entries:,}",
+                    "?" if u.matched_entries is None else f"{u.matched_entries:,}",
+                    "?" if u.removed_rows is None else f"{u.removed_rows:,}") for u in r.used_by])
+
+
+@app.command(rich_help_panel=MAINTAIN)
 @handled
 def build(
     name: Annotated[str, typer.Argument(help="Name of the new version.")],
-    spec_file: Annotated[str | None, typer.Option("--spec", help="Release spec (TOML).")] = None,
-    base: Annotated[str | None, typer.Option("--base", help="Base version (flag form, without --spec).")] = None,
-    blocklist: Annotated[list[str] | None, typer.Option("--blocklist", help="Flag form: a blocklist rule.")] = None,
-    where: Annotated[list[str] | None, typer.Option("--where", help="Flag form: an SQL predicate rule.")] = None,
-    category: Annotated[str, typer.Option("--category", help="Flag form: the rules' public category.")] = "removed",
+    spec_file: Annotated[str | None, typer.Option("--spec", metavar="FILE", help="Release spec (TOML).")] = None,
+    base: Annotated[str | None, typer.Option("--base", metavar="VERSION",
+                                             help="Base version (flag form, without --spec).")] = None,
+    blocklist: Annotated[list[str] | None, typer.Option("--blocklist", metavar="NAME[:REV]",
+                                                        help="Flag form: a blocklist rule.")] = None,
+    where: Annotated[list[str] | None, typer.Option("--where", metavar="EXPR",
+                                                    help="Flag form: an SQL predicate rule.")] = None,
+    category: Annotated[str, typer.Option("--category", metavar="NAME",
+                                          help="Flag form: the rules' public category.")] = "removed",
     sensitive: Annotated[bool, typer.Option("--sensitive", help="Flag form: mark the rules sensitive.")] = False,
     threads: ThreadsOpt = None,
     memory_limit: MemOpt = None,
@@ -105,14 +140,14 @@ def build(
     if full_audit and fast_audit:
         raise typer.BadParameter("--full-audit and --fast-audit exclude each other", param_hint="--full-audit")
     runner = get_engine(engine, ray_address, threads)
-    with console.progress("build", None) as advance:
+    with console.progress("build", planned_shards(lake(), spec)) as advance:
         result = build_version(lake(), spec, threads=threads, memory_limit=memory_limit, progress=advance,
                                full_audit=full_audit, engine=runner)
     if as_json:
         console.print_json(result.to_dict())
         return
-    console.out.print(f"built {result.name} from {result.base}: {result.rows:,} rows kept, {result.removed:,} "
-                      f"removed in {len(result.version.shards)} shards ({result.seconds:.1f} s)")
+    console.out.print(f"built {result.name} from {result.base}: {plural(result.rows, 'row')} kept, {result.removed:,} "
+                      f"removed in {plural(len(result.version.shards), 'shard')} ({result.seconds:.1f} s)")
     unmatched = result.unmatched_entries
     console.table("removed by rule", ["rule", "rows", "list entries that matched no row"],
                   [(r, f"{n:,}", f"{unmatched[r]:,}" if r in unmatched else "") for r, n in result.by_rule.items()])

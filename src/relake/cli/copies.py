@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from relake import console
-from relake.cli.app import app, handled, lake
+from relake.cli.app import COPIES, app, handled, lake
 from relake.cli.options import (
     EngineOpt,
     ImageColOpt,
@@ -37,6 +37,7 @@ from relake.copies.layouts import describe_layouts
 from relake.engine import Engine, EngineKind, get_engine
 from relake.errors import ExitCode, InputError
 from relake.lake import check_user_path
+from relake.report import plural
 from relake.synthcopy import synth_copy as make_copy
 from relake.synthcopy import synth_help
 
@@ -44,18 +45,20 @@ _KEYS_SHOWN = 5
 _SHARDS_SHOWN = 50
 
 
-@app.command("synth-copy")
+@app.command("synth-copy", rich_help_panel=COPIES)
 @handled
 def synth_copy(
     source: Annotated[str, typer.Argument(help="Version name, version folder or parquet files to download.")],
     out: Annotated[str, typer.Argument(help="Folder for the copy (must hold no shards yet).")],
-    shard_size: Annotated[int, typer.Option("--shard-size", min=1, help="Samples per shard.")] = 10_000,
-    hash_algo: Annotated[str, typer.Option("--hash", help="Image hash column: md5 (older img2dataset) or "
+    shard_size: Annotated[int, typer.Option("--shard-size", metavar="N", min=1, help="Samples per shard.")] = 10_000,
+    hash_algo: Annotated[str, typer.Option("--hash", metavar="ALGO",
+                                           help="Image hash column: md5 (older img2dataset) or "
                                                           "sha256 (newer).")] = "md5",
-    failure_rate: Annotated[float, typer.Option("--failure-rate", min=0.0, max=1.0,
+    failure_rate: Annotated[float, typer.Option("--failure-rate", metavar="RATE", min=0.0, max=1.0,
                                                 help="Share of samples that fail to download or resize.")] = 0.1,
-    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed; the same seed gives identical bytes.")] = 0,
-    fmt: Annotated[str, typer.Option("--format", help=synth_help())] = "webdataset",
+    seed: Annotated[int, typer.Option("--seed", metavar="N", min=0,
+                                      help="Random seed; the same seed gives identical bytes.")] = 0,
+    fmt: Annotated[str, typer.Option("--format", metavar="FMT", help=synth_help())] = "webdataset",
     verify: Annotated[bool, typer.Option("--verify", help="Re-hash the version's shards against its record "
                                                           "before reading them.")] = False,
     as_json: JsonOpt = False,
@@ -69,13 +72,14 @@ def synth_copy(
         console.print_json(r.to_dict())
         return
     console.out.print(console.literal(
-        f"wrote {r.out}: {r.rows:,} samples in {r.shards} {r.format} shards, {r.successes:,} downloaded, "
+        f"wrote {r.out}: {plural(r.rows, 'sample')} in {plural(r.shards, r.format + ' shard')}, "
+        f"{r.successes:,} downloaded, "
         f"{r.failures:,} failed, {r.bytes / 1e6:,.1f} MB"))
     for note in r.notes:
         console.warn(note)
 
 
-@app.command()
+@app.command(rich_help_panel=COPIES)
 @handled
 def check(
     copy: Annotated[str, typer.Argument(help="The copy's folder (img2dataset output: "
@@ -113,17 +117,17 @@ def check(
         raise typer.Exit(ExitCode.FOUND)
 
 
-@app.command()
+@app.command(rich_help_panel=COPIES)
 @handled
 def clean(
     copy: Annotated[str, typer.Argument(help="The copy's folder (left untouched).")],
-    out: Annotated[str, typer.Option("--out", help="Folder for the cleaned copy (new, empty, or an "
+    out: Annotated[str, typer.Option("--out", metavar="DIR", help="Folder for the cleaned copy (new, empty, or an "
                                                    "interrupted clean's to resume).")],
     manifest: ManifestOpt = None,
     keep_only: KeepOnlyOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report what would be removed; write "
                                                             "nothing.")] = False,
-    workers: Annotated[int, typer.Option("--workers", min=1, callback=clamp_threads,
+    workers: Annotated[int, typer.Option("--workers", metavar="N", min=1, callback=clamp_threads,
                                          help="Shards rewritten at once (--engine local; at most 4 per CPU).")] = 2,
     url_col: UrlColOpt = None,
     image_col: ImageColOpt = None,
@@ -170,10 +174,10 @@ def _render_check(r: CheckReport) -> None:
     against = ", ".join(x for x in (r.manifest and f"manifest {r.manifest}",
                                     r.keep_only and f"release {r.keep_only}") if x)
     items: list[tuple[str, object]] = [
-        ("copy", f"{r.copy} ({r.layout}, {len(r.shards)} shards, {r.rows:,} rows)"),
+        ("copy", f"{r.copy} ({r.layout}, {plural(len(r.shards), 'shard')}, {plural(r.rows, 'row')})"),
         ("against", against),
         ("image hashes", r.image_matching or "not compared"),
-        ("affected rows", f"{r.affected:,} in {r.shards_affected} shards"),
+        ("affected rows", f"{r.affected:,} in {plural(r.shards_affected, 'shard')}"),
     ]
     if r.manifest is not None:
         items += [("  by URL only", f"{r.by_url:,}"), ("  by image only", f"{r.by_image:,}"),
@@ -184,7 +188,7 @@ def _render_check(r: CheckReport) -> None:
     if r.keep_only is not None:
         items.append(("  not in release", f"{r.not_in_release:,}"))
     items += [("  failed downloads", f"{r.failed_downloads:,} (parquet rows only, no image)"),
-              ("orphans", f"{r.orphans:,} keys in {sum(1 for s in r.shards if s.orphans)} shards"
+              ("orphans", f"{plural(r.orphans, 'key')} in {plural(sum(1 for s in r.shards if s.orphans), 'shard')}"
                           + (" (samples without a parquet row)" if r.orphans else "")),
               ("time", f"{r.seconds:.2f} s")]
     console.kv("check", items)
@@ -219,7 +223,7 @@ def _render_orphans(r: CheckReport) -> None:
         return
     shown = with_orphans[:_SHARDS_SHOWN]
     title = "orphans: samples whose key has no parquet row" + (
-        f" (top {_SHARDS_SHOWN} of {len(with_orphans)} shards)" if len(with_orphans) > _SHARDS_SHOWN else "")
+        f" (top {_SHARDS_SHOWN} of {plural(len(with_orphans), 'shard')})" if len(with_orphans) > _SHARDS_SHOWN else "")
     console.table(title, ["shard", "orphans", f"keys (first {_KEYS_SHOWN})", "an affected row's key"],
                   [[s.shard, f"{s.orphans:,}", " ".join(s.orphan_keys) + (" …" if s.orphans > len(s.orphan_keys)
                                                                          else ""),
@@ -232,9 +236,9 @@ def _render_clean(r: CleanReport) -> None:
     verb = "would " if r.dry_run else ""
     counted = LAYOUTS[r.layout].counted if r.layout in LAYOUTS else None
     items: list[tuple[str, object]] = [
-        ("copy", f"{r.copy} ({r.layout}, {r.shards} shards)"),
+        ("copy", f"{r.copy} ({r.layout}, {plural(r.shards, 'shard')})"),
         ("out", r.out + (" (nothing written: --dry-run)" if r.dry_run else "")),
-        (f"{verb}remove", f"{r.removed_rows:,} rows ({r.failed_removed:,} failed downloads)"
+        (f"{verb}remove", f"{plural(r.removed_rows, 'row')} ({r.failed_removed:,} failed downloads)"
                           + ("" if r.dry_run or counted is None else f", {r.removed_members:,} {counted}")),
         (f"shards {verb}rewrite", f"{r.rewritten:,}"),
         (f"shards {verb}copy unchanged", f"{r.copied:,}"),
@@ -244,7 +248,7 @@ def _render_clean(r: CleanReport) -> None:
         items.append(("orphans", f"{r.orphans_kept:,} kept byte for byte, {r.orphans_dropped:,} {verb}dropped "
                                  "(an affected row's key)"))
     if not r.dry_run:
-        items.append(("resumed", f"{r.resumed:,} units already done and verified"))
+        items.append(("resumed", f"{plural(r.resumed, 'unit')} already done and verified"))
         items.append(("verified", f"{r.verified:,} rewritten sides listed again: no file of an affected row"))
         if r.tar_bytes_in:
             mb = r.tar_bytes_in / 1e6

@@ -2,33 +2,35 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from relake import console
-from relake.cli.app import app, handled, lake
+from relake.cli.app import HOUSEKEEPING, LOOK, MAINTAIN, START, app, handled, lake
 from relake.cli.options import JsonOpt, MemOpt
 from relake.demo import run_demo
 from relake.errors import ExitCode, IntegrityError
-from relake.ingest import ingest_report
+from relake.ingest import ingest_report, planned_files
 from relake.lake import check_user_path
-from relake.synth import synth_original
-from relake.verify import verify_target
+from relake.remove import remove_version
+from relake.report import plural
+from relake.synth import synth_report
+from relake.verify import planned_shards, verify_target
 
 
-@app.command()
+@app.command(rich_help_panel=START)
 @handled
 def synth(
     out: Annotated[str, typer.Argument(help="Folder to write the shards into (must not hold shards yet).")],
-    rows: Annotated[int, typer.Option("--rows", min=0, help="Number of rows.")] = 100_000,
-    shards: Annotated[int, typer.Option("--shards", min=1, help="Number of parquet shards.")] = 4,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives identical bytes.")] = 0,
+    rows: Annotated[int, typer.Option("--rows", metavar="N", min=0, help="Number of rows.")] = 100_000,
+    shards: Annotated[int, typer.Option("--shards", metavar="N", min=1, help="Number of parquet shards.")] = 4,
+    seed: Annotated[int, typer.Option("--seed", metavar="N",
+                                      help="Random seed; the same seed gives identical bytes.")] = 0,
+    as_json: JsonOpt = False,
 ) -> None:
     """Write LAION-5B-like metadata shards (part-NNNNN-<uuid>-c000.snappy.parquet)."""
-    start = time.perf_counter()
     with console.progress("synth", rows) as advance:
         done = [0]
 
@@ -36,41 +38,46 @@ def synth(
             advance(n - done[0])
             done[0] = n
 
-        paths = synth_original(check_user_path(out), rows, shards, seed, progress=tick)
-    secs = time.perf_counter() - start
-    for p in paths:
+        r = synth_report(check_user_path(out), rows, shards, seed, progress=tick)
+    if as_json:
+        console.print_json(r.to_dict())
+        return
+    for p in r.paths:
         console.out.print(console.literal(str(p)))
-    console.info(f"wrote {rows:,} rows in {len(paths)} shards in {secs:.2f} s ({rows / max(secs, 1e-9):,.0f} rows/s)")
+    console.info(f"wrote {plural(r.rows, 'row')} in {plural(r.shards, 'shard')} in {r.seconds:.2f} s "
+                 f"({r.rows / max(r.seconds, 1e-9):,.0f} rows/s)")
 
 
-@app.command()
+@app.command(rich_help_panel=MAINTAIN)
 @handled
 def ingest(
     name: Annotated[str, typer.Argument(help="Name of the new version.")],
     sources: Annotated[list[str], typer.Argument(
         help="Parquet files, folders or glob patterns; or fsspec URIs (s3://, gs://, hf://, memory://, file://) "
              "of files, folders or globs, which need --copy.")],
-    url_col: Annotated[str | None, typer.Option("--url-col", help="Column holding the URL.")] = None,
-    caption_col: Annotated[str | None, typer.Option("--caption-col", help="Column holding the caption.")] = None,
-    id_col: Annotated[str | None, typer.Option("--id-col", help="Column holding the row id.")] = None,
+    url_col: Annotated[str | None, typer.Option("--url-col", metavar="COL", help="Column holding the URL.")] = None,
+    caption_col: Annotated[str | None, typer.Option("--caption-col", metavar="COL",
+                                                    help="Column holding the caption.")] = None,
+    id_col: Annotated[str | None, typer.Option("--id-col", metavar="COL", help="Column holding the row id.")] = None,
     copy: Annotated[bool, typer.Option(
         "--copy", help="Copy shards into the lake (required for URIs: remote files are downloaded into it).")] = False,
     memory_limit: MemOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Register parquet files (local, or fsspec URIs copied in with --copy) as an immutable original version."""
-    with console.progress("ingest", None) as advance:
+    with console.progress("ingest", planned_files(sources)) as advance:
         r = ingest_report(lake(), name, sources, url_col=url_col, caption_col=caption_col, id_col=id_col,
                           copy=copy, memory_limit=memory_limit, progress=advance)
     if as_json:
         console.print_json(r.to_dict())
         return
     secs = r.seconds
-    console.out.print(f"ingested {r.name}: {r.rows:,} rows, {r.shards} shards, {r.bytes / 1e6:,.1f} MB")
+    console.out.print(f"ingested {r.name}: {plural(r.rows, 'row')}, {plural(r.shards, 'shard')}, "
+                      f"{r.bytes / 1e6:,.1f} MB")
     console.info(f"{secs:.2f} s ({r.rows / max(secs, 1e-9):,.0f} rows/s, {r.bytes / 1e6 / max(secs, 1e-9):,.0f} MB/s)")
 
 
-@app.command()
+@app.command(rich_help_panel=LOOK)
 @handled
 def versions(as_json: JsonOpt = False) -> None:
     """List the lake's versions as a lineage."""
@@ -91,18 +98,20 @@ def versions(as_json: JsonOpt = False) -> None:
         children.setdefault(parent, []).append(v.name)
     lines: list[tuple[str, str, str, str]] = []
 
-    def walk(name: str, depth: int) -> None:
+    def walk(name: str, prefix: str, branch: str) -> None:
         v = by_name[name]
-        lines.append(("  " * depth + ("└─ " if depth else "") + name, v.kind, f"{v.rows:,}", str(v.shards)))
-        for c in sorted(children.get(name, [])):
-            walk(c, depth + 1)
+        lines.append((prefix + branch + name, v.kind, f"{v.rows:,}", str(v.shards)))
+        kids = sorted(children.get(name, []))
+        below = prefix + {"": "", "├─ ": "│  ", "└─ ": "   "}[branch]
+        for i, c in enumerate(kids):
+            walk(c, below, "└─ " if i == len(kids) - 1 else "├─ ")
 
     for root in sorted(children.get(None, [])):
-        walk(root, 0)
+        walk(root, "", "")
     console.table(f"versions in {listing.root}", ["version", "kind", "rows", "shards"], lines)
 
 
-@app.command()
+@app.command(rich_help_panel=LOOK)
 @handled
 def show(name: Annotated[str, typer.Argument(help="Version name.")], as_json: JsonOpt = False) -> None:
     """Show one version's manifest and stats."""
@@ -113,8 +122,8 @@ def show(name: Annotated[str, typer.Argument(help="Version name.")], as_json: Js
     console.kv(f"version {v.name}", [
         ("kind", v.kind), ("parent", v.parent or "-"), ("rows", f"{v.rows:,}"), ("shards", len(v.shards)),
         ("bytes", f"{v.bytes:,}"), ("storage", v.storage),
-        ("roles", f"url={v.roles.url} caption={v.roles.caption} id={v.roles.id}"),
-        ("fingerprint", f"{v.fingerprint.value} ({v.fingerprint.rows:,} rows)"),
+        ("roles", v.roles.text),
+        ("fingerprint", f"{v.fingerprint.value} ({plural(v.fingerprint.rows, 'row')})"),
         ("tool", ", ".join(f"{k} {val}" for k, val in v.tool.items())),
         *[(k.replace("_", " "), f"{val:,}" if isinstance(val, int) else val) for k, val in v.stats.items()
           if not isinstance(val, dict) and val is not None],
@@ -135,14 +144,14 @@ def show(name: Annotated[str, typer.Argument(help="Version name.")], as_json: Js
                   [(s.path, f"{s.rows:,}", f"{s.bytes:,}", s.sha256[:16] + "…") for s in shown])
 
 
-@app.command()
+@app.command(rich_help_panel=LOOK)
 @handled
 def verify(
     target: Annotated[str | None, typer.Argument(help="Version name or folder (default: every version).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Re-hash shards, re-count rows, recompute fingerprints; exit 1 naming what differs."""
-    with console.progress("verify", None) as advance:
+    with console.progress("verify", planned_shards(lake(), target)) as advance:
         verification = verify_target(lake(), target, progress=advance)
     if as_json:
         console.print_json(verification.to_dict())
@@ -151,7 +160,7 @@ def verify(
             for n in r.notes:
                 console.warn(f"{r.target}: {n}")
             if r.ok:
-                console.out.print(f"ok  {r.target}: {r.shards} shards, {r.rows:,} rows")
+                console.out.print(f"ok  {r.target}: {plural(r.shards, 'shard')}, {plural(r.rows, 'row')}")
             else:
                 console.out.print(f"BAD {r.target}:")
                 for p in r.problems:
@@ -164,22 +173,54 @@ def verify(
         raise typer.Exit(ExitCode.FOUND)
 
 
-@app.command()
+@app.command(rich_help_panel=HOUSEKEEPING)
 @handled
-def gc(dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be removed.")] = False) -> None:
+def gc(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be removed.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Remove leftovers of crashed runs (staging and spill folders no living process holds)."""
-    removed = lake().gc(dry_run=dry_run)
+    r = lake().gc_report(dry_run=dry_run)
+    if as_json:
+        console.print_json(r.to_dict())
+        return
+    removed = r.removed
     for p in removed:
         console.out.print(console.literal(("would remove " if dry_run else "removed ") + str(p)))
     if not removed:
         console.info("nothing to remove")
 
 
-@app.command()
+@app.command(rich_help_panel=START)
 @handled
 def demo(
-    rows: Annotated[int, typer.Option("--rows", min=1000, help="Rows in the synthetic original.")] = 1_000_000,
-    out: Annotated[Path | None, typer.Option("--work", help="Folder for the synthetic inputs.")] = None,
+    rows: Annotated[int, typer.Option("--rows", metavar="N", min=1000,
+                                      help="Rows in the synthetic original.")] = 1_000_000,
+    out: Annotated[Path | None, typer.Option("--work", metavar="DIR", help="Folder for the synthetic inputs.")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """From nothing: synthesise a LAION-like original, ingest, show, verify, and say what to try next."""
-    run_demo(lake(), rows=rows, work=out)
+    r = run_demo(lake(), rows=rows, work=out)
+    if as_json:
+        console.print_json(r.to_dict())
+        return
+    console.out.print(f"\ndemo finished in {r.seconds:.1f} s, lake at {r.lake}")
+    console.out.print("try next:")
+    for line in r.try_next:
+        console.out.print(console.literal("  " + line))
+
+
+@app.command(rich_help_panel=MAINTAIN)
+@handled
+def rm(
+    name: Annotated[str, typer.Argument(metavar="VERSION", help="The version to remove.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would be removed.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove a version nothing derives from and not published (its folder, in one rename; crash-safe)."""
+    r = remove_version(lake(), name, dry_run=dry_run)
+    if as_json:
+        console.print_json(r.to_dict())
+        return
+    console.out.print(console.literal(f"{'would remove' if r.dry_run else 'removed'} {r.name}: "
+                                      f"{plural(r.files, 'file')}, {r.bytes:,} bytes ({r.folder})"))

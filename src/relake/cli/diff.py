@@ -7,15 +7,16 @@ from typing import Annotated
 import typer
 
 from relake import console
-from relake.cli.app import app, handled, lake
+from relake.cli.app import LOOK, app, handled, lake
 from relake.cli.options import EngineOpt, JsonOpt, MemOpt, RayAddressOpt
 from relake.diff import KEYLESS_LOCAL_ONLY, DiffSummary, diff_versions
 from relake.engine import Engine, EngineKind, get_engine
 from relake.errors import ExitCode, InputError
 from relake.fingerprint import fingerprint_report
+from relake.report import plural
 
 
-@app.command()
+@app.command(rich_help_panel=LOOK)
 @handled
 def diff(
     a: Annotated[str, typer.Argument(
@@ -44,6 +45,9 @@ def diff(
                            help="Kept for old scripts: diff always exits 1 when A and B differ, like diff(1).")
     ] = False,
     top: Annotated[int, typer.Option("--top", min=1, metavar="N", help="How many domains and shards to list.")] = 10,
+    limit: Annotated[int, typer.Option("--limit", min=0, metavar="N", help="Example rows shown of each change "
+                                       "(added, removed, changed); never a withheld row.")] = 5,
+    stat: Annotated[bool, typer.Option("--stat", help="Counts only: no example rows.")] = False,
     verify: Annotated[
         bool, typer.Option("--verify", help="Re-hash each version's shards against its record before reading "
                                             "them (a flipped byte reads as other values).")
@@ -78,7 +82,7 @@ def diff(
     with console.progress("diff", None):
         s = diff_versions(lake(), a, b, key=keys, keyless=keyless, maps=maps or [], out=out,
                           memory_limit=memory_limit, use_buckets=not no_buckets, top=top, engine=runner,
-                          verify=verify)
+                          verify=verify, limit=0 if stat else limit)
     if as_json:
         console.print_json(s.to_dict())
     else:
@@ -91,8 +95,8 @@ def diff(
 def _render(s: DiffSummary, top: int) -> None:
     key = "+".join(s.key) if s.key else "none (keyless: rows as a multiset)"
     items: list[tuple[str, object]] = [
-        ("A", f"{s.a['spec']} ({s.a['kind']}, {s.a['files']} files)"),
-        ("B", f"{s.b['spec']} ({s.b['kind']}, {s.b['files']} files)"),
+        ("A", f"{s.a['spec']} ({s.a['kind']}, {plural(s.a['files'], 'file')})"),
+        ("B", f"{s.b['spec']} ({s.b['kind']}, {plural(s.b['files'], 'file')})"),
         ("key", key),
         ("rows in A", f"{s.rows_a:,}"), ("rows in B", f"{s.rows_b:,}"),
         ("added", f"{s.added:,}"), ("removed", f"{s.removed:,}"),
@@ -139,9 +143,34 @@ def _render(s: DiffSummary, top: int) -> None:
                       [("?" if e["shard"] is None else e["shard"], e["file"] or "?", f"{e['rows']:,}") for e in shown])
     for hint in s.hints:
         console.info("hint: " + hint)
+    _render_examples(s)
 
 
-@app.command()
+def _render_examples(s: DiffSummary) -> None:
+    """The example rows: one table per change, key columns then values (a changed value as ``before → after``)."""
+    for change in ("removed", "added", "changed"):
+        rows = [e for e in s.examples if e["change"] == change]
+        if not rows:
+            continue
+        first = rows[0]
+        keys = list(first.get("key", {}))
+        values = list((first["before"] if change == "removed" else first["after"]) or {})
+        table = []
+        for e in rows:
+            row = [e["key"][k] for k in keys] if keys else [e["copies"]]
+            for v in values:
+                before, after = (e["before"] or {}).get(v), (e["after"] or {}).get(v)
+                shown = before if change == "removed" else after
+                row.append(f"{before} → {after}" if v in e["changed_columns"] else shown)
+            table.append(["NULL" if x is None else x for x in row])
+        of = {"removed": s.removed - s.withheld_counted if s.withheld_b == 0 else s.removed,
+              "added": s.added - s.withheld_counted if s.withheld_a == 0 else s.added,
+              "changed": s.changed}[change]
+        console.rows(f"{change}: {plural(len(rows), 'example row')} of {of:,} (--limit N; --stat for none)",
+                     [*(keys or ["copies"]), *values], table, label=change)
+
+
+@app.command(rich_help_panel=LOOK)
 @handled
 def fingerprint(
     target: Annotated[str, typer.Argument(metavar="TARGET", help="Version name, or parquet file/folder.")],
@@ -165,7 +194,7 @@ def fingerprint(
     if as_json:
         console.print_json(r.to_dict())
         return
-    console.out.print(console.literal(f"{r.fingerprint.value}  {r.fingerprint.rows} rows  {target}"))
+    console.out.print(console.literal(f"{r.fingerprint.value}  {plural(r.fingerprint.rows, 'row')}  {target}"))
     if r.manifest_matches is not None:
         console.info("matches the manifest" if r.manifest_matches else
                      "DIFFERS from the manifest (run `relake verify` to see which shards changed)")

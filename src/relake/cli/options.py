@@ -45,10 +45,10 @@ def clamp_threads(value: int | None) -> int | None:
 
 
 MemOpt = Annotated[str | None, typer.Option(
-    "--memory-limit", callback=_memory_limit,
+    "--memory-limit", metavar="SIZE", callback=_memory_limit,
     help="DuckDB memory limit: a number and a unit (KB, MB, GB, TB, KiB, MiB, GiB, TiB), e.g. 2GB (default: half of "
          "RAM).")]
-ThreadsOpt = Annotated[int | None, typer.Option("--threads", min=1, callback=clamp_threads,
+ThreadsOpt = Annotated[int | None, typer.Option("--threads", metavar="N", min=1, callback=clamp_threads,
                                                 help="Shards written in parallel (at most 4 per CPU).")]
 EngineOpt = Annotated[EngineKind, typer.Option(
     "--engine", help="Where per-shard jobs run: local threads, or tasks on a Ray cluster (pip install "
@@ -58,16 +58,20 @@ RayAddressOpt = Annotated[str | None, typer.Option(
     "(default: $RAY_ADDRESS, else a new local cluster).")]
 ManifestOpt = Annotated[
     str | None,
-    typer.Option("--manifest", help="Removal manifest folder (removed.parquet + manifest.json)."),
+    typer.Option("--manifest", metavar="DIR", help="Removal manifest folder (removed.parquet + manifest.json)."),
 ]
 KeepOnlyOpt = Annotated[
     str | None,
-    typer.Option("--keep-only", help="Allowlist mode: rows whose (canonical URL, caption) is not in this release "
+    typer.Option("--keep-only", metavar="RELEASE",
+                 help="Allowlist mode: rows whose (canonical URL, caption) is not in this release "
                                      "(version name, version folder or parquet files) are affected."),
 ]
-UrlColOpt = Annotated[str | None, typer.Option("--url-col", help="The copy's URL column (default: url, any case).")]
+UrlColOpt = Annotated[str | None, typer.Option("--url-col", metavar="COL",
+                                               help="The copy's URL column (default: url, any case).")]
 ImageColOpt = Annotated[
-    str | None, typer.Option("--image-col", help="The copy's image hash column (default: md5, sha256 or sha1).")
+    str | None, typer.Option("--image-col", metavar="COL",
+                             help="The copy's image hash column (default: md5, sha256 or sha1).")
 ]
-CrowdOpt = Annotated[int | None, typer.Option("--min-crowd", min=0, help="K: non-sensitive hashes a category "
+CrowdOpt = Annotated[int | None, typer.Option("--min-crowd", metavar="K", min=0,
+                                              help="K: non-sensitive hashes a category "
                                                                           "needs to hide sensitive ones.")]

@@ -68,7 +68,7 @@ from relake.diff.local import (
     sensitive_removals,
     without,
 )
-from relake.diff.report import OUT_FORMATS, DiffSummary, out_format, removal_breakdown, write_out
+from relake.diff.report import OUT_FORMATS, DiffSummary, example_rows, out_format, removal_breakdown, write_out
 from relake.diff.shuffle import keyed_keys_on, keyed_rows_on
 from relake.engine import Engine
 from relake.errors import InputError, duckdb_errors
@@ -100,12 +100,14 @@ def diff_versions(
     top: int = 10,
     engine: Engine | None = None,
     verify: bool = False,
+    limit: int = 0,
 ) -> DiffSummary:
     """Diff A against B (version names or parquet paths); write the full diff to ``out`` when given.
 
     With ``engine`` (e.g. Ray), a keyed diff checks the key, compares keys and row hashes and fetches the rows of
     the differing keys in map, reduce and fetch jobs on it (``relake.diff.shuffle``); the exact comparison of those
-    rows and everything else runs here, and the summary, output and errors are the same."""
+    rows and everything else runs here, and the summary, output and errors are the same. ``limit``: example rows
+    of each change kept in the summary (``examples``; never a withheld row)."""
     start = time.perf_counter()
     if key is not None and keyless:
         raise InputError("--key and --keyless exclude each other")
@@ -135,8 +137,9 @@ def diff_versions(
                 all_a, all_b = query("diff/sensitive_count").rows(db.con)[0]
                 summary.count_withheld(int(all_a) - summary.rows_a, int(all_b) - summary.rows_b)
             provenance(db, lake, a, b, summary)  # after the withheld rows are counted: it compares the totals
+            example_rows(db, summary, limit)
             if out is not None and fmt is not None:
-                summary.out, summary.out_rows = out, write_out(db, summary, compared, out, fmt)
+                summary.out, summary.out_rows = out, write_out(db, summary, compared, out, fmt, a.roles)
     summary.seconds = time.perf_counter() - start
     summary.unchecked = [n for n in (a.unchecked_note, b.unchecked_note) if n is not None]
     return summary

@@ -15,7 +15,7 @@ from relake.db import Db
 from relake.diff.columns import BARE, Compared, KeyProblem, json_pointer, key_expr, struct_expr, withhold
 from relake.diff.report import DiffSummary
 from relake.errors import InputError, NotFoundError, duckdb_errors
-from relake.fingerprint import ALGORITHM
+from relake.fingerprint import is_current
 from relake.identity import REMOVED_FILE, check_owned
 from relake.lake import Lake
 from relake.record import Fingerprint
@@ -82,7 +82,7 @@ def compare_keyless(db: Db, a_src: duckdb.DuckDBPyRelation, b_src: duckdb.DuckDB
 
 
 def _fp_usable(fp: Fingerprint) -> bool:
-    return fp.algorithm == ALGORITHM and bool(fp.buckets) and sum(n for n, _ in fp.buckets.values()) == fp.rows
+    return is_current(fp.algorithm) and bool(fp.buckets) and sum(n for n, _ in fp.buckets.values()) == fp.rows
 
 
 def differing_buckets(a: Side, b: Side, pairs: list[tuple[str, str]], use_buckets: bool) -> list[str] | None:
@@ -189,6 +189,7 @@ def provenance(db: Db, lake: Lake, a: Side, b: Side, summary: DiffSummary) -> No
         return
     summary.removed_by_rule, summary.removed_by_category = by_rule, by_category
     summary.provenance_rows = recorded
+    summary.provenance_files = files
     if recorded != summary.removed:
         summary.provenance_note = (f"the builds recorded {recorded:,} removed rows; this diff finds "
                                    f"{summary.removed:,} (compared columns or keys differ from the builds')")

@@ -6,12 +6,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from duckdb import ColumnExpression, ConstantExpression, Expression, FunctionExpression
+import duckdb
+from duckdb import ColumnExpression, ConstantExpression, Expression, FunctionExpression, StarExpression
+from duckdb.sqltypes import VARCHAR
 
+from relake.canonical import register_canonical
 from relake.db import Db
 from relake.diff.columns import Compared, json_pointer
 from relake.errors import InputError
 from relake.lake import check_user_path, replacing
+from relake.record import Roles
 from relake.report import HIDDEN, Report, json_meta, rounded
 from relake.sources import Side
 from relake.sql import query
@@ -62,6 +66,10 @@ class DiffSummary(Report):
     out: str | None = None
     out_rows: int | None = None
     seconds: float = field(default=0.0, metadata=json_meta(convert=rounded))
+    # up to --limit rows of each change: {"change", "key" (keyed), "copies" (keyless), "changed_columns", "before",
+    # "after"}; never a withheld row (they never reach the comparison)
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    provenance_files: list[Path] = field(default_factory=list, metadata=HIDDEN)  # removed.parquet of A..B's builds
 
     @property
     def rows_differ(self) -> bool:
@@ -130,10 +138,71 @@ def removal_breakdown(
 
 
 
-def write_out(db: Db, summary: DiffSummary, compared: list[Compared], out: str, fmt: str) -> int:
-    """COPY the differing rows, flattened and sorted by key, to a temp file beside ``out``, then rename."""
+def example_rows(db: Db, summary: DiffSummary, limit: int) -> None:
+    """Up to ``limit`` differing rows of each change (added, removed, changed), for the screen and ``--json``."""
+    if limit <= 0 or not summary.rows_differ:
+        return
+    if summary.key:
+        for k, change, changed, a_r, b_r in query("diff/examples_keyed").rows(db.con, limit=limit):
+            key = {summary.key[0]: k} if len(summary.key) == 1 else dict(k)
+            summary.examples.append({"change": str(change), "key": key, "changed_columns": list(changed or []),
+                                     "before": a_r, "after": b_r})
+    else:
+        for change, n, a_r, b_r in query("diff/examples_keyless").rows(db.con, limit=limit):
+            summary.examples.append({"change": str(change), "copies": int(n), "changed_columns": [],
+                                     "before": a_r, "after": b_r})
+
+
+def _with_provenance(db: Db, summary: DiffSummary, rel: duckdb.DuckDBPyRelation, roles: Roles,
+                     csv: bool) -> tuple[duckdb.DuckDBPyRelation, list[Expression]]:
+    """``rel`` with the rules and categories of each removed row (``removed_rules``, ``removed_categories``) from
+    the removed.parquet files of the builds from A to B, matched by the id (``key_text``) when the diff's key is
+    A's id column, or by URL and caption when it is those two. No columns when B does not descend from A or the
+    key is another."""
+    files = summary.provenance_files
+    key = summary.key
+    k = ColumnExpression("k")
+    if not files or not key:
+        return rel, []
+    removed = db.con.read_parquet([db.plain_path(p) for p in files], union_by_name=True)
+    if key == [roles.id] and "key" in removed.columns:
+        mine: Expression = FunctionExpression("key_text", k)
+        theirs: Expression = FunctionExpression("key_text", ColumnExpression("key"))
+    elif roles.url and roles.caption and key == [roles.url, roles.caption] and {"url", "caption"} <= set(
+            removed.columns):
+        mine = FunctionExpression("struct_pack", FunctionExpression("struct_extract", k, ConstantExpression(
+            roles.url)).cast(VARCHAR).alias("u"), FunctionExpression("struct_extract", k, ConstantExpression(
+                roles.caption)).cast(VARCHAR).alias("c"))
+        theirs = FunctionExpression("struct_pack", ColumnExpression("url").alias("u"),
+                                    ColumnExpression("caption").alias("c"))
+    else:
+        summary.hints.append("--out has no rules or categories of removed rows: the diff's key is neither A's id "
+                             "column nor its URL and caption, which removed.parquet records")
+        return rel, []
+    register_canonical(db.con)
+    prov = removed.select(theirs.alias("relake_pk"), ColumnExpression("rules").alias("relake_rules"),
+                          ColumnExpression("categories").alias("relake_categories"))
+    keyed = rel.select(StarExpression(), mine.alias("relake_k"))
+    joined = keyed.join(prov, (ColumnExpression("relake_k") == ColumnExpression("relake_pk"))
+                        & (ColumnExpression("change") == ConstantExpression("removed")), how="left")
+    cols: list[Expression] = []
+    for name, col in (("removed_rules", "relake_rules"), ("removed_categories", "relake_categories")):
+        value: Expression = ColumnExpression(col)
+        if csv:
+            value = FunctionExpression("array_to_string", value, ConstantExpression(","))
+        cols.append(value.alias(name))
+    return joined, cols
+
+
+def write_out(db: Db, summary: DiffSummary, compared: list[Compared], out: str, fmt: str,
+              roles: Roles | None = None) -> int:
+    """COPY the differing rows, flattened and sorted by key, to a temp file beside ``out``, then rename. When B
+    descends from A, each removed row carries the rules and categories that removed it (``_with_provenance``)."""
     values = [x.name for x in compared if x.name not in summary.key]
     rel = db.con.sql(query("diff/rows_keyed" if summary.key else "diff/rows_keyless").text)
+    prov_cols: list[Expression] = []
+    if roles is not None:
+        rel, prov_cols = _with_provenance(db, summary, rel, roles, fmt == "diff/write_csv")
     cols: list[Expression] = []
     if not summary.key:
         cols.append(ColumnExpression("row_md5"))
@@ -149,6 +218,7 @@ def write_out(db: Db, summary: DiffSummary, compared: list[Compared], out: str, 
     for prefix, struct in (("before_", "a_r"), ("after_", "b_r")):
         cols += [FunctionExpression("struct_extract", ColumnExpression(struct), ConstantExpression(v)).alias(prefix + v)
                  for v in values]
+    cols += prov_cols
     names = [c.get_name() for c in cols]
     lowered = [n.lower() for n in names]
     clash = sorted({n for n in names if lowered.count(n.lower()) > 1})
