@@ -168,3 +168,23 @@ def fails(result: Result) -> str:
     """A handled error: exit 2 and one ``Error:`` line on stderr, which is returned."""
     assert result.exit_code == 2, (result.stdout, result.stderr, result.exception)
     return error_line(result)
+
+
+def version_shard_tables(version_dir: Path) -> list[pa.Table]:
+    """The rows of each shard of a lake version, computed with pyarrow alone from its files (the oracle for
+    deletion vectors): a materialised version's shard files, or a vector version's root shards without the
+    positions its ``deletes.parquet`` lists."""
+    import json
+
+    record = json.loads((version_dir / "version.json").read_text(encoding="utf-8"))
+    tables = [pq.read_table(p if (p := Path(s["path"])).is_absolute() else version_dir / p)
+              for s in record["shards"]]
+    vector = record.get("vector")
+    if vector is None:
+        return tables
+    drops = pq.read_table(version_dir / vector["path"]).to_pylist()
+    out = []
+    for i, t in enumerate(tables):
+        gone = {d["position"] for d in drops if d["shard"] == i}
+        out.append(t.filter(pa.array([p not in gone for p in range(t.num_rows)], pa.bool_())))
+    return out

@@ -34,7 +34,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
                     '[[rule]]\nid = "unsafe"\nwhere = "punsafe > 0.8"\ncategory = "safety"\n', encoding="utf-8")
     for step in (("ingest", "orig", root / "src"),
                  ("blocklist", "add", "partner", root / "partner.txt", "--kind", "url"),
-                 ("build", "research", "--spec", spec)):
+                 ("build", "research", "--spec", spec, "--materialize")):
         r = _run(lake, *step)
         assert r.exit_code == 0, (step, r.stderr)
     return root, lake

@@ -9,7 +9,8 @@ import typer
 
 from relake import console
 from relake.cli.app import app, handled, lake
-from relake.cli.options import CrowdOpt, JsonOpt
+from relake.cli.options import CrowdOpt, EngineOpt, JsonOpt, RayAddressOpt
+from relake.engine import EngineKind, get_engine
 from relake.errors import ExitCode
 from relake.lake import check_user_path
 from relake.publish import lookup_urls, publish_release, write_manifest
@@ -48,10 +49,13 @@ def publish(
     min_crowd: CrowdOpt = None,
     since: Annotated[str | None, typer.Option("--since", help="Ancestor the manifest starts from (default: the "
                                                                "lineage's original, so it cleans its copies).")] = None,
+    engine: EngineOpt = EngineKind.local,
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """A release folder: data shards, version.json, SHA256SUMS, CHANGELOG.md and the public manifest of every row
     removed since the original (or --since VERSION)."""
-    path = publish_release(lake(), name, Path(check_user_path(out)), min_crowd=min_crowd, since=since)
+    path = publish_release(lake(), name, Path(check_user_path(out)), min_crowd=min_crowd, since=since,
+                           engine=get_engine(engine, ray_address))
     console.out.print(f"published {name} to {path}")
     console.info(f"check it with: cd {path} && sha256sum -c SHA256SUMS   (or: relake verify {path})")
 
