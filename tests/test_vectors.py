@@ -259,3 +259,58 @@ def test_an_edited_vector_record_is_refused(pair: Pair, runner_cli: Cli, tmp_pat
         assert "version.json" in fails(runner_cli("publish", "safe", tmp_path / "rel", "--min-crowd", "1"))
     finally:
         path.write_text(saved, encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def plain_pair(tmp_path_factory: pytest.TempPathFactory) -> Lake:
+    """No sensitive rule (nothing withheld): v / v-m from orig, w / w-m one generation further."""
+    root = tmp_path_factory.mktemp("plain-vectors")
+    inp = make_inputs(root)
+    lake = make_lake(root / "lake", inp)
+    first = Rule(id="domains", category="spam", blocklist="bl-domain")
+    build_version(lake, Spec(name="v", base="orig", rules=(first,)))
+    build_version(lake, Spec(name="v-m", base="orig", rules=(first,)), materialize=True)
+    build_version(lake, Spec(name="w", base="v", rules=(SAFE,)))
+    build_version(lake, Spec(name="w-m", base="v-m", rules=(SAFE,)), materialize=True)
+    return lake
+
+
+@pytest.mark.parametrize("mode", [("--key", "SAMPLE_ID"), ("--keyless",), ()])
+@pytest.mark.parametrize(("a", "b"), [("orig", "v"), ("v", "orig"), ("orig", "w"), ("v", "w"), ("w", "v")])
+def test_a_diff_against_an_ancestor_reads_the_vectors_and_equals_the_materialised(
+    plain_pair: Lake, tmp_path: Path, a: str, b: str, mode: tuple[str, ...]
+) -> None:
+    """Against its ancestor or descendant a vector version is diffed from the deletion vectors (only the rows one
+    side drops are compared): the same summary and --out rows as the materialised versions' full diff."""
+    runner = CliRunner()
+    out = {}
+    for x, y in ((a, b), (a if a == "orig" else a + "-m", b if b == "orig" else b + "-m")):
+        r = runner.invoke(app, ["--lake", str(plain_pair.root), "diff", x, y, "--json", "--no-buckets", *mode,
+                                "--out", str(tmp_path / f"{x}-{y}.jsonl")])
+        assert r.exit_code == 1, r.stderr
+        data = json.loads(r.stdout)
+        rows = (tmp_path / f"{x}-{y}.jsonl").read_text(encoding="utf-8").splitlines()
+        out[(x, y)] = ({k: data[k] for k in ("rows", "mode", "key", "column_changes", "removed_by_domain")},
+                       [s["rows"] for s in data["removed_by_shard"]], sorted(rows))
+    vec, mat = out.values()
+    assert vec == mat
+    assert vec[0]["rows"]["removed"] + vec[0]["rows"]["added"] > 0 and vec[0]["rows"]["changed"] == 0
+
+
+def test_the_ancestor_diff_reads_only_what_the_vectors_name(plain_pair: Lake, monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    """The lineage path is taken for a version and its ancestor, not for unrelated sides."""
+    import relake.diff as diff_mod
+
+    taken: list[bool] = []
+    real = diff_mod.lineage_pair
+
+    def spy(*args: object) -> object:
+        got = real(*args)  # type: ignore[arg-type]
+        taken.append(got is not None)
+        return got
+
+    monkeypatch.setattr(diff_mod, "lineage_pair", spy)
+    for a, b in (("orig", "w"), ("w", "v"), ("v-m", "w"), ("v", "w-m"), ("orig", "v-m")):
+        diff_mod.diff_versions(plain_pair, a, b, use_buckets=False)
+    assert taken == [True, True, False, False, False]

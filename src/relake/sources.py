@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 import duckdb
+from duckdb import ColumnExpression, ConstantExpression
 
 from relake.db import Db, detect_roles
 from relake.errors import InputError, InvalidNameError, NotFoundError, duckdb_errors
@@ -28,7 +29,7 @@ from relake.jsonfile import JSON_ERRORS, read_json_text
 from relake.lake import VERSION_FILE, Lake, check_user_path, has_glob_chars
 from relake.record import Column, Roles, Version
 from relake.remote import redact_text
-from relake.vectors import surviving
+from relake.vectors import dropped_between, surviving
 
 
 def resolve_sources(sources: Sequence[str]) -> list[Path]:
@@ -227,3 +228,41 @@ def read_side(db: Db, side: Side, *, ordered: bool = False) -> duckdb.DuckDBPyRe
             return rel
         kept = surviving(db, rel, side.deletes)
         return kept.order("file_index, file_row_number") if ordered else kept
+
+
+def lineage_pair(db: Db, a: Side, b: Side) -> tuple[duckdb.DuckDBPyRelation, duckdb.DuckDBPyRelation] | None:
+    """When one side is the other's ancestor over the same root shards (a version and a vector version built from
+    it, through any generations), the rows only one side holds, read by position from the deletion vectors:
+    (rows of A not in B, rows of B not in A), one of them empty; None for any other pair. Every other row is
+    the same row on both sides (the same position of the same root file, its bytes checked as for any read)."""
+    if a.version is None or b.version is None or a.folder is None or b.folder is None or not (a.trusted and b.trusted):
+        return None  # (an unconfirmed record's row counts are not used: the rows are read instead)
+    if a.paths != b.paths or [s.sha256 for s in a.version.shards] != [s.sha256 for s in b.version.shards]:
+        return None
+
+    def root(side: Side) -> str:
+        assert side.version is not None
+        return side.version.vector.root if side.version.vector is not None else side.version.name
+
+    if root(a) != root(b) or (a.deletes is None and b.deletes is None):
+        return None
+    with duckdb_errors(f"{a.spec}, {b.spec}: not readable as parquet"):
+        whole = db.con.read_parquet([db.plain_path(p) for p in a.paths])
+        none = whole.filter(ConstantExpression(False))  # (a filter keeps the virtual file_index)
+        if b.deletes is not None and _drops_within(db, a.deletes, b.deletes):
+            return dropped_between(db, whole, b.deletes, a.deletes), none
+        if a.deletes is not None and _drops_within(db, b.deletes, a.deletes):
+            return none, dropped_between(db, whole, a.deletes, b.deletes)
+    return None
+
+
+def _drops_within(db: Db, fewer: Path | None, more: Path) -> bool:
+    """Every row deletion vector ``fewer`` drops (None: none) is dropped by ``more`` too."""
+    if fewer is None:
+        return True
+    small = db.con.read_parquet(db.plain_path(fewer))
+    big = db.con.read_parquet(db.plain_path(more)).select(ColumnExpression("shard").alias("s2"),
+                                                          ColumnExpression("position").alias("p2"))
+    cond = (ColumnExpression("shard") == ColumnExpression("s2")) & (ColumnExpression("position")
+                                                                    == ColumnExpression("p2"))
+    return not small.join(big, cond, how="anti").limit(1).fetchall()

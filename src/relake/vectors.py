@@ -77,6 +77,21 @@ def surviving(db: Db, rel: duckdb.DuckDBPyRelation, deletes: Path) -> duckdb.Duc
     return rel.join(_keyed(db.con, db.plain_path(deletes), None), key == ColumnExpression(_DROP), how="anti")
 
 
+def dropped_between(db: Db, rel: duckdb.DuckDBPyRelation, more: Path, fewer: Path | None
+                    ) -> duckdb.DuckDBPyRelation:
+    """The rows of ``rel`` (a read_parquet of a root's shards, in shard order) that deletion vector ``more`` drops
+    and ``fewer`` (None: the root itself) keeps: what a descendant lost against its ancestor, read by position
+    (a semi join on (file_index, file_row_number)), never the rows both hold."""
+    between = _keyed(db.con, db.plain_path(more), None)
+    if fewer is not None:
+        between = between.join(_keyed(db.con, db.plain_path(fewer), None).select(
+            ColumnExpression(_DROP).alias("relake_kept_drop")),
+            ColumnExpression(_DROP) == ColumnExpression("relake_kept_drop"), how="anti")
+    key = ColumnExpression("file_index").cast(_BIGINT) * ConstantExpression(1 << _SHIFT) \
+        + ColumnExpression("file_row_number").cast(_BIGINT)
+    return rel.join(between, key == ColumnExpression(_DROP), how="semi")
+
+
 def shard_rows(con: duckdb.DuckDBPyConnection, path: str, deletes: str | None, shard: int
                ) -> duckdb.DuckDBPyRelation:
     """In an engine job: root shard ``shard`` (the plain path ``path``, read alone) without the rows ``deletes``
