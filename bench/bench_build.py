@@ -66,6 +66,29 @@ def run(code: str, work: Path) -> tuple[float, float]:
     return secs, usage.ru_maxrss / 1024
 
 
+def prepare(work: Path, rows: int, shards: int) -> list[str]:
+    """A fresh ``work`` folder: synthetic shards in src/, a lake with them ingested as orig, and a URL blocklist
+    ``urls`` of 0.05% of the rows (also in urls.txt); returns the blocklisted URLs."""
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    subprocess.run(["relake", "synth", str(work / "src"), "--rows", str(rows), "--shards", str(shards),
+                    "--seed", "7"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["relake", "--lake", str(work / "lake"), "ingest", "orig", str(work / "src")], check=True,
+                   stdout=subprocess.DEVNULL)
+    import duckdb
+
+    n_block = max(1, rows * 5 // 10_000)  # 0.05% of rows
+    found = duckdb.connect().execute(
+        "SELECT DISTINCT URL FROM read_parquet($f) WHERE URL IS NOT NULL AND hash % 2000 = 7 LIMIT $n",
+        {"f": sorted(str(p) for p in (work / "src").glob("*.parquet")), "n": n_block},
+    ).fetchall()
+    urls = [str(u[0]) for u in found if "\n" not in u[0] and "," not in u[0]]
+    (work / "urls.txt").write_text("".join(u + "\n" for u in urls))
+    subprocess.run(["relake", "--lake", str(work / "lake"), "blocklist", "add", "urls", str(work / "urls.txt"),
+                    "--kind", "url"], check=True, stdout=subprocess.DEVNULL)
+    return urls
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=2_000_000)
@@ -74,22 +97,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1)
     args = ap.parse_args()
     work: Path = args.work
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    subprocess.run(["relake", "synth", str(work / "src"), "--rows", str(args.rows), "--shards", str(args.shards),
-                    "--seed", "7"], check=True, stdout=subprocess.DEVNULL)
-    subprocess.run(["relake", "--lake", str(work / "lake"), "ingest", "orig", str(work / "src")], check=True,
-                   stdout=subprocess.DEVNULL)
-    import duckdb
-
-    n_block = max(1, args.rows * 5 // 10_000)  # 0.05% of rows
-    urls = duckdb.connect().execute(
-        "SELECT DISTINCT URL FROM read_parquet($f) WHERE URL IS NOT NULL AND hash % 2000 = 7 LIMIT $n",
-        {"f": sorted(str(p) for p in (work / "src").glob("*.parquet")), "n": n_block},
-    ).fetchall()
-    (work / "urls.txt").write_text("".join(u[0] + "\n" for u in urls if "\n" not in u[0] and "," not in u[0]))
-    subprocess.run(["relake", "--lake", str(work / "lake"), "blocklist", "add", "urls", str(work / "urls.txt"),
-                    "--kind", "url"], check=True, stdout=subprocess.DEVNULL)
+    urls = prepare(work, args.rows, args.shards)
     results: dict[str, list[tuple[float, float]]] = {}
     for _ in range(args.repeat):
         for name, code in JOBS.items():

@@ -177,11 +177,10 @@ def fails(result: Result) -> str:
 SENSITIVE_IDS = frozenset({5, 17, 29})
 
 
-def partner_lake(root: Path, *steps: tuple[str | Path, ...]) -> Path:
+def partner_lake(root: Path, *steps: tuple[str | Path, ...], build_flags: tuple[str, ...] = ()) -> Path:
     """``root/lake`` with orig (120 rows in 2 shards) and research: orig without a partner's URLs (SAMPLE_ID in
-    SENSITIVE_IDS; a sensitive rule) and the rows with punsafe > 0.8 (rule ``unsafe``); then each CLI step."""
-
-
+    SENSITIVE_IDS; a sensitive rule) and the rows with punsafe > 0.8 (rule ``unsafe``), built with
+    ``build_flags``; then each CLI step."""
     lake = root / "lake"
     write_shards(root / "src", rows=120, shards=2)
     rows = laion_rows(0, 120)
@@ -192,8 +191,27 @@ def partner_lake(root: Path, *steps: tuple[str | Path, ...]) -> Path:
                     '[[rule]]\nid = "unsafe"\nwhere = "punsafe > 0.8"\ncategory = "safety"\n', encoding="utf-8")
     for step in (("ingest", "orig", root / "src"),
                  ("blocklist", "add", "partner", root / "partner.txt", "--kind", "url"),
-                 ("build", "research", "--spec", spec), *steps):
+                 ("build", "research", "--spec", spec, *build_flags), *steps):
         r = CliRunner().invoke(app, ["--lake", str(lake), *map(str, step)])
         assert r.exit_code == 0, (step, r.stderr)
     return lake
 
+
+def version_shard_tables(version_dir: Path) -> list[pa.Table]:
+    """The rows of each shard of a lake version, computed with pyarrow alone from its files (the oracle for
+    deletion vectors): a materialised version's shard files, or a vector version's root shards without the
+    positions its ``deletes.parquet`` lists."""
+    import json
+
+    record = json.loads((version_dir / "version.json").read_text(encoding="utf-8"))
+    tables = [pq.read_table(p if (p := Path(s["path"])).is_absolute() else version_dir / p)
+              for s in record["shards"]]
+    vector = record.get("vector")
+    if vector is None:
+        return tables
+    drops = pq.read_table(version_dir / vector["path"]).to_pylist()
+    out = []
+    for i, t in enumerate(tables):
+        gone = {d["position"] for d in drops if d["shard"] == i}
+        out.append(t.filter(pa.array([p not in gone for p in range(t.num_rows)], pa.bool_())))
+    return out

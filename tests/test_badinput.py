@@ -19,7 +19,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from helpers import Cli, Entry, laion_table, snapshot, snapshot_diff, write_shards, write_split, write_table
+from helpers import (
+    Cli,
+    Entry,
+    laion_table,
+    snapshot,
+    snapshot_diff,
+    version_shard_tables,
+    write_shards,
+    write_split,
+    write_table,
+)
 from relake.canonical import canonical_url
 
 RELAKE = str(Path(sys.executable).parent / "relake")
@@ -94,7 +104,7 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Base:
     src = write_shards(root / "src", rows=600, shards=3)[0].parent
     lake = root / "lake"
     ok(relake(lake, "ingest", "orig", src))
-    ok(relake(lake, "build", "d", "--base", "orig", "--where", "punsafe > 0.9"))
+    ok(relake(lake, "build", "d", "--base", "orig", "--where", "punsafe > 0.9", "--materialize"))
     return Base(src, lake)
 
 
@@ -233,17 +243,25 @@ def test_versions_lists_the_others_when_one_manifest_is_damaged(base: Base, tmp_
     assert "Traceback" not in result.stderr
 
 
-def test_build_refuses_a_base_whose_bytes_changed_without_a_read_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("materialize", [False, True])
+def test_build_refuses_a_base_whose_bytes_changed_without_a_read_error(tmp_path: Path, materialize: bool) -> None:
     """An uncompressed page with 64 flipped bytes reads as other values, without any DuckDB error: the
-    build must not turn them into a new version (whose manifest would not match its data)."""
+    build must not turn them into a new version (whose manifest would not match its data). A vector build reads
+    no whole shard: the shard's identity (the write changed its mtime and ctime) refuses it; a materialised build
+    re-hashes the shards it rewrites."""
     paths = write_split(laion_table(0, 600), tmp_path / "src", 3, compression="none", use_dictionary=False)
     lake = tmp_path / "lake"
     ok(relake(lake, "ingest", "orig", paths[0].parent))
     _flip(paths[1], 3)  # punsafe
     before = durable(lake)
-    msg = error(relake(lake, "build", "d", "--base", "orig", "--where", "punsafe > 0.5"))
-    assert msg.startswith(f"{paths[1]}: shard of orig changed since it was recorded (sha256 ")
-    assert msg.endswith("run `relake verify orig`; nothing was published")
+    msg = error(relake(lake, "build", "d", "--base", "orig", "--where", "punsafe > 0.5",
+                       *(["--materialize"] if materialize else [])))
+    if materialize:
+        assert msg.startswith(f"{paths[1]}: shard of orig changed since it was recorded (sha256 ")
+        assert msg.endswith("run `relake verify orig`; nothing was published")
+    else:
+        assert msg.startswith(f"{paths[1]}: shard of orig changed since it was recorded (mtime, ctime)")
+        assert msg.endswith("run `relake verify orig`")
     assert durable(lake) == before
 
 
@@ -346,7 +364,7 @@ def test_null_and_empty_urls_duplicate_keys_and_empty_shards(tmp_path: Path) -> 
     assert clean["by_rule"] == {"blocklist-keys": 2, "blocklist-sha": 1}
     assert (empty_clean["rows"], empty_clean["removed"]) == (0, 0)
 
-    out = [pq.read_table(lake / "versions" / "clean" / "data" / f"part-{i:05d}.parquet") for i in range(3)]
+    out = version_shard_tables(lake / "versions" / "clean")  # its rows, computed with pyarrow (a vector version)
     assert [t.num_rows for t in out] == [3, 0, 1]
     assert out[0].column("URL").to_pylist() == [None, "", "   "]  # kept, never matched
     assert out[2].to_pylist() == [{"SAMPLE_ID": 8, "URL": "", "TEXT": "", "punsafe": None}]
@@ -440,7 +458,9 @@ def test_nul_and_globs_in_a_spec_and_a_lake_under_a_glob_folder(tmp_path: Path) 
     assert error(results[2]) == f"{spec}: 'base': invalid version name 'orig*': {PLAIN}"
     assert error(results[3]) == f"{nul}: 'name': invalid version name 'a\\x00b': {PLAIN}"
     shown = json.loads(ok(results[4]).stdout)
-    assert [s["path"] for s in shown["shards"]] == [f"data/part-{i:05d}.parquet" for i in range(3)]
+    # a deletion vector over orig: its shards are orig's, referenced in place (under the glob folder) and read fine
+    assert shown["storage"] == "vector" and shown["vector"]["root"] == "orig"
+    assert [Path(s["path"]).name for s in shown["shards"]] == sorted(p.name for p in src.glob("*.parquet"))
     assert durable(lake) == before
 
 

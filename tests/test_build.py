@@ -20,7 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 import relake.build as build_mod
-from helpers import error_line, sha256_of, snapshot, snapshot_diff, write_table
+from helpers import error_line, sha256_of, snapshot, snapshot_diff, version_shard_tables, write_table
 from relake.blocklist import add_blocklist
 from relake.build import build_version
 from relake.canonical import canonical_url
@@ -274,7 +274,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     root = tmp_path_factory.mktemp("planted")
     inp = make_inputs(root)
     lake = make_lake(root / "lake", inp)
-    result = build_version(lake, spec_of(inp.spec_text()))
+    result = build_version(lake, spec_of(inp.spec_text()), materialize=True)  # these tests read written shards
     return Built(inp, lake, result, reference(inp))
 
 
@@ -394,7 +394,7 @@ def test_rebuilds_are_byte_identical_across_lakes_and_threads(built: Built, tmp_
     lakes = []
     for k, threads in enumerate((1, 2)):
         lake = make_lake(tmp_path / f"lake{k}", built.inp)
-        build_version(lake, spec, threads=threads)
+        build_version(lake, spec, threads=threads, materialize=True)
         lakes.append(lake)
     files = [_files(lk, "research") for lk in (built.lake, *lakes)]
     assert set(files[0]) == {"version.json", "removed.parquet", *(f"data/part-{i:05d}.parquet" for i in range(3))}
@@ -474,9 +474,11 @@ def test_variants_chain_and_versions_show_lineage(small_lake: tuple[Lake, Inputs
     orig, res, rsafe = (lake.load_version(n) for n in ("orig", "research", "research-safe"))
     assert (res.parent, rsafe.parent) == ("orig", "research")
     # research-safe is research minus the rows with punsafe > 0.75, shard by shard, in order
+    # (both are deletion vectors over orig: research-safe's composes research's drops and its own)
+    assert (res.storage, rsafe.storage) == ("vector", "vector") and rsafe.vector and rsafe.vector.root == "orig"
+    res_rows, safe_rows = (version_shard_tables(lake.version_dir(n)) for n in ("research", "research-safe"))
     for s in range(3):
-        a = pq.read_table(lake.version_dir("research") / res.shards[s].path)
-        b = pq.read_table(lake.version_dir("research-safe") / rsafe.shards[s].path)
+        a, b = res_rows[s], safe_rows[s]
         keep = [p is None or p <= 0.75 for p in a.column("punsafe").to_pylist()]
         assert b.equals(a.filter(pa.array(keep)))
     assert orig.rows > res.rows > rsafe.rows > 0
@@ -529,7 +531,7 @@ def test_an_audit_returning_rows_publishes_nothing(
 
 
 def _sabotage(keep_removed: bool) -> Callable[[tuple[Any, ...]], None]:
-    original = build_mod._write_shard
+    original = build_mod.write_surviving
 
     def write(job: tuple[Any, ...]) -> None:
         src, out, rows, positions, codec, mem = job
@@ -544,11 +546,11 @@ def test_a_shard_that_kept_removed_rows_fails_the_audit(
     small_lake: tuple[Lake, Inputs], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lake, _inp = small_lake
-    monkeypatch.setattr(build_mod, "_write_shard", _sabotage(keep_removed=True))
+    monkeypatch.setattr(build_mod, "write_surviving", _sabotage(keep_removed=True))
     spec = Spec(name="new", base="orig", rules=(Rule(id="urls", category="safety", blocklist="bl-url"),))
     before = snapshot(lake.root)
     with pytest.raises(AuditError, match="nothing was published"):
-        build_version(lake, spec)
+        build_version(lake, spec, materialize=True)
     _assert_nothing_published(lake, before)
 
 
@@ -557,7 +559,7 @@ def test_an_altered_row_fails_the_subset_audit(
 ) -> None:
     """Counts add up but a kept row was changed: the fingerprint audit catches it."""
     lake, _inp = small_lake
-    original = build_mod._write_shard
+    original = build_mod.write_surviving
 
     def write(job: tuple[Any, ...]) -> None:
         original(job)
@@ -567,11 +569,11 @@ def test_an_altered_row_fails_the_subset_audit(
         texts[1] = "tampered"
         pq.write_table(t.set_column(t.schema.get_field_index("TEXT"), "TEXT", pa.array(texts, pa.string())), out)
 
-    monkeypatch.setattr(build_mod, "_write_shard", write)
+    monkeypatch.setattr(build_mod, "write_surviving", write)
     spec = Spec(name="new", base="orig", rules=(Rule(id="urls", category="safety", blocklist="bl-url"),))
     before = snapshot(lake.root)
     with pytest.raises(AuditError, match="subset failed"):
-        build_version(lake, spec)
+        build_version(lake, spec, materialize=True)
     _assert_nothing_published(lake, before)
 
 
@@ -668,7 +670,7 @@ def test_row_hash_sums_are_recorded_and_reused_with_the_same_result(small_lake: 
     assert orig.stats["row_hash"]["shards"] == [str(x) for x in _duckdb_row_hash_sums(inp.base)]
     assert duckdb.__version__ in orig.stats["row_hash"]["algorithm"]
     spec = Spec(name="new", base="orig", rules=(Rule(id="urls", category="safety", blocklist="bl-url"),))
-    with_cache = build_version(lake, spec).version
+    with_cache = build_version(lake, spec, materialize=True).version
     vdir = lake.version_dir("new")
     assert with_cache.stats["row_hash"]["shards"] == [
         str(x) for x in _duckdb_row_hash_sums([vdir / s.path for s in with_cache.shards])]
@@ -677,7 +679,7 @@ def test_row_hash_sums_are_recorded_and_reused_with_the_same_result(small_lake: 
     for i, entry in enumerate([None, {"algorithm": "sum of DuckDB hash(row values) as HUGEINT, DuckDB 0.1",
                                       "shards": ["1"] * len(orig.shards)}]):
         _set_row_hash(lake, "orig", entry)
-        again = build_version(lake, replace(spec, name=f"new{i}")).version
+        again = build_version(lake, replace(spec, name=f"new{i}"), materialize=True).version
         assert _release_bytes(lake, f"new{i}") == cached_bytes
         assert again.fingerprint == with_cache.fingerprint and again.stats == with_cache.stats
 
@@ -691,7 +693,7 @@ def test_wrong_row_hash_sums_in_the_base_manifest_fail_the_subset_audit(small_la
     before = snapshot(lake.root)
     spec = Spec(name="new", base="orig", rules=(Rule(id="urls", category="safety", blocklist="bl-url"),))
     with pytest.raises(AuditError, match="audit subset failed"):
-        build_version(lake, spec)
+        build_version(lake, spec, materialize=True)
     _assert_nothing_published(lake, before)
 
 
@@ -703,7 +705,8 @@ def test_base_files_in_hive_style_folders_are_rewritten_with_their_own_columns_o
     hive = write_table(pa.table(rows), tmp_path / "src" / "x=1" / "part-1.parquet")
     ingest_version(lake, "orig", [str(plain), str(hive)])
     result = build_version(lake, Spec(name="new", base="orig",
-                                      rules=(Rule(id="r", category="c", where="SAMPLE_ID = 2"),)))
+                                      rules=(Rule(id="r", category="c", where="SAMPLE_ID = 2"),)),
+                           materialize=True)
     for shard in result.version.shards:
         got = pq.read_table(lake.version_dir("new") / shard.path)
         assert got.schema.names == ["URL", "TEXT", "SAMPLE_ID"]
@@ -725,7 +728,7 @@ def test_shards_written_into_each_others_place_fail_the_subset_audit(
 ) -> None:
     """Equal row counts, nothing removed: totals over all shards agree, only the per-shard sums can tell."""
     lake = _two_equal_shards(tmp_path)
-    original = build_mod._write_shard
+    original = build_mod.write_surviving
     sources: list[str] = []
 
     def swapped(job: tuple[Any, ...]) -> None:
@@ -735,10 +738,11 @@ def test_shards_written_into_each_others_place_fail_the_subset_audit(
         other = sources[1] if src == sources[0] else sources[0]
         original((other, out, rows, positions, codec, mem))
 
-    monkeypatch.setattr(build_mod, "_write_shard", swapped)
+    monkeypatch.setattr(build_mod, "write_surviving", swapped)
     before = snapshot(lake.root)
     with pytest.raises(AuditError, match=r"audit subset failed: written shard 0 .*another shard"):
-        build_version(lake, Spec(name="new", base="orig", rules=(Rule(id="r", category="c", where="SAMPLE_ID < 0"),)))
+        build_version(lake, Spec(name="new", base="orig", rules=(Rule(id="r", category="c", where="SAMPLE_ID < 0"),)),
+                      materialize=True)
     _assert_nothing_published(lake, before)
 
 
@@ -747,7 +751,7 @@ def test_a_shard_written_with_other_column_types_fails_the_schema_audit(
 ) -> None:
     """SAMPLE_ID written as INTEGER instead of BIGINT: same values, same hash() sums; the schema audit catches it."""
     lake = _two_equal_shards(tmp_path)
-    original = build_mod._write_shard
+    original = build_mod.write_surviving
 
     def narrowed(job: tuple[Any, ...]) -> None:
         original(job)
@@ -756,10 +760,11 @@ def test_a_shard_written_with_other_column_types_fails_the_schema_audit(
         i = t.schema.get_field_index("SAMPLE_ID")
         pq.write_table(t.set_column(i, "SAMPLE_ID", t.column(i).cast(pa.int32())), out)
 
-    monkeypatch.setattr(build_mod, "_write_shard", narrowed)
+    monkeypatch.setattr(build_mod, "write_surviving", narrowed)
     before = snapshot(lake.root)
     with pytest.raises(AuditError, match=r"audit schema failed: written shard 0 .*SAMPLE_ID INTEGER.*SAMPLE_ID BIGINT"):
-        build_version(lake, Spec(name="new", base="orig", rules=(Rule(id="r", category="c", where="SAMPLE_ID < 0"),)))
+        build_version(lake, Spec(name="new", base="orig", rules=(Rule(id="r", category="c", where="SAMPLE_ID < 0"),)),
+                      materialize=True)
     _assert_nothing_published(lake, before)
 
 

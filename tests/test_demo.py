@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
+from helpers import version_shard_tables
 from relake.cli import app
 
 
@@ -36,8 +37,8 @@ def test_demo_runs_end_to_end_and_leaves_a_consistent_lake(tmp_path: Path) -> No
     cleaned = sorted((lake / "demo" / "user-copy-cleaned").glob("*.parquet"))
     left = {pair for p in cleaned for pair in zip(*pq.read_table(p, columns=["url", "caption"]).to_pydict().values(),
                                                    strict=True)}
-    kept = {pair for p in sorted((lake / "versions" / "research" / "data").glob("*.parquet"))
-            for pair in zip(*pq.read_table(p, columns=["URL", "TEXT"]).to_pydict().values(), strict=True)}
+    kept = {pair for t in version_shard_tables(lake / "versions" / "research")
+            for pair in zip(t.column("URL").to_pylist(), t.column("TEXT").to_pylist(), strict=True)}
     gone = set(zip(removed.column("url").to_pylist(), removed.column("caption").to_pylist(), strict=True))
     assert cleaned and left and not (left & gone) - kept
     assert not {u for u, _ in left} & ({u for u, _ in gone} - {u for u, _ in kept})

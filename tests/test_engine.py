@@ -35,6 +35,7 @@ from relake.errors import InputError, RelakeError
 from relake.fingerprint import fingerprint_file, fingerprint_files, fingerprint_src, names_tag
 from relake.ingest import ingest_version
 from relake.lake import Lake
+from relake.publish import publish_release
 from relake.synthcopy import synth_copy
 from test_build import Inputs, make_inputs, make_lake, spec_of
 from test_copies import SHARD_SIZE, Planted, assert_clean_output, plant, source_table
@@ -145,8 +146,8 @@ def test_a_failed_job_publishes_nothing(tmp_path: Path) -> None:
     inp = make_inputs(tmp_path / "in")
     lake = make_lake(tmp_path / "lake", inp)
     before = snapshot(lake.root)
-    with pytest.raises(RelakeError, match=r"_write_shard for part-00001\.parquet \(from /.*part-00001\.parquet\)"):
-        build_version(lake, spec_of(inp.spec_text()), engine=_FailingEngine(1))
+    with pytest.raises(RelakeError, match=r"write_surviving for part-00001\.parquet \(from /.*part-00001\.parquet\)"):
+        build_version(lake, spec_of(inp.spec_text()), engine=_FailingEngine(1), materialize=True)
     assert not lake.has_version("research")
     after = {k: v for k, v in snapshot(lake.root).items() if not k.startswith(("staging", "tmp"))}
     assert after == {k: v for k, v in before.items() if not k.startswith(("staging", "tmp"))}
@@ -179,9 +180,9 @@ def test_ray_build_is_byte_identical_to_local(ray_engine: RayEngine, inputs: Inp
     spec = spec_of(inputs.spec_text())
     local = make_lake(tmp_path / "local", inputs)
     on_ray = make_lake(tmp_path / "ray", inputs)
-    r_local = build_version(local, spec, engine=LocalEngine(2))
+    r_local = build_version(local, spec, engine=LocalEngine(2), materialize=True)
     ticks: list[int] = []
-    r_ray = build_version(on_ray, spec, engine=ray_engine, progress=ticks.append)
+    r_ray = build_version(on_ray, spec, engine=ray_engine, progress=ticks.append, materialize=True)
     assert len(ticks) == 3  # one per shard, as each Ray task finishes
     files = _files(local, "research")
     assert set(files) == {"version.json", "removed.parquet", *(f"data/part-{i:05d}.parquet" for i in range(3))}
@@ -207,6 +208,30 @@ def test_ray_fingerprint_equals_local(ray_engine: RayEngine, inputs: Inputs, tmp
         out[engine] = {k: v for k, v in data.items() if k != "seconds"}
     assert out["ray"] == out["local"]
     assert out["ray"]["fingerprint"] == whole.value
+
+
+def test_ray_reads_and_publishes_a_vector_version_as_local_does(ray_engine: RayEngine, inputs: Inputs,
+                                                                 tmp_path: Path) -> None:
+    """A vector version (the default build): fingerprint and keyed diff on Ray equal local, and publish on Ray
+    writes the same bytes as publish on the local engine and as a materialised build's shards."""
+    lake = make_lake(tmp_path / "lake", inputs)
+    spec = spec_of(inputs.spec_text())
+    built = build_version(lake, spec)
+    build_version(lake, dataclasses.replace(spec, name="research-m"), materialize=True)
+    assert built.version.storage == "vector"
+    assert fingerprint_files(
+        [built.version.shard_path(lake.version_dir("research"), s) for s in built.version.shards], ray_engine,
+        lake.version_dir("research") / "deletes.parquet") == built.version.fingerprint
+    local = diff_versions(lake, "orig", "research", key=["SAMPLE_ID"], use_buckets=False)
+    on_ray = diff_versions(lake, "orig", "research", key=["SAMPLE_ID"], use_buckets=False, engine=ray_engine)
+    assert (on_ray.rows_a, on_ray.rows_b, on_ray.removed, on_ray.added, on_ray.changed) == (
+        local.rows_a, local.rows_b, local.removed, local.added, local.changed) and local.removed > 0
+    publish_release(lake, "research", tmp_path / "rel-local", min_crowd=1, engine=LocalEngine(2))
+    publish_release(lake, "research", tmp_path / "rel-ray", min_crowd=1, engine=ray_engine)
+    data = {d: {p.name: sha256_of(p) for p in sorted((tmp_path / d / "data").iterdir())}
+            for d in ("rel-local", "rel-ray")}
+    assert data["rel-local"] == data["rel-ray"] == {
+        p.name: sha256_of(p) for p in sorted((lake.version_dir("research-m") / "data").iterdir())}
 
 
 def test_ray_task_failure_names_the_file(ray_engine: RayEngine, inputs: Inputs, tmp_path: Path) -> None:

@@ -38,11 +38,12 @@ def flip(path: Path, at: int = 200) -> None:
 
 @pytest.fixture
 def world(cli: Cli, tmp_path: Path) -> Path:
-    """orig (300 rows, 3 shards, copied into the lake), v1 built from it, and its release ``tmp_path/rel``."""
+    """orig (300 rows, 3 shards, copied into the lake), v1 built from it (materialised), and its release
+    ``tmp_path/rel``."""
     write_shards(tmp_path / "src", rows=300, shards=3)
     ok(cli("ingest", "orig", tmp_path / "src", "--copy"))
     (tmp_path / "spec.toml").write_text(SPEC, encoding="utf-8")
-    ok(cli("build", "v1", "--spec", tmp_path / "spec.toml"))
+    ok(cli("build", "v1", "--spec", tmp_path / "spec.toml", "--materialize"))  # its own shards, flipped below
     ok(cli("publish", "v1", tmp_path / "rel"))
     return tmp_path
 

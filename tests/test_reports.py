@@ -109,7 +109,7 @@ VERSION_JSON: dict[str, Any] = {
     "stats": {"removed_rows": 1, "removed_by_rule": {"r": 1}}, "files": [],
 }
 VERSION_ENTRY_JSON = {"name": "v1", "parent": "orig", "kind": "derived", "rows": 3, "shards": 1,
-                      "fingerprint": "ab" * 16}
+                      "fingerprint": "ab" * 16, "storage": "lake"}  # issue 17: versions shows the storage
 VERIFY_BAD = VerifyReport("v2", 1, 2, ["shard changed"], ["note"])
 VERIFY_BAD_JSON = {"target": "v2", "shards": 1, "rows": 2, "problems": ["shard changed"], "notes": ["note"],
                    "ok": False}

@@ -358,7 +358,8 @@ def test_a_full_disk_is_one_error_line_and_the_lake_is_unchanged(
     from helpers import snapshot
 
     ingest_version(lake, "v1", [str(src[0].parent)])
-    build_version(lake, Spec(name="v2", base="v1", rules=rules_from_flags([], ["punsafe > 0.9"], "safety", False)))
+    build_version(lake, Spec(name="v2", base="v1", rules=rules_from_flags([], ["punsafe > 0.9"], "safety", False)),
+                  materialize=True)  # publish copies its shards (a vector version's are written by DuckDB)
     listed = tmp_path / "l.txt"
     listed.write_text("https://img1.example.com/a/1.jpg\n", encoding="utf-8")
     before = snapshot(lake.root)

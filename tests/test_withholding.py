@@ -23,7 +23,7 @@ def _run(lake: Path, *args: str | Path) -> Result:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("withhold")
-    return root, partner_lake(root)
+    return root, partner_lake(root, build_flags=("--materialize",))
 
 
 def _secret_urls() -> set[str]:

@@ -4,9 +4,11 @@ Pipeline (every step is a file in ``queries/build`` or ``queries/audit``):
 1. match: each rule inserts (file, position, rule, how) into ``matches``; blocklists are semi/inner-joined,
    predicates filter; nothing is positional but the output.
 2. removed: matches grouped per base row, with every rule and how it matched, key, canonical URL sha256.
-3. write: shard i of the result = shard i of the base without its removed positions, in the base's order
-   (a bitmask filter, no join, so order is kept); one single-threaded DuckDB per shard so the bytes are the
-   same on every run and thread count, shards written in parallel.
+3. write: by default the deletion vector (``vectors``): the sorted (shard, position) of every row dropped since
+   the lineage's root, the base's and this build's. With ``materialize``: shard i of the result = shard i of the
+   base without its removed positions, in the base's order (a bitmask filter, no join, so order is kept); one
+   single-threaded DuckDB per shard so the bytes are the same on every run and thread count, shards written in
+   parallel.
 4. audit (must return zero rows): every rule re-run over the written shards finds nothing; per shard
    base rows = kept + removed; kept + removed fingerprints add up to the base's bucket by bucket.
 5. publish: one create-only rename of the staging folder.
@@ -31,8 +33,8 @@ from duckdb import ColumnExpression, ConstantExpression, StarExpression
 from relake import __version__
 from relake.blocklist import Blocklist, load_blocklist
 from relake.canonical import CANONICAL_VERSION, register_canonical
-from relake.db import Db, bind_shard, connect, max_threads, write_parquet_stable, write_shard
-from relake.engine import Engine, LocalEngine, job_connection, plain_file
+from relake.db import Db, connect, max_threads, write_parquet_stable
+from relake.engine import Engine, LocalEngine
 from relake.errors import AuditError, InputError, NotFoundError, RelakeError, SpecError, duckdb_errors
 from relake.fingerprint import (
     cached_row_hashes,
@@ -43,16 +45,34 @@ from relake.fingerprint import (
     row_hash_stats,
     subtract,
 )
-from relake.identity import REMOVED_FILE, hash_with_identity, note_identities, note_record, owned_record
+from relake.identity import (
+    REMOVED_FILE,
+    check_owned,
+    check_unchanged,
+    hash_with_identity,
+    note_identities,
+    note_record,
+    owned_record,
+)
 from relake.ingest import shard_facts
 from relake.kinds import BLOCKLIST_KINDS, HASH_ALGORITHMS, BlocklistKind
 from relake.lake import Lake, checkpoint, make_private, validate_name
 from relake.predicate import check_where, embed
-from relake.record import Fingerprint, Roles, Shard, Version, sha256_file
+from relake.record import Fingerprint, Roles, Shard, Vector, Version, sha256_file
 from relake.report import HIDDEN, Report, a_or_an, json_meta, rounded
 from relake.sources import source_paths
 from relake.spec import Rule, Spec
 from relake.sql import all_queries, query
+from relake.vectors import (
+    DELETES_FILE,
+    RESERVED_COLUMNS,
+    SurvivingJob,
+    read_positions,
+    surviving,
+    surviving_label,
+    write_deletes,
+    write_surviving,
+)
 
 _VARCHAR = duckdb.sqltypes.VARCHAR
 
@@ -108,8 +128,14 @@ def build_version(
     progress: Callable[[int], None] | None = None,
     full_audit: bool = False,
     engine: Engine | None = None,
+    materialize: bool = False,
 ) -> BuildResult:
     """``engine`` runs the per-shard writes (default: a local pool of ``threads`` workers); same bytes either way.
+
+    By default the version is stored as a deletion vector (``vectors``): the base's lineage root's shards and the
+    sorted positions of the rows it drops, every generation composed; nothing of the base is rewritten or
+    re-hashed (its shards' size and identity are checked, ``identity.check_unchanged``). ``materialize`` writes
+    shard *i* = the surviving rows of base shard *i* instead, re-hashing the base shards beside the build.
 
     ``full_audit`` also re-runs every rule over the written shards (audit/survivors_match); without it, that
     no written row matches follows from audit/matches_removed, audit/shard_counts and audit/subset."""
@@ -122,11 +148,21 @@ def build_version(
     if clash:
         raise InputError(f"{spec.base}: column {clash[0]!r} has a name relake uses for its own bookkeeping in a "
                          "build; rename it in a new version of the base (e.g. with a view of the shards) first")
+    if not materialize and any(c.name.lower() in RESERVED_COLUMNS for c in base.schema):
+        raise InputError(f"{spec.base}: a column named file_index would hide the row positions a deletion vector "
+                         "is read by; build with --materialize, or rename it in a new version of the base")
     plans = [_plan(lake, r, base.roles) for r in spec.rules]
     paths = [base.shard_path(base_dir, s) for s in base.shards]
     for s, p in zip(base.shards, paths, strict=True):
         if not p.is_file() or p.stat().st_size != s.bytes:
             raise InputError(f"{p}: shard of {spec.base} is missing or changed size; run `relake verify {spec.base}`")
+    base_deletes = None
+    if base.vector is not None:  # the rows of the base are its root's shards without these
+        check_owned(base, base_dir, base.vector.path, spec=spec.base)
+        base_deletes = base_dir / base.vector.path
+    # a vector build reads no whole shard: their size and identity are checked, not their bytes (verify and
+    # publish re-hash them); shards this lake never hashed (no identity noted) are hashed beside the build
+    confirmed = not materialize and check_unchanged(lake, base, base_dir, spec.base)
     if paths:
         _check_base_types(spec.base, paths[0])
     readable = _readable(lake, paths, plans)
@@ -135,13 +171,13 @@ def build_version(
     engine = engine or LocalEngine(max(1, threads or os.cpu_count() or 1))
     # a DuckDB error no step handled (say, an undecodable page of a base shard) becomes a one-line error; a base
     # shard whose bytes changed since its version was recorded is named as the cause when it is one
-    with (_hash_base(paths, threads) as (hasher, digests),
+    with (_hash_base([] if confirmed else paths, threads) as (hasher, digests),
           duckdb_errors(f"building from {spec.base} failed:", then="; nothing was published",
                         check=lambda: _check_base_digests(spec.base, base, paths, digests)),
           connect(lake, memory_limit=memory_limit, threads=threads, readable=readable) as db):
         register_canonical(db.con)
         query("build/url_host").run(db.con)
-        plain = _bind_base(db, paths, base.roles)
+        plain = _bind_base(db, paths, base.roles, base_deletes)
         if not is_current(base.fingerprint.algorithm):  # made by an older relake: recompute to audit against
             db.bind_parquet("src", paths)
             base = replace(base, fingerprint=fingerprint_src(db))
@@ -171,23 +207,33 @@ def build_version(
         codec = codec if codec in ("snappy", "zstd") else "zstd"
 
         with lake.staging(spec.name) as staging:
-            data = staging.path / "data"
-            data.mkdir()
-            outs = [data / f"part-{i:05d}.parquet" for i in range(len(paths))]
-            masks = [_positions(db, i) for i in range(len(paths))]
-            per_worker_mem = memory_limit
-            jobs = [(str(paths[i].absolute()), outs[i].absolute(), base.shards[i].rows, masks[i], codec,
-                     per_worker_mem) for i in range(len(paths))]
-            engine.map(_write_shard, jobs, label=_shard_label, on_done=(lambda: progress(1)) if progress else None)
-            missing = [o for o in outs if not o.is_file()]
-            if missing:
-                raise RelakeError(f"{missing[0]} was written by the {engine.name} engine but is not visible here; "
-                                  "the lake must be on a file system every worker shares; nothing was published")
+            deletes = staging.path / DELETES_FILE
+            dropped = write_deletes(_composed(db, base_deletes), deletes) if not materialize else 0
+            if materialize:
+                data = staging.path / "data"
+                data.mkdir()
+                outs = [data / f"part-{i:05d}.parquet" for i in range(len(paths))]
+                inherited = read_positions(base_deletes, len(paths)) if base_deletes else [[] for _ in paths]
+                masks = [sorted([*inherited[i], *_positions(db, i)]) for i in range(len(paths))]
+                jobs: list[SurvivingJob] = [(str(paths[i].absolute()), outs[i].absolute(), base.shards[i].rows,
+                                             masks[i], codec, memory_limit) for i in range(len(paths))]
+                engine.map(write_surviving, jobs, label=surviving_label,
+                           on_done=(lambda: progress(1)) if progress else None)
+                missing = [o for o in outs if not o.is_file()]
+                if missing:
+                    raise RelakeError(f"{missing[0]} was written by the {engine.name} engine but is not visible "
+                                      "here; the lake must be on a file system every worker shares; nothing was "
+                                      "published")
+            else:
+                outs = []
+                if progress:
+                    progress(len(paths))
             checkpoint("build:after-write")
             out_digests = [hasher.submit(hash_with_identity, o) for o in outs]  # beside the audit's scans
             _check_base_digests(spec.base, base, paths, digests)  # the audit may use the base's recorded sums
             kept = [shard_facts(db, o, with_hash=False) for o in outs]
-            fp_kept, row_hash = _audit(db, spec, plans, base, paths, kept, outs, rerun_rules=full_audit)
+            fp_kept, row_hash, kept_rows = _audit(db, spec, plans, base, paths, kept, outs, rerun_rules=full_audit,
+                                                  deletes=None if materialize else deletes)
             hashed = [d.result() for d in out_digests]
             kept = [replace(k, sha256=digest, identity=identity) for k, (digest, identity) in zip(kept, hashed,
                                                                                                   strict=True)]
@@ -198,19 +244,28 @@ def build_version(
             if fetched != removed_total:
                 raise AuditError(f"audit removed_rows failed: {fetched:,} removed rows were fetched "
                                  f"from the base, not {removed_total:,}; nothing was published")
+            if materialize:
+                shards = tuple(Shard(f"data/{o.name}", k.rows, k.bytes, k.sha256, k.schema)
+                               for o, k in zip(outs, kept, strict=True))
+                schema = kept[0].schema if kept else base.schema
+                vector = None
+            else:  # the root's shards, by their paths from this version's folder (a sibling of the base's)
+                shards = tuple(replace(s, path=_sibling_path(base, s)) for s in base.shards)
+                schema = shard_facts(db, paths[0], with_hash=False).schema if paths else base.schema
+                root = base.vector.root if base.vector is not None else base.name
+                vector = Vector(root=root, path=DELETES_FILE, kept=tuple(kept_rows), dropped=dropped)
             version = Version(
                 name=spec.name,
                 kind="derived",
                 parent=base.name,
                 roles=base.roles,
-                schema=kept[0].schema if kept else base.schema,
-                rows=sum(k.rows for k in kept),
-                bytes=sum(k.bytes for k in kept),
-                shards=tuple(Shard(f"data/{o.name}", k.rows, k.bytes, k.sha256, k.schema)
-                             for o, k in zip(outs, kept, strict=True)),
+                schema=schema,
+                rows=sum(kept_rows),
+                bytes=sum(s.bytes for s in shards),
+                shards=shards,
                 fingerprint=fp_kept,
                 tool={"relake": __version__, "duckdb": duckdb.__version__},
-                storage="lake",
+                storage="lake" if materialize else "vector",
                 recipe={
                     "spec": spec.text,
                     "spec_sha256": spec.sha256,
@@ -227,16 +282,22 @@ def build_version(
                 stats={"removed_rows": removed_total, "removed_by_rule": by_rule, "unmatched_entries": unmatched,
                        "removed_by_category": by_category, "removed_by_public_category": by_public,
                        "removed_image_hash": image_algo, "row_hash": row_hash},
-                files=(owned_record(staging.path, REMOVED_FILE),),  # the provenance, checked before each read
+                # the provenance, and the deletion vector (what the rows are), checked before each read
+                files=(owned_record(staging.path, REMOVED_FILE),
+                       *(() if materialize else (owned_record(staging.path, DELETES_FILE),))),
+                vector=vector,
             )
             (staging.path / "version.json").write_text(version.to_json(), encoding="utf-8")
             make_private(removed_path, staging.path / "version.json")  # removed rows; the spec with its params
+            if not materialize:
+                make_private(deletes)  # positions of removed rows: as private as removed.parquet
             checkpoint("build:before-publish")
             lake.publish(staging, spec.name)
     folder = lake.version_dir(spec.name)  # the identities the shards had when hashed, by their final paths
     note_record(lake, folder)
-    note_identities(lake, [(version.shard_path(folder, sh), sh.sha256, k.identity)
-                           for sh, k in zip(version.shards, kept, strict=True) if k.identity is not None])
+    if materialize:  # a vector version's shards are its root's, noted when they were hashed
+        note_identities(lake, [(version.shard_path(folder, sh), sh.sha256, k.identity)
+                               for sh, k in zip(version.shards, kept, strict=True) if k.identity is not None])
     return BuildResult(version, removed_total, by_rule, by_category, unmatched, time.perf_counter() - start)
 
 
@@ -252,7 +313,26 @@ def _hash_base(paths: Sequence[Path], threads: int | None) -> Iterator[tuple[Thr
         pool.shutdown(wait=False, cancel_futures=True)
 
 
+def _sibling_path(base: Version, shard: Shard) -> str:
+    """A base shard's path as a version beside the base records it: absolute (referenced in place), the base's
+    own relative path when the base is a vector version too (the same root), else through the base's folder."""
+    if Path(shard.path).is_absolute() or base.vector is not None:
+        return shard.path
+    return (Path("..") / base.name / shard.path).as_posix()
+
+
+def _composed(db: Db, base_deletes: Path | None) -> duckdb.DuckDBPyRelation:
+    """The rows a vector build drops, as (shard, position): the base's deletion vector's and this build's."""
+    new = db.con.table("removed").select(ColumnExpression("shard"), ColumnExpression("position"))
+    if base_deletes is None:
+        return new
+    return new.union(db.con.read_parquet(db.plain_path(base_deletes)).select(ColumnExpression("shard"),
+                                                                               ColumnExpression("position")))
+
+
 def _check_base_digests(name: str, base: Version, paths: Sequence[Path], digests: Sequence[Future[str]]) -> None:
+    if not digests:  # a vector build hashes no base shard (their identities were checked)
+        return
     for shard, path, digest in zip(base.shards, paths, digests, strict=True):
         try:
             actual = digest.result()
@@ -298,11 +378,14 @@ def _plan(lake: Lake, rule: Rule, roles: Roles) -> _Plan:
     return _Plan(rule, bl, tuple(side))
 
 
-def _bind_base(db: Db, paths: Sequence[Path], roles: Roles) -> list[str]:
+def _bind_base(db: Db, paths: Sequence[Path], roles: Roles, deletes: Path | None = None) -> list[str]:
     """Views base (all columns + filename, file_row_number), rows (file, pos, url, caption, id) and base_keyed
-    (all columns + relake_file, relake_pos, relake_url, relake_caption, relake_id)."""
+    (all columns + relake_file, relake_pos, relake_url, relake_caption, relake_id); with ``deletes`` (a vector
+    base) without the rows that deletion vector drops, positions staying those of the root's shards."""
     plain = [db.plain_path(p) for p in paths]
     rel = db.con.read_parquet(plain, filename=True, file_row_number=True)
+    if deletes is not None:
+        rel = surviving(db, rel, deletes)
     rel.create_view("base", replace=True)
 
     def role(col: str | None, alias: str) -> Any:
@@ -501,30 +584,23 @@ def _positions(db: Db, shard: int) -> list[int]:
     return [int(r[0]) for r in query("build/removed_positions").rows(db.con, shard=shard)]
 
 
-def _shard_label(job: tuple[str, Path, int, list[int], str, str | None]) -> str:
-    return f"{job[1].name} (from {job[0]})"
-
-
-def _write_shard(job: tuple[str, Path, int, list[int], str, str | None]) -> None:
-    """One output shard in its own single-threaded DuckDB: an engine job (top-level, picklable, absolute paths)."""
-    src, out, rows, positions, codec, memory_limit = job
-    con = job_connection(memory_limit)
-    try:
-        with plain_file(src) as plain:
-            write_shard(con, str(out), codec, bind_shard(con, plain), positions, rows)
-    finally:
-        con.close()
-
-
 def _audit(db: Db, spec: Spec, plans: Sequence[_Plan], base: Version, base_paths: Sequence[Path],
-           kept: Sequence[Any], outs: Sequence[Path], *, rerun_rules: bool = False
-           ) -> tuple[Fingerprint, dict[str, Any]]:
-    """Run the audits; returns the new version's fingerprint and its per-shard row-hash sums (stats row_hash)."""
+           kept: Sequence[Any], outs: Sequence[Path], *, rerun_rules: bool = False, deletes: Path | None = None
+           ) -> tuple[Fingerprint, dict[str, Any], list[int]]:
+    """Run the audits; returns the new version's fingerprint, its per-shard row-hash sums (stats row_hash) and
+    its rows per shard. With ``deletes`` (a vector build: nothing written) the kept rows of a shard are by
+    definition its base rows without the removed ones, so their counts and sums follow from the base's and the
+    removed rows' (no written shard to compare them with); --full-audit re-runs the rules over them."""
     q = query
+    base_rows = base.shard_rows()
+    removed_per = {int(s): int(n) for s, n in db.con.table("removed").aggregate(
+        "shard, count(*)", "shard").fetchall()}
+    shard_kept = [k.rows for k in kept] if deletes is None else [
+        n - removed_per.get(i, 0) for i, n in enumerate(base_rows)]
     # 1. per shard: base rows = kept + removed, and the written shard has the base's columns and types
     q("build/create_shard_counts").run(db.con)
-    for i, (s, k) in enumerate(zip(base.shards, kept, strict=True)):
-        q("build/insert_shard_count").run(db.con, shard=i, base_rows=s.rows, kept_rows=k.rows)
+    for i, (n, k) in enumerate(zip(base_rows, shard_kept, strict=True)):
+        q("build/insert_shard_count").run(db.con, shard=i, base_rows=n, kept_rows=k)
     bad = q("audit/shard_counts").rows(db.con)
     if bad:
         raise AuditError(f"audit shard_counts failed: shard {bad[0][0]} has {bad[0][1]} base rows but "
@@ -554,14 +630,18 @@ def _audit(db: Db, spec: Spec, plans: Sequence[_Plan], base: Version, base_paths
             acc[0] += int(n)
             acc[1] += int(h)
     if cached is not None:
-        base_sums = {f: [s.rows, h] for f, s, h in zip(plain_base, base.shards, cached, strict=True)}
+        base_sums = {f: [n, h] for f, n, h in zip(plain_base, base_rows, cached, strict=True)}
     fp_removed = combine((int(b), int(n), int(lo), int(hi)) for _f, removed, b, n, _h, lo, hi in split if removed)
-    plain_outs = [db.plain_path(o) for o in outs]
-    per_out: dict[str, tuple[int, int]] = {}
-    if outs:
-        db.con.read_parquet(plain_outs, filename=True).create_view("src_files", replace=True)
-        per_out = {str(f): (int(n), int(h)) for f, n, h in q("audit/hash_sum").rows(db.con)}
-    kept_sums = [per_out.get(o, (0, 0)) for o in plain_outs]
+    if deletes is not None:
+        kept_sums = [(base_sums[f][0] - removed_sums[f][0], base_sums[f][1] - removed_sums[f][1])
+                     for f in plain_base]
+    else:
+        plain_outs = [db.plain_path(o) for o in outs]
+        per_out: dict[str, tuple[int, int]] = {}
+        if outs:
+            db.con.read_parquet(plain_outs, filename=True).create_view("src_files", replace=True)
+            per_out = {str(f): (int(n), int(h)) for f, n, h in q("audit/hash_sum").rows(db.con)}
+        kept_sums = [per_out.get(o, (0, 0)) for o in plain_outs]
     q("build/create_subset_check").run(db.con)
     for i, (f, (kept_rows, kept_hash)) in enumerate(zip(plain_base, kept_sums, strict=True)):
         q("build/insert_subset_check").run(
@@ -577,15 +657,18 @@ def _audit(db: Db, spec: Spec, plans: Sequence[_Plan], base: Version, base_paths
     # 3. --full-audit: no surviving row matches any rule, re-run over the written shards (implied by 1, 2 and
     #    audit/matches_removed for rules that are functions of the row, so it is opt-in: it costs a matching pass)
     if not rerun_rules:
-        return fp_kept, row_hash
-    _bind_base(db, outs, base.roles)
+        return fp_kept, row_hash, shard_kept
+    if deletes is not None:
+        _bind_base(db, base_paths, base.roles, deletes)
+    else:
+        _bind_base(db, outs, base.roles)
     _run_rules(db, plans, spec, base.roles, [c.name for c in base.schema])
     q("build/matches_to_after").run(db.con)
     bad = q("audit/survivors_match").rows(db.con)
     if bad:
         raise AuditError(f"audit survivors_match failed: {len(bad)}+ kept row(s) still match rule "
                          f"{bad[0][2]!r}; nothing was published")
-    return fp_kept, row_hash
+    return fp_kept, row_hash, shard_kept
 
 
 def planned_shards(lake: Lake, spec: Spec) -> int | None:

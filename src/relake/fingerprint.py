@@ -28,6 +28,7 @@ from relake.record import Fingerprint, Version
 from relake.report import Report, json_meta, rounded
 from relake.sources import SideKind, read_side, resolve_side
 from relake.sql import query
+from relake.vectors import shard_rows
 
 # the recipe version.json records: what is hashed (names_tag: the row's values, a unit separator, the column names)
 ALGORITHM = ("relake-fp/2: sum mod 2^128 of md5(json_array(row values) || U+001F || json_array(column names)) as "
@@ -122,15 +123,17 @@ def subtract(whole: Fingerprint, part: Fingerprint) -> Fingerprint:
 FileSchema = tuple[tuple[str, str], ...]  # (column name, DuckDB type) in file order
 
 
-def fingerprint_file(path: str, names: str, schema: FileSchema | None = None) -> list[tuple[int, int, int, int]]:
+def fingerprint_file(path: str, names: str, schema: FileSchema | None = None, deletes: str | None = None,
+                     shard: int = 0) -> list[tuple[int, int, int, int]]:
     """Per-bucket ``(bucket, rows, sum_lo, sum_hi)`` of one parquet file (queries/fingerprint/buckets.sql in its
     own single-threaded DuckDB). ``names`` is the set's :func:`names_tag`; when ``schema`` is given the file must
-    have exactly those columns and types, so the parts fold to what one scan of the whole set gives."""
+    have exactly those columns and types, so the parts fold to what one scan of the whole set gives. With
+    ``deletes`` the file is root shard ``shard`` of a vector version: its rows that vector keeps."""
     con = duckdb.connect(":memory:", config={"threads": 1})
     query("db/quiet").run(con)
     try:
         with duckdb_errors(f"{path}: cannot scan"), plain_file(path) as plain:
-            rel = con.read_parquet(plain)
+            rel = shard_rows(con, plain, deletes, shard)
             if schema is not None and _schema(rel) != schema:
                 raise InputError(f"{path}: its columns or types differ from the first file's; a per-file "
                                  "fingerprint needs one schema (use --engine local)")
@@ -141,7 +144,7 @@ def fingerprint_file(path: str, names: str, schema: FileSchema | None = None) ->
     return [(int(b), int(n), int(lo), int(hi)) for b, n, lo, hi in rows]
 
 
-def _fingerprint_job(job: tuple[str, str, FileSchema]) -> list[tuple[int, int, int, int]]:
+def _fingerprint_job(job: tuple[str, str, FileSchema, str | None, int]) -> list[tuple[int, int, int, int]]:
     return fingerprint_file(*job)
 
 
@@ -149,8 +152,9 @@ def _schema(rel: duckdb.DuckDBPyRelation) -> FileSchema:
     return tuple((n, str(t)) for n, t in zip(rel.columns, rel.dtypes, strict=True))
 
 
-def fingerprint_files(paths: Sequence[Path], engine: Engine) -> Fingerprint:
-    """The fingerprint of these files (one schema) as one engine job per file; equal to a single scan's."""
+def fingerprint_files(paths: Sequence[Path], engine: Engine, deletes: Path | None = None) -> Fingerprint:
+    """The fingerprint of these files (one schema) as one engine job per file; equal to a single scan's. With
+    ``deletes``, of the rows of the vector version whose root shards they are."""
     if not paths:
         return combine([])
     files = [str(Path(p).absolute()) for p in paths]
@@ -161,7 +165,9 @@ def fingerprint_files(paths: Sequence[Path], engine: Engine) -> Fingerprint:
     finally:
         con.close()
     names = names_tag(n for n, _ in schema)
-    parts = engine.map(_fingerprint_job, [(f, names, schema) for f in files], label=lambda j: j[0])
+    vector = None if deletes is None else str(Path(deletes).absolute())
+    parts = engine.map(_fingerprint_job, [(f, names, schema, vector, i) for i, f in enumerate(files)],
+                       label=lambda j: j[0])
     return combine(x for part in parts for x in part)
 
 
@@ -245,7 +251,7 @@ def fingerprint_target_on(engine: Engine, lake: Lake, target: str) -> Fingerprin
     start = time.perf_counter()
     with connect(lake, memory_limit="1GB", threads=1) as db:
         side = resolve_side(lake, db, target)
-    fp = fingerprint_files(side.paths, engine)
+    fp = fingerprint_files(side.paths, engine, side.deletes)
     return FingerprintReport(target, side.kind, "computed", fp, _matches(side.version, fp),
                              time.perf_counter() - start)
 

@@ -41,8 +41,10 @@ from relake import __version__
 from relake.canonical import CANONICAL_RULE, CANONICAL_VERSION, register_canonical
 from relake.crowd import PublicationLog, private_dir
 from relake.db import Db, connect, write_parquet_stable
+from relake.engine import Engine, LocalEngine
 from relake.errors import InputError, InvalidPathError, NotFoundError, duckdb_errors
-from relake.identity import check_record, check_sums
+from relake.identity import check_owned, check_record, check_shard_bytes, check_sums
+from relake.ingest import shard_facts
 from relake.jsonfile import read_json
 from relake.kinds import HASH_LENGTHS
 from relake.lake import (
@@ -57,9 +59,10 @@ from relake.lake import (
 )
 from relake.lineage import bind_removed, crowd_size, lineage, lineage_root
 from relake.page import report_pair, write_report
-from relake.record import Version, sha256_file
+from relake.record import Shard, Version, sha256_file
 from relake.report import Report
 from relake.sql import query
+from relake.vectors import SurvivingJob, read_positions, surviving, surviving_label, write_surviving
 
 MANIFEST_FORMAT = "relake.manifest/2"
 # Format 1 (its first spelling, and "relake.record/1", written by mistake after a rename): URL hashes only.
@@ -100,7 +103,11 @@ def _bind_kept(db: Db, lake: Lake, version: Version) -> None:
         return expr.cast(varchar).alias(alias)
 
     r = version.roles
-    db.con.read_parquet(paths).select(role(r.url, "url"), role(r.caption, "caption"),
+    rel = db.con.read_parquet(paths)
+    if version.vector is not None:
+        check_owned(version, vdir, version.vector.path)
+        rel = surviving(db, rel, vdir / version.vector.path)
+    rel.select(role(r.url, "url"), role(r.caption, "caption"),
                                       role(r.id, "id")).create_view("kept_rows", replace=True)
 
 
@@ -282,19 +289,21 @@ class Published(Report):
 
 
 def publish_report(lake: Lake, name: str, out: Path, *, min_crowd: int | None = None,
-                   since: str | None = None) -> Published:
+                   since: str | None = None, engine: Engine | None = None) -> Published:
     """:func:`publish_release` as a report."""
-    path = publish_release(lake, name, out, min_crowd=min_crowd, since=since)
+    path = publish_release(lake, name, out, min_crowd=min_crowd, since=since, engine=engine)
     v = lake.load_version(name)
     ancestor = since if since is not None else lineage_root(lake, name) if v.parent is not None else None
     return Published(name, path, ancestor, v.rows, len(v.shards))
 
 
 def publish_release(lake: Lake, name: str, out: Path, *, min_crowd: int | None = None,
-                    since: str | None = None) -> Path:
+                    since: str | None = None, engine: Engine | None = None) -> Path:
     """A release folder: data shards, version.json, CHANGELOG.md, SHA256SUMS, the public manifest of every row
     removed since ``since`` (default: the lineage's root, the original most copies are of), so it cleans copies
-    of ``since`` and of every version between, and the public report of the two (``report.html``)."""
+    of ``since`` and of every version between, and the public report of the two (``report.html``). A vector
+    version is materialised here (``engine`` writes its shards, default a local pool): shard *i* is the surviving
+    rows of root shard *i*, in order, byte for byte what ``build --materialize`` writes."""
     v = lake.load_version(name)
     check_record(lake, name)  # its version.json is copied into the release, whose SHA256SUMS then covers it
     ancestor = since if since is not None else lineage_root(lake, name) if v.parent is not None else None
@@ -302,7 +311,7 @@ def publish_release(lake: Lake, name: str, out: Path, *, min_crowd: int | None =
         lineage(lake, ancestor, name)  # a clear error before anything is copied
     vdir = lake.version_dir(name)
     with _noted_sibling(lake, out) as staging:
-        _write_release(lake, v, vdir, staging, out, ancestor, min_crowd)
+        _write_release(lake, v, vdir, staging, out, ancestor, min_crowd, engine)
     return out
 
 
@@ -324,23 +333,15 @@ def _noted_sibling(lake: Lake, out: Path) -> Iterator[Path]:
 
 
 def _write_release(lake: Lake, v: Version, vdir: Path, staging: Path, out: Path, ancestor: str | None,
-                   min_crowd: int | None) -> None:
+                   min_crowd: int | None, engine: Engine | None = None) -> None:
     name = v.name
     log = PublicationLog(lake, out=out)
     try:
         (staging / "data").mkdir()
-        shards = []
-        for i, s in enumerate(v.shards):
-            rel = f"data/part-{i:05d}.parquet"
-            src = v.shard_path(vdir, s)
-            if not src.is_file() or src.stat().st_size != s.bytes:
-                raise InputError(f"{src}: shard is missing or changed size; run `relake verify {name}`")
-            shutil.copyfile(src, staging / rel)
-            if sha256_file(staging / rel) != s.sha256:
-                raise InputError(f"{src}: sha256 differs from the manifest; run `relake verify {name}`")
-            shards.append(replace(s, path=rel))
+        shards = _materialised(v, vdir, staging, engine) if v.vector is not None else _copied(v, vdir, staging)
         released = replace(v, shards=tuple(shards), storage="lake", sources=(), recipe=public_recipe(v.recipe),
-                           stats=public_stats(v.stats), files=())  # removed.parquet stays in the lake
+                           stats=public_stats(v.stats), files=(), vector=None,  # removed.parquet stays in the lake
+                           bytes=sum(s.bytes for s in shards))
         (staging / "version.json").write_text(released.to_json(), encoding="utf-8")
         manifest: ManifestSummary | None = None
         if ancestor is not None:
@@ -355,6 +356,48 @@ def _write_release(lake: Lake, v: Version, vdir: Path, staging: Path, out: Path,
         shutil.rmtree(staging, ignore_errors=True)
         log.discard()  # the release was not published: neither is its log entry
         raise
+
+
+def _copied(v: Version, vdir: Path, staging: Path) -> list[Shard]:
+    """A materialised version's shards, copied and checked against their recorded sha256."""
+    shards = []
+    for i, s in enumerate(v.shards):
+        rel = f"data/part-{i:05d}.parquet"
+        src = v.shard_path(vdir, s)
+        if not src.is_file() or src.stat().st_size != s.bytes:
+            raise InputError(f"{src}: shard is missing or changed size; run `relake verify {v.name}`")
+        shutil.copyfile(src, staging / rel)
+        if sha256_file(staging / rel) != s.sha256:
+            raise InputError(f"{src}: sha256 differs from the manifest; run `relake verify {v.name}`")
+        shards.append(replace(s, path=rel))
+    return shards
+
+
+def _materialised(v: Version, vdir: Path, staging: Path, engine: Engine | None) -> list[Shard]:
+    """A vector version's shards written out: shard *i* = root shard *i* without the deletion vector's positions
+    (``vectors.write_surviving``, as ``build --materialize`` writes them). The root shards are re-hashed first
+    (they are read whole) and the vector checked against its record; the rows written are counted against it."""
+    assert v.vector is not None
+    check_shard_bytes(v, vdir, v.name)
+    check_owned(v, vdir, v.vector.path)
+    positions = read_positions(vdir / v.vector.path, len(v.shards))
+    codec = str(v.recipe.get("output_compression", "zstd"))
+    outs = [(staging / f"data/part-{i:05d}.parquet").absolute() for i in range(len(v.shards))]
+    jobs: list[SurvivingJob] = [(str(v.shard_path(vdir, s).absolute()), o, s.rows, p, codec, None)
+                                for s, o, p in zip(v.shards, outs, positions, strict=True)]
+    (engine or LocalEngine()).map(write_surviving, jobs, label=surviving_label)
+    shards = []
+    with connect(None) as db:
+        for out, kept in zip(outs, v.vector.kept, strict=True):
+            if not out.is_file():
+                raise InputError(f"{out} was written by the engine but is not visible here; the release folder "
+                                 "must be on a file system every worker shares")
+            facts = shard_facts(db, out)
+            if facts.rows != kept:
+                raise InputError(f"{out}: {facts.rows:,} rows written, the version's record keeps {kept:,}; run "
+                                 f"`relake verify {v.name}`")
+            shards.append(Shard(f"data/{out.name}", facts.rows, facts.bytes, facts.sha256, facts.schema))
+    return shards
 
 
 def public_recipe(recipe: dict[str, Any]) -> dict[str, Any]:

@@ -12,9 +12,14 @@ from typing import Any, Literal
 
 from relake.errors import InputError
 from relake.jsonfile import check_types, parse_json
-from relake.report import HIDDEN, Report
+from relake.report import HIDDEN, Report, json_meta
 
 FORMAT = "relake.version/1"
+# a record with ``storage: "vector"`` (its rows are its lineage root's shards minus a deletion vector) is written as
+# format 2, so an older relake refuses it instead of reading the root's shards whole as this version's rows; every
+# other record is still written as format 1, byte for byte as before, and both are read
+VECTOR_FORMAT = "relake.version/2"
+FORMATS = (FORMAT, VECTOR_FORMAT)
 _CHUNK = 8 << 20
 
 
@@ -77,8 +82,21 @@ class Roles:
                         for role, col in (("url", self.url), ("caption", self.caption), ("id", self.id)))
 
 
+@dataclass(frozen=True)
+class Vector:
+    """A derived version stored as a deletion vector: the rows of its lineage root's shards (``Version.shards``,
+    the root's files) except, per shard, the sorted positions listed in ``path`` (an owned file of the version:
+    one row per dropped row, ``(shard, position)``; every generation since the root composed). ``kept`` is each
+    root shard's surviving row count."""
+
+    root: str
+    path: str  # relative to the version folder; also in Version.files with its size and sha256
+    kept: tuple[int, ...]
+    dropped: int
+
+
 VersionKind = Literal["original", "derived"]
-Storage = Literal["lake", "reference"]
+Storage = Literal["lake", "reference", "vector"]
 
 
 @dataclass(frozen=True)
@@ -101,18 +119,31 @@ class Version(Report):
     recipe: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
     files: tuple[OwnedFile, ...] = ()  # besides the shards (empty: none, or recorded by an older relake)
+    vector: Vector | None = field(default=None, metadata=json_meta(omit_none=True))  # storage "vector" (format 2)
 
     def to_json(self) -> str:
-        data = {"format": FORMAT, **asdict(self)}
+        data = asdict(self)
+        if self.vector is None:
+            data.pop("vector")  # a format-1 record, as an older relake wrote it
+        data = {"format": VECTOR_FORMAT if self.vector is not None else FORMAT, **data}
         return json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
 
     @staticmethod
     def from_json(text: str, where: str) -> Version:
         try:
             data = parse_json(text)
-            if data.get("format") != FORMAT:
-                raise ValueError(f"not a {FORMAT} manifest")
-            data.pop("format")
+            fmt = data.pop("format", None)
+            if fmt not in FORMATS:
+                raise ValueError(f"not a {' or '.join(FORMATS)} record (a newer relake's? upgrade relake)")
+            vector = data.pop("vector", None)
+            if (fmt == VECTOR_FORMAT) != (vector is not None) or (vector is not None) != (
+                    data.get("storage") == "vector"):
+                raise ValueError("storage 'vector', a 'vector' entry and format 2 go together")
+            if vector is not None:
+                data["vector"] = Vector(root=vector["root"], path=vector["path"],
+                                        kept=tuple(int(k) for k in vector["kept"]), dropped=int(vector["dropped"]))
+                if len(data["vector"].kept) != len(data["shards"]):
+                    raise ValueError("the vector's kept counts and the shards differ in number")
             data["roles"] = Roles(**data["roles"])
             data["schema"] = _columns(data["schema"])
             data["shards"] = tuple(
@@ -140,6 +171,10 @@ class Version(Report):
         p = Path(shard.path)
         return p if p.is_absolute() else version_dir / p
 
+    def shard_rows(self) -> tuple[int, ...]:
+        """The rows of each shard that are this version's: all of them, or those its deletion vector keeps."""
+        return self.vector.kept if self.vector is not None else tuple(s.rows for s in self.shards)
+
 
 @dataclass(frozen=True)
 class VersionEntry(Report):
@@ -151,11 +186,12 @@ class VersionEntry(Report):
     rows: int
     shards: int
     fingerprint: str
+    storage: Storage = "lake"
 
     @staticmethod
     def of(version: Version) -> VersionEntry:
         return VersionEntry(version.name, version.parent, version.kind, version.rows, len(version.shards),
-                            version.fingerprint.value)
+                            version.fingerprint.value, version.storage)
 
 
 @dataclass(frozen=True)

@@ -20,14 +20,16 @@ from pathlib import Path
 from typing import Literal
 
 import duckdb
+from duckdb import ColumnExpression, ConstantExpression
 
 from relake.db import Db, detect_roles
 from relake.errors import InputError, InvalidNameError, NotFoundError, duckdb_errors
-from relake.identity import SUMS_FILE, check_release, check_shard_bytes, check_unchanged
+from relake.identity import SUMS_FILE, check_owned, check_release, check_shard_bytes, check_unchanged
 from relake.jsonfile import JSON_ERRORS, read_json_text
 from relake.lake import VERSION_FILE, Lake, check_user_path, has_glob_chars
 from relake.record import Column, Roles, Version
 from relake.remote import redact_text
+from relake.vectors import dropped_between, surviving
 
 
 def resolve_sources(sources: Sequence[str]) -> list[Path]:
@@ -115,10 +117,14 @@ def _has_version(lake: Lake, spec: str) -> bool:
 
 
 def source_paths(lake: Lake, spec: str) -> list[Path]:
-    """The parquet files a target names: a version's shards, or the files, folders or globs of a path."""
+    """The parquet files a target names: a version's shards, or the files, folders or globs of a path. (A vector
+    version's rows are not its shards' rows: use ``resolve_side`` and ``read_side`` for those.)"""
     if is_path(lake, spec):
         return resolve_sources([spec])
     version = lake.load_version(spec)
+    if version.vector is not None:
+        raise InputError(f"{spec}: version {version.name!r} is stored as a deletion vector over "
+                         f"{version.vector.root!r}; give it where a version is read (or publish it to files)")
     folder = lake.version_dir(spec)
     return [version.shard_path(folder, s) for s in version.shards]
 
@@ -143,6 +149,7 @@ class Side:
     # its record says about them (fingerprint buckets, row counts) may be used instead of reading them
     trusted: bool = False
     hashed: bool = False  # every byte was checked just now (a release's SHA256SUMS, or --verify)
+    deletes: Path | None = None  # a vector version's deletion vector (checked against its record when resolved)
 
     @property
     def unchecked_note(self) -> str | None:
@@ -156,6 +163,12 @@ class Side:
     @property
     def kind(self) -> SideKind:
         return "version" if self.version is not None else "files"
+
+    def shard_reads(self) -> list[tuple[str, str | None, int]]:
+        """What an engine job reading one file of this side needs: (file, deletion vector or None, shard index);
+        ``vectors.shard_surviving`` gives the file's rows of the side."""
+        deletes = None if self.deletes is None else str(self.deletes.absolute())
+        return [(str(p.absolute()), deletes, i) for i, p in enumerate(self.paths)]
 
     def file_label(self, index: int) -> str:
         p = self.paths[index]
@@ -198,10 +211,58 @@ def _version_side(lake: Lake, spec: str, version: Version, folder: Path, hashed:
     if verify and not hashed:
         check_shard_bytes(version, folder, spec)  # identities are noted by `relake verify` alone (whole record)
         hashed = True
-    return Side(spec, paths, version.schema, version.roles, version, folder, trusted, hashed)
+    deletes = None
+    if version.vector is not None:  # small, and what the rows are: re-hashed on every read
+        check_owned(version, folder, version.vector.path, spec=spec)
+        deletes = folder / version.vector.path
+    return Side(spec, paths, version.schema, version.roles, version, folder, trusted, hashed, deletes)
 
 
-def read_side(db: Db, side: Side) -> duckdb.DuckDBPyRelation:
-    """The rows of a side as one relation (a parquet set's files unioned by column name)."""
+def read_side(db: Db, side: Side, *, ordered: bool = False) -> duckdb.DuckDBPyRelation:
+    """The rows of a side as one relation (a parquet set's files unioned by column name; a vector version's root
+    shards without the rows it drops). DuckDB's virtual columns (file_index, file_row_number) stay usable.
+    ``ordered``: in file order, then row order, even for a vector version (whose filter may reorder rows)."""
     with duckdb_errors(f"{side.spec}: not readable as parquet"):
-        return db.con.read_parquet([db.plain_path(p) for p in side.paths], union_by_name=side.version is None)
+        rel = db.con.read_parquet([db.plain_path(p) for p in side.paths], union_by_name=side.version is None)
+        if side.deletes is None:
+            return rel
+        kept = surviving(db, rel, side.deletes)
+        return kept.order("file_index, file_row_number") if ordered else kept
+
+
+def lineage_pair(db: Db, a: Side, b: Side) -> tuple[duckdb.DuckDBPyRelation, duckdb.DuckDBPyRelation] | None:
+    """When one side is the other's ancestor over the same root shards (a version and a vector version built from
+    it, through any generations), the rows only one side holds, read by position from the deletion vectors:
+    (rows of A not in B, rows of B not in A), one of them empty; None for any other pair. Every other row is
+    the same row on both sides (the same position of the same root file, its bytes checked as for any read)."""
+    if a.version is None or b.version is None or a.folder is None or b.folder is None or not (a.trusted and b.trusted):
+        return None  # (an unconfirmed record's row counts are not used: the rows are read instead)
+    if a.paths != b.paths or [s.sha256 for s in a.version.shards] != [s.sha256 for s in b.version.shards]:
+        return None
+
+    def root(side: Side) -> str:
+        assert side.version is not None
+        return side.version.vector.root if side.version.vector is not None else side.version.name
+
+    if root(a) != root(b) or (a.deletes is None and b.deletes is None):
+        return None
+    with duckdb_errors(f"{a.spec}, {b.spec}: not readable as parquet"):
+        whole = db.con.read_parquet([db.plain_path(p) for p in a.paths])
+        none = whole.filter(ConstantExpression(False))  # (a filter keeps the virtual file_index)
+        if b.deletes is not None and _drops_within(db, a.deletes, b.deletes):
+            return dropped_between(db, whole, b.deletes, a.deletes), none
+        if a.deletes is not None and _drops_within(db, b.deletes, a.deletes):
+            return none, dropped_between(db, whole, a.deletes, b.deletes)
+    return None
+
+
+def _drops_within(db: Db, fewer: Path | None, more: Path) -> bool:
+    """Every row deletion vector ``fewer`` drops (None: none) is dropped by ``more`` too."""
+    if fewer is None:
+        return True
+    small = db.con.read_parquet(db.plain_path(fewer))
+    big = db.con.read_parquet(db.plain_path(more)).select(ColumnExpression("shard").alias("s2"),
+                                                          ColumnExpression("position").alias("p2"))
+    cond = (ColumnExpression("shard") == ColumnExpression("s2")) & (ColumnExpression("position")
+                                                                    == ColumnExpression("p2"))
+    return not small.join(big, cond, how="anti").limit(1).fetchall()

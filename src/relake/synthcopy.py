@@ -47,7 +47,7 @@ from relake.db import connect
 from relake.errors import InputError, duckdb_errors
 from relake.lake import Lake
 from relake.report import Report
-from relake.sources import resolve_side
+from relake.sources import read_side, resolve_side
 
 __all__ = ["IMAGE_ALGOS", "SynthCopyReport", "png_bytes", "sample_key", "synth_copy"]
 
@@ -187,7 +187,7 @@ def _read_source(lake: Lake, source: str, verify: bool) -> tuple[pa.Table, tuple
             if found and found[0] not in (side.roles.url, side.roles.caption):
                 exprs.append(ColumnExpression(found[0]).alias(wanted))
         with duckdb_errors(f"{source}: not readable as parquet"):
-            rel = db.con.read_parquet([db.plain_path(p) for p in side.paths], union_by_name=side.version is None)
+            rel = read_side(db, side, ordered=True)
             table: pa.Table = rel.select(*exprs).to_arrow_table()
     if "caption" not in table.column_names:
         table = table.append_column("caption", pa.nulls(table.num_rows, type=pa.string()))

@@ -30,6 +30,7 @@ from relake.lake import VERSION_FILE, Lake
 from relake.record import Shard, Version, sha256_file
 from relake.report import Report
 from relake.sources import is_path
+from relake.vectors import surviving
 
 
 @dataclass
@@ -134,8 +135,14 @@ def verify_version(
                     confirmed.append((path, shard.sha256, identity))
             if progress:
                 progress(1)
+        if version.vector is not None and report.ok:
+            report.problems.extend(vector_problems(db, version, folder))
         if report.ok and good:
-            db.bind_parquet("src", good)
+            if version.vector is not None:  # the version's rows: the root shards without the vector's positions
+                surviving(db, db.con.read_parquet([db.plain_path(p) for p in good]),
+                          folder / version.vector.path).create_view("src", replace=True)
+            else:
+                db.bind_parquet("src", good)
             try:
                 with duckdb_errors(f"{folder}: cannot scan the shards"):
                     fp = fingerprint_src(db)
@@ -186,9 +193,41 @@ def record_problems(version: Version, folder: Path) -> list[str]:
         if col is not None and col not in names:
             problems.append(f"{where}: roles names {col!r} as the {role} column, not a column of its schema")
     absolute = {Path(s.path).is_absolute() for s in version.shards}
-    if absolute and absolute != {version.storage == "reference"}:
+    if version.storage != "vector" and absolute and absolute != {version.storage == "reference"}:
         problems.append(f"{where}: storage says {version.storage!r}, but its shard paths are "
                         f"{'absolute' if True in absolute else 'inside the version folder'} (the record was edited)")
+    return problems
+
+
+def vector_problems(db: Db, version: Version, folder: Path) -> list[str]:
+    """What a vector version's deletion vector says against its record: per shard, positions inside the shard,
+    each once, and as many as its shard's rows minus the rows the record keeps."""
+    assert version.vector is not None
+    path = folder / version.vector.path
+    owned = next((f for f in version.files if f.path == version.vector.path), None)
+    if owned is None:
+        return [f"{path}: the deletion vector has no recorded sha256 in the version's files"]
+    if not path.is_file() or path.stat().st_size != owned.bytes or sha256_file(path) != owned.sha256:
+        return []  # owned_problems names it
+    try:
+        with duckdb_errors(f"{path}: not a readable deletion vector"):
+            per = {int(s): (int(n), int(d), int(lo), int(hi)) for s, n, d, lo, hi in db.con.read_parquet(
+                db.plain_path(path)).aggregate("shard, count(*), count(DISTINCT position), min(position), "
+                                               "max(position)", "shard").fetchall()}
+    except InputError as exc:
+        return [str(exc)]
+    problems = []
+    if sum(n for n, _d, _lo, _hi in per.values()) != version.vector.dropped:
+        problems.append(f"{path}: lists {sum(n for n, *_ in per.values()):,} rows, the record says "
+                        f"{version.vector.dropped:,} (the record was edited)")
+    for i, (shard, kept) in enumerate(zip(version.shards, version.vector.kept, strict=True)):
+        n, distinct, lo, hi = per.pop(i, (0, 0, 0, 0))
+        if distinct != n or lo < 0 or (n and hi >= shard.rows):
+            problems.append(f"{path}: positions of shard {i} repeat or lie outside its {shard.rows:,} rows")
+        elif shard.rows - n != kept:
+            problems.append(f"{path}: shard {i} keeps {shard.rows - n:,} rows, the record says {kept:,}")
+    if per:
+        problems.append(f"{path}: lists rows of shard {min(per)}, which the version does not have")
     return problems
 
 

@@ -121,6 +121,9 @@ def build(
         "audits of counts, hash sums and matched-vs-removed rows already imply it for row-wise rules).")] = False,
     fast_audit: Annotated[bool, typer.Option("--fast-audit", hidden=True,
                                              help="Accepted for old scripts; the default now.")] = False,
+    materialize: Annotated[bool, typer.Option(
+        "--materialize", help="Write the kept rows as new shards in the lake (as `relake publish` would) instead of "
+        "storing the version as a deletion vector over its lineage's original.")] = False,
     engine: EngineOpt = EngineKind.local,
     ray_address: RayAddressOpt = None,
     as_json: JsonOpt = False,
@@ -142,7 +145,7 @@ def build(
     runner = get_engine(engine, ray_address, threads)
     with console.progress("build", planned_shards(lake(), spec)) as advance:
         result = build_version(lake(), spec, threads=threads, memory_limit=memory_limit, progress=advance,
-                               full_audit=full_audit, engine=runner)
+                               full_audit=full_audit, engine=runner, materialize=materialize)
     if as_json:
         console.print_json(result.to_dict())
         return

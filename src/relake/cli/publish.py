@@ -10,7 +10,8 @@ import typer
 
 from relake import console
 from relake.cli.app import RELEASE, app, handled, lake
-from relake.cli.options import CrowdOpt, JsonOpt
+from relake.cli.options import CrowdOpt, EngineOpt, JsonOpt, RayAddressOpt
+from relake.engine import EngineKind, get_engine
 from relake.errors import ExitCode
 from relake.lake import check_user_path
 from relake.publish import canon_urls, lookup_urls, publish_report, read_url_file, url_lines, write_manifest
@@ -52,11 +53,14 @@ def publish(
     since: Annotated[str | None, typer.Option("--since", metavar="VERSION",
                                               help="Ancestor the manifest starts from (default: the "
                                                                "lineage's original, so it cleans its copies).")] = None,
+    engine: EngineOpt = EngineKind.local,
+    ray_address: RayAddressOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """A release folder: data shards, version.json, SHA256SUMS, CHANGELOG.md and the public manifest of every row
-    removed since the original (or --since VERSION)."""
-    r = publish_report(lake(), name, Path(check_user_path(out)), min_crowd=min_crowd, since=since)
+    """A release folder: data shards, version.json, SHA256SUMS, CHANGELOG.md, report.html and the public manifest
+    of every row removed since the original (or --since VERSION)."""
+    r = publish_report(lake(), name, Path(check_user_path(out)), min_crowd=min_crowd, since=since,
+                       engine=get_engine(engine, ray_address))
     if as_json:
         console.print_json(r.to_dict())
         return

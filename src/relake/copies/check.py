@@ -24,7 +24,7 @@ from relake.errors import InputError, duckdb_errors
 from relake.lake import Lake
 from relake.publish import Manifest, load_manifest
 from relake.report import HIDDEN, Report, json_meta, rounded
-from relake.sources import resolve_side
+from relake.sources import read_side, resolve_side
 from relake.sql import query
 
 if TYPE_CHECKING:
@@ -343,7 +343,7 @@ def _bind_release(db: Db, lake: Lake, spec: str) -> str | None:
                          f"(found url={side.roles.url}, caption={side.roles.caption})")
     varchar = duckdb.sqltype("VARCHAR")
     with duckdb_errors(f"--keep-only {spec}: not readable as parquet"):
-        rel = db.con.read_parquet([db.plain_path(p) for p in side.paths], union_by_name=side.version is None)
+        rel = read_side(db, side)
     rel.select(ColumnExpression(side.roles.url).cast(varchar).alias("url"),
                ColumnExpression(side.roles.caption).cast(varchar).alias("caption")).create_view("rel_rows",
                                                                                               replace=True)

@@ -47,7 +47,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import duckdb
-from duckdb import ColumnExpression, ConstantExpression
+from duckdb import ColumnExpression, ConstantExpression, StarExpression
 
 from relake.db import Db, connect
 from relake.diff.columns import (
@@ -74,7 +74,7 @@ from relake.engine import Engine
 from relake.errors import InputError, duckdb_errors
 from relake.identity import REMOVED_FILE
 from relake.lake import Lake
-from relake.sources import Side, read_side, resolve_side
+from relake.sources import Side, lineage_pair, read_side, resolve_side
 from relake.sql import query
 
 __all__ = [
@@ -131,8 +131,12 @@ def diff_versions(
         a_src.create_view("a_src", replace=True)
         b_src.create_view("b_src", replace=True)
         with duckdb_errors(f"diff of {a_spec} and {b_spec} failed:"):
+            # a version against its ancestor or descendant over one root (a vector version): only the rows one
+            # side's deletion vector drops can differ; no rows withheld (they would need every row's URL)
+            narrowed = lineage_pair(db, a, b) if engine is None and not pairs and sensitive is None else None
             summary = _run(db, lake, a, b, a_src, b_src, compared, changes, key, keyless, pairs, use_buckets, top,
-                           engine=engine, withhold=sensitive is not None, memory_limit=memory_limit)
+                           engine=engine, withhold=sensitive is not None, memory_limit=memory_limit,
+                           narrowed=narrowed)
             if sensitive is not None:
                 all_a, all_b = query("diff/sensitive_count").rows(db.con)[0]
                 summary.count_withheld(int(all_a) - summary.rows_a, int(all_b) - summary.rows_b)
@@ -160,7 +164,10 @@ def _run(
     compared: list[Compared], changes: SchemaChanges, key: Sequence[str] | None, keyless: bool,
     pairs: list[tuple[str, str]], use_buckets: bool, top: int,
     engine: Engine | None = None, withhold: bool = False, memory_limit: str | None = None,
+    narrowed: tuple[duckdb.DuckDBPyRelation, duckdb.DuckDBPyRelation] | None = None,
 ) -> DiffSummary:
+    """``narrowed``: the rows only A and only B hold (``sources.lineage_pair``); then the key is still checked on
+    the whole sides (its columns only) and only these rows are compared."""
     if not compared:
         raise InputError(f"{a.spec} and {b.spec} have no column in common; map them with --map A_COL=B_COL")
     by_name = {x.name: x for x in compared}
@@ -202,7 +209,7 @@ def _run(
         },
         hints=role_hints(a, b, compared),
     )
-    differing = differing_buckets(a, b, pairs, use_buckets)
+    differing = differing_buckets(a, b, pairs, use_buckets) if narrowed is None else None
     if differing is not None:
         summary.buckets = {"compared": 256, "differing": len(differing), "equal": 256 - len(differing),
                            "scan_skipped": not differing}
@@ -211,6 +218,12 @@ def _run(
         b_src = b_src.filter(ConstantExpression(False))
 
     values = [x for x in compared if x.name not in key_cols]
+    if narrowed is not None:  # read once (by position: few rows), kept as tables with their file index
+        for rel, table in zip(narrowed, ("relake_only_a", "relake_only_b"), strict=True):
+            rel.select(StarExpression(), ColumnExpression("file_index").alias("file_index")).create(table)
+        a_src, b_src = db.con.table("relake_only_a"), db.con.table("relake_only_b")
+        assert a.version is not None and b.version is not None
+        side_rows = a.version.rows, b.version.rows  # from the records (the shards' identities were checked)
     if key_cols:
         keys = [by_name[k] for k in key_cols]
         keyed_views(a_src, b_src, keys, values, file_index)

@@ -55,6 +55,7 @@ from relake.errors import InputError, duckdb_errors
 from relake.lake import Lake, locked_dir
 from relake.sources import Side
 from relake.sql import query
+from relake.vectors import shard_rows
 
 ROWS_PER_BUCKET = 1 << 20
 ROWS_PER_MAP = 1 << 22  # rows of consecutive files one map (and fetch) task reads: fewer tasks, fewer shuffle files
@@ -91,6 +92,7 @@ class MapJob:
     out: str  # this job's own output folder
     spill: str
     memory_limit: str | None
+    deletes: str | None = None  # the side's deletion vector (a vector version), read with each file
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,7 @@ def _part(con: duckdb.DuckDBPyConnection, job: MapJob, stack: ExitStack) -> None
     for index, path in job.files:
         f = ConstantExpression(index if job.with_f else None).cast(_UBIGINT).alias(_F)
         fi = ConstantExpression(index).cast(_UBIGINT).alias(_FI)
-        one = _conform(con.read_parquet(stack.enter_context(plain_file(path))), job.columns, f, fi)
+        one = _conform(shard_rows(con, stack.enter_context(plain_file(path)), job.deletes, index), job.columns, f, fi)
         src = one if src is None else src.union(one)
     assert src is not None  # every job has a file
     if job.sensitive is not None:
@@ -253,7 +255,7 @@ def map_jobs(
                 with_f=with_f and name == "a", withhold=held,
                 sensitive=sensitive if held != (None, None) else None, mask=mask,
                 out=str(scratch / "map" / f"{name}{first:06d}"), spill=str(scratch / "spill" / f"{name}{first:06d}"),
-                memory_limit=memory_limit))
+                memory_limit=memory_limit, deletes=None if side.deletes is None else str(side.deletes.absolute())))
     return jobs
 
 
