@@ -43,10 +43,12 @@ from relake.fingerprint import (
     row_hash_stats,
     subtract,
 )
+from relake.hamming import HammingIndex, hex_hashes
 from relake.identity import REMOVED_FILE, hash_with_identity, note_identities, note_record, owned_record
 from relake.ingest import shard_facts
 from relake.kinds import BLOCKLIST_KINDS, HASH_ALGORITHMS, BlocklistKind
 from relake.lake import Lake, checkpoint, make_private, validate_name
+from relake.pdq import DEFAULT_MAX_DISTANCE, PDQ_COLUMN
 from relake.predicate import check_where, embed
 from relake.record import Fingerprint, Roles, Shard, Version, sha256_file
 from relake.report import HIDDEN, Report, json_meta, rounded
@@ -380,7 +382,10 @@ def _run_rules(db: Db, plans: Sequence[_Plan], spec: Spec, roles: Roles, columns
             db.con.read_parquet(db.plain_path(bl.path)).create_view("bl", replace=True)
             raw = bl.hash_of == "raw"
             algo = kind.algorithm.name if kind.algorithm is not None else None
-            if kind.reads == "image":
+            if kind.perceptual:
+                how = _bind_images(db, p, PDQ_COLUMN, roles, columns)
+                _bind_near(db, DEFAULT_MAX_DISTANCE)
+            elif kind.reads == "image":
                 assert algo is not None
                 how = _bind_images(db, p, algo, roles, columns)
             else:
@@ -388,6 +393,23 @@ def _run_rules(db: Db, plans: Sequence[_Plan], spec: Spec, roles: Roles, columns
             match = query(kind.match)  # binds $rule and whichever of $algo, $raw, $how it declares
             given: dict[str, Any] = {"rule": r.id, "algo": algo, "raw": raw, "how": how}
             match.run(db.con, **{k: v for k, v in given.items() if k in match.params})
+
+
+def _bind_near(db: Db, max_distance: int) -> None:
+    """View near(file, pos, entry): the base rows of view img whose PDQ hash is within ``max_distance`` bits of an
+    entry of view bl, by a multi-index Hamming search (``relake.hamming``, exact: a brute-force scan's pairs).
+    Image hashes that are not 64 hex digits (NULL, empty) match nothing."""
+    img = db.con.table("img").to_arrow_table()
+    entries = db.con.table("bl").to_arrow_table().column("entry").to_pylist()
+    listed, entry_rows = hex_hashes(entries)
+    index = HammingIndex(listed, max_distance)
+    base_hashes, base_rows = hex_hashes(img.column("img").to_pylist())
+    q, e, _ = index.search(base_hashes)
+    rows = base_rows[q]
+    near = pa.table({"file": img.column("file").take(pa.array(rows)),
+                     "pos": img.column("pos").take(pa.array(rows)),
+                     "entry": pa.array([entries[i] for i in entry_rows[e]], pa.string())})
+    db.con.from_arrow(near).create_view("near", replace=True)
 
 
 def _altered_type(t: pa.DataType) -> str | None:
