@@ -39,6 +39,7 @@ from relake.db import bind_shard, connect
 from relake.errors import AuditError, InputError, duckdb_errors
 from relake.jsonfile import read_json
 from relake.lake import Lake
+from relake.pdq import DEFAULT_MAX_DISTANCE, DEFAULT_MIN_QUALITY
 from relake.record import sha256_file
 from relake.report import Report, json_meta, rounded
 from relake.sql import query
@@ -116,16 +117,20 @@ def prepare_clean(
     memory_limit: str | None = None,
     workers: int = 2,
     engine: Engine | None = None,
+    blocklist: str | None = None,
+    max_distance: int = DEFAULT_MAX_DISTANCE,
+    min_quality: int = DEFAULT_MIN_QUALITY,
 ) -> CleanPlan:
-    """Check the copy (the manifest matching on ``engine`` when given) and plan the clean into ``out``; writes
-    nothing."""
+    """Check the copy (the manifest and PDQ matching on ``engine`` when given) and plan the clean into ``out``;
+    writes nothing."""
     src, dst = copy.resolve(), out.resolve()
     if src == dst or src in dst.parents:
         raise InputError(f"--out {out} is inside the copy {copy}; write the cleaned copy elsewhere")
     if dst in src.parents:
         raise InputError(f"the copy {copy} is inside --out {out}; write the cleaned copy elsewhere")
     report = check_copy(lake, copy, manifest_dir, keep_only=keep_only, url_col=url_col, image_col=image_col,
-                        memory_limit=memory_limit, engine=engine)
+                        memory_limit=memory_limit, engine=engine, blocklist=blocklist, max_distance=max_distance,
+                        min_quality=min_quality, workers=workers)
     layout = report.copy_layout
     assert layout is not None
     by_shard: dict[int, list[AffectedRow]] = {}
@@ -168,13 +173,17 @@ def clean_copy(
     workers: int = 2,
     progress: Callable[[int], None] | None = None,
     engine: Engine | None = None,
+    blocklist: str | None = None,
+    max_distance: int = DEFAULT_MAX_DISTANCE,
+    min_quality: int = DEFAULT_MIN_QUALITY,
 ) -> CleanReport:
     """The copy without its affected samples, same layout, in ``out`` (resumable); ``dry_run`` writes nothing.
 
     ``engine`` runs the per-shard check and clean units (e.g. as Ray tasks); by default ``workers`` threads of
     this process."""
     plan = prepare_clean(lake, copy, manifest_dir, out, keep_only=keep_only, url_col=url_col, image_col=image_col,
-                         memory_limit=memory_limit, workers=workers, engine=engine)
+                         memory_limit=memory_limit, workers=workers, engine=engine, blocklist=blocklist,
+                         max_distance=max_distance, min_quality=min_quality)
     return dry_run_report(plan) if dry_run else run_clean(plan, progress=progress, engine=engine)
 
 
