@@ -237,3 +237,28 @@ def test_processes_and_ray_give_the_same_report(cli: Cli, synth: Path) -> None:
         assert set(images_of(out)) == set(images) - set(matched(here))
     finally:
         ray.shutdown()
+
+
+BORDER = Path(__file__).parent / "data" / "img2dataset-border"
+
+
+def test_a_genuine_img2dataset_border_copy_matches_its_originals(cli: Cli, tmp_path: Path) -> None:
+    """img2dataset's default resizing pads to a square: only the trimmed hash finds the originals."""
+    copy = BORDER / "webdataset"
+    originals = {int(p.stem): p.read_bytes() for p in sorted((BORDER / "originals").glob("*.jpg"))}
+    listed = [hash_image(data).hashes[0] for data in originals.values()]
+    ok(cli("blocklist", "add", "pdq", write_list(tmp_path / "l.txt", listed, [100] * len(listed)), "--kind",
+           "image-pdq"))
+    rows = {normal_key(str(r["key"])): r["SAMPLE_ID"] - 2000
+            for p in sorted(copy.glob("*.parquet")) for r in pq.read_table(p).to_pylist()}
+    images = images_of(copy)
+    untrimmed = {rows[k]: min(distance(hash_image(d).hashes[0], h) for h in listed) for k, d in images.items()}
+    assert {i for i, d in untrimmed.items() if d <= 31} == {6}  # a naive check finds only the square one
+    report = json.loads(found(cli("check", copy, "--blocklist", "pdq", "--json")).stdout)
+    got = {rows[k]: d for k, d in matched(report).items()}
+    assert got == {rows[k]: d for k, d in expected(images, listed, 50).items()}
+    assert {0, 2, 3, 4, 6} <= set(got)  # measured: 10, 2, 0, 0, 0 bits; 01 at 30; 05 (tiny, upscaled) at 42
+    assert all(m["trimmed"] for m in report["pdq"]["matches"] if rows[normal_key(m["key"])] != 6)
+    out = tmp_path / "clean"
+    ok(cli("clean", copy, "--out", out, "--blocklist", "pdq"))
+    assert {rows[k] for k in images_of(out)} == set(originals) - set(got)
