@@ -1,7 +1,7 @@
 """Regenerate the genuine img2dataset border-mode fixture in this folder (run with a Python that has img2dataset).
 
-    python3 -m venv /tmp/i2d-venv && /tmp/i2d-venv/bin/pip install img2dataset==1.47.0
-    NO_ALBUMENTATIONS_UPDATE=1 /tmp/i2d-venv/bin/python tests/data/img2dataset-border/make.py tests/data/img2dataset-border
+    python3 -m venv /tmp/i2d-venv && /tmp/i2d-venv/bin/pip install img2dataset==1.47.0 pillow
+    cd tests/data/img2dataset-border && /tmp/i2d-venv/bin/python make.py .
 
 Writes into OUT: ``originals/NN.jpg`` (the served images: crops and resizes of Meta's PDQ test photos in
 ``tests/data/pdq``, landscape, portrait, square and small), ``input.parquet`` (SAMPLE_ID, URL, TEXT) and
