@@ -262,3 +262,34 @@ def test_a_genuine_img2dataset_border_copy_matches_its_originals(cli: Cli, tmp_p
     out = tmp_path / "clean"
     ok(cli("clean", copy, "--out", out, "--blocklist", "pdq"))
     assert {rows[k] for k in images_of(out)} == set(originals) - set(got)
+
+
+def test_an_interrupted_clean_does_not_hash_the_images_again(cli: Cli, synth: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from relake.copies import perceptual
+    from relake.copies.clean import prepare_clean, run_clean
+    from relake.lake import Lake
+
+    copy = synth / "copy"
+    ok(cli("synth-copy", "v1", copy, "--shard-size", "100"))
+    images = images_of(copy)
+    listed = [hash_image(images[k]).hashes[0] for k in sorted(images)[:2]]
+    ok(cli("blocklist", "add", "pdq", write_list(synth / "l.txt", listed, [100, 100]), "--kind", "image-pdq"))
+    lake, out = Lake.at(synth / "lake"), synth / "out"
+    first = prepare_clean(lake, copy, None, out, blocklist="pdq")  # a clean interrupted after its check
+    assert sorted(p.name for p in (out / ".relake-pdq").iterdir()) == ["00000.json", "00001.json", "00002.json"]
+
+    def no_hashing(job: object) -> None:
+        raise AssertionError("hashed again")
+
+    monkeypatch.setattr(perceptual, "_check_shard", no_hashing)
+    plan = prepare_clean(lake, copy, None, out, blocklist="pdq")
+    assert plan.plan_id == first.plan_id
+    report = run_clean(plan)
+    assert report.removed_rows == len(expected(images, listed, 50))
+    assert not (out / ".relake-pdq").exists()
+    monkeypatch.undo()
+    assert json.loads(ok(cli("check", out, "--blocklist", "pdq", "--json")).stdout)["affected"] == 0
+    dry = json.loads(ok(cli("clean", copy, "--out", synth / "dry", "--blocklist", "pdq", "--dry-run",
+                            "--json")).stdout)
+    assert dry["removed_rows"] == report.removed_rows and not (synth / "dry").exists()

@@ -166,7 +166,7 @@ def clean(
         plan = prepare_clean(lk, check_user_path(copy), mdir, check_user_path(out), keep_only=keep_only,
                              url_col=url_col, image_col=image_col, memory_limit=memory_limit, workers=workers,
                              engine=runner, blocklist=blocklist, max_distance=max_distance,
-                             min_quality=min_quality)
+                             min_quality=min_quality, dry_run=dry_run)
     if dry_run:
         report = dry_run_report(plan)
     else:

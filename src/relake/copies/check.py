@@ -185,6 +185,7 @@ def check_copy(
     max_distance: int = DEFAULT_MAX_DISTANCE,
     min_quality: int = DEFAULT_MIN_QUALITY,
     workers: int | None = None,
+    pdq_cache: Path | None = None,
 ) -> CheckReport:
     """Which rows of the copy in folder ``copy`` are affected by the manifest in ``manifest_dir``, are missing
     from release ``keep_only`` (a version name, version folder or parquet files), and/or have an image within
@@ -193,7 +194,8 @@ def check_copy(
 
     With ``engine``, the manifest and PDQ matching run as one job per copy shard on it (same queries, same
     report); the allowlist matching (``keep_only``: every copy row against the whole release) stays in this
-    process. Without it, PDQ hashing runs in ``workers`` processes (default: one per CPU)."""
+    process. Without it, PDQ hashing runs in ``workers`` processes (default: one per CPU). ``pdq_cache``: a
+    folder keeping each shard's PDQ result for a rerun (``relake.copies.perceptual``)."""
     if manifest_dir is None and keep_only is None and blocklist is None:
         raise InputError("nothing to check against: give a manifest, a release to keep or an image-pdq blocklist")
     pdq_list = _pdq_blocklist(lake, blocklist) if blocklist is not None else None
@@ -242,7 +244,7 @@ def check_copy(
                 query("copies/match_release").run(db.con)
         pdq: PdqCheck | None = None
         if pdq_list is not None:
-            pdq = _match_pdq(db, layout, pdq_list, max_distance, min_quality, engine, workers)
+            pdq = _match_pdq(db, layout, pdq_list, max_distance, min_quality, engine, workers, pdq_cache)
         rows = query("copies/affected").rows(db.con)
     orphans = find_orphans(layout, engine)
     if orphans is None:
@@ -289,10 +291,10 @@ def _pdq_blocklist(lake: Lake, name: str) -> Blocklist:
 
 
 def _match_pdq(db: Db, layout: CopyLayout, bl: Blocklist, max_distance: int, min_quality: int,
-               engine: Engine | None, workers: int | None) -> PdqCheck:
+               engine: Engine | None, workers: int | None, cache: Path | None) -> PdqCheck:
     """The copy's images against the image-pdq list ``bl``; its matched rows go into the temp table hits."""
-    summary, per_shard = check_images(layout, bl.name, bl.path, bl.unique_entries, max_distance=max_distance,
-                                      min_quality=min_quality, engine=engine, workers=workers)
+    summary, per_shard = check_images(layout, bl, max_distance=max_distance, min_quality=min_quality,
+                                      engine=engine, workers=workers, cache=cache)
     files = [bound for bound, matches in zip(layout.bound, per_shard, strict=True) for _ in matches]
     positions = [m.pos for matches in per_shard for m in matches]
     hits = pa.table({"file": pa.array(files, pa.string()), "pos": pa.array(positions, pa.int64())})

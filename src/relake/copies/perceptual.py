@@ -2,7 +2,10 @@
 files, tfrecord records, a parquet image column) is decoded and PDQ-hashed (``relake.pdq``, uniform borders
 trimmed too), and matched within ``max_distance`` bits by a multi-index search (``relake.hamming``).
 
-One job per shard (on an engine: Ray tasks, or ``workers`` processes here: pdqhash holds the GIL). A job reads
+One job per shard (on an engine: Ray tasks, or ``workers`` processes here: pdqhash holds the GIL). With a
+``cache`` folder (a clean's ``OUT/.relake-pdq``, removed when the clean completes), each shard's result is kept
+there, keyed by the shard's files (size, mtime), the list's sha256 and the thresholds, so an interrupted clean
+resumes without hashing its images again. A job reads
 its shard's parquet keys and statuses and its side's images, and returns per matched row its position, key,
 distance and the quality of the hash that matched, plus the keys of images below ``min_quality``, undecodable, or
 missing (a row whose status is ``success`` without an image). Listed hashes never leave the job: a report names
@@ -11,6 +14,8 @@ rows by key, never by a hash (the copy's, which is near a listed one, included).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -26,12 +31,15 @@ import pyarrow.parquet as pq
 
 from relake.copies.keys import index_rows, normal_key
 from relake.copies.layouts import LAYOUTS
+from relake.copies.resume import source_ids
+from relake.copies.write import TMP_SUFFIX
 from relake.errors import InputError, first_line
 from relake.hamming import HammingIndex, hex_hashes
 from relake.pdq import hash_image
 from relake.report import Report
 
 if TYPE_CHECKING:
+    from relake.blocklist import Blocklist
     from relake.copies.open import CopyLayout
     from relake.engine import Engine
 
@@ -54,6 +62,8 @@ class PdqJob:
     entries: str
     max_distance: int
     min_quality: int
+    cache: str | None = None  # the shard's result file, reused when its ``ident`` matches
+    ident: str = ""
 
 
 @dataclass(frozen=True)
@@ -169,7 +179,32 @@ def _shard_images(job: PdqJob, keys: list[str | None], images: list[bytes | None
 
 
 def check_shard_images(job: PdqJob) -> PdqShard:
-    """Hash and match one shard's images (see the module)."""
+    """Hash and match one shard's images (see the module); the cached result when there is one for them."""
+    if job.cache is not None:
+        cached = _read_cache(Path(job.cache), job.ident)
+        if cached is not None:
+            return cached
+    out = _check_shard(job)
+    if job.cache is not None:
+        tmp = Path(job.cache + TMP_SUFFIX)
+        tmp.write_text(json.dumps({"ident": job.ident, "result": out.to_dict()}), encoding="utf-8")
+        os.replace(tmp, job.cache)
+    return out
+
+
+def _read_cache(path: Path, ident: str) -> PdqShard | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("ident") != ident:
+            return None
+        result = dict(data["result"])
+        result["matches"] = [PdqMatch(**m) for m in result["matches"]]
+        return PdqShard(**result)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # none, or unreadable: hashed again
+
+
+def _check_shard(job: PdqJob) -> PdqShard:
     index = _index(job.entries, job.max_distance)
     keys, statuses, images = _read_rows(job)
     out = PdqShard()
@@ -240,19 +275,28 @@ def _run_local(jobs: Sequence[PdqJob], workers: int) -> list[PdqShard]:
 
 
 def check_images(
-    layout: CopyLayout, blocklist: str, entries: Path, unique: int, *, max_distance: int, min_quality: int,
-    engine: Engine | None = None, workers: int | None = None,
+    layout: CopyLayout, blocklist: Blocklist, *, max_distance: int, min_quality: int, engine: Engine | None = None,
+    workers: int | None = None, cache: Path | None = None,
 ) -> tuple[PdqCheck, list[list[PdqMatch]]]:
-    """Every shard's images against the blocklist (``entries``: its entries.parquet): the summary and each
-    shard's matches (in shard order)."""
-    jobs = [PdqJob(f"shard {s.name} of {layout.root}", layout.layout, str(s.parquet.absolute()),
-                   str(s.side.absolute()) if s.side is not None else None, layout.key, layout.status,
-                   str(entries.absolute()), max_distance, min_quality) for s in layout.shards]
+    """Every shard's images against the blocklist: the summary and each shard's matches (in shard order);
+    ``cache``: a folder keeping each shard's result (see the module)."""
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+    jobs = []
+    for s in layout.shards:
+        files = [p for p in (s.parquet, s.side) if p is not None]
+        ident = hashlib.sha256(json.dumps([source_ids(files), blocklist.sha256, max_distance, min_quality,
+                                           layout.key, layout.status]).encode()).hexdigest()
+        jobs.append(PdqJob(f"shard {s.name} of {layout.root}", layout.layout, str(s.parquet.absolute()),
+                           str(s.side.absolute()) if s.side is not None else None, layout.key, layout.status,
+                           str(blocklist.path.absolute()), max_distance, min_quality,
+                           str((cache / f"{s.name}.json").absolute()) if cache is not None else None, ident))
     if engine is not None:
         results = engine.map(check_shard_images, jobs, label=lambda j: j.label)
     else:
         results = _run_local(jobs, workers if workers is not None else _default_workers(layout))
-    summary = PdqCheck(blocklist=blocklist, entries=unique, max_distance=max_distance, min_quality=min_quality)
+    summary = PdqCheck(blocklist=blocklist.name, entries=blocklist.unique_entries, max_distance=max_distance,
+                       min_quality=min_quality)
     for r in results:
         summary.add(r)
     return summary, [r.matches for r in results]
