@@ -29,6 +29,9 @@ _BITS = HASH_BYTES * 8
 _MIN_CHUNKS = 5  # chunks of at most 52 bits: a chunk value fits an int64
 _BLOCK = 1 << 16  # hashes split into chunk values per step (bounds the temporary bit matrix)
 _QUERY_BLOCK = 256  # queries probed per step
+_SCAN_MAX = 4096  # lists up to this size are scanned (every pair): cheaper than ~3,100 binary searches a query
+_SCAN_PAIRS = 1 << 15  # pairs compared per step of a scan
+_SORT_NEEDLES = 1 << 16  # above this many listed hashes, probes are sorted before the binary searches
 
 Hashes = npt.NDArray[np.uint8]
 Pairs = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]
@@ -110,14 +113,16 @@ def _check(hashes: Hashes, name: str) -> Hashes:
 class HammingIndex:
     """The listed hashes, indexed for exact radius search up to ``max_distance`` bits (see the module)."""
 
-    def __init__(self, hashes: Hashes, max_distance: int) -> None:
+    def __init__(self, hashes: Hashes, max_distance: int, *, scan_max: int = _SCAN_MAX) -> None:
+        """``scan_max``: lists up to this size are searched by comparing every pair (no index is built)."""
         self.hashes = _check(hashes, "listed hashes")
         self.max_distance = max_distance
+        self.scan_max = scan_max
         self.widths, self.radius = chunking(max_distance)
         self._words = _words(self.hashes)
         self._order: list[npt.NDArray[np.int64]] = []
         self._sorted: list[npt.NDArray[np.int64]] = []
-        for values in _chunk_values(self.hashes, self.widths):
+        for values in _chunk_values(self.hashes, self.widths) if len(self) > scan_max else []:
             order = np.argsort(values, kind="stable")
             self._order.append(order)
             self._sorted.append(values[order])
@@ -144,13 +149,17 @@ class HammingIndex:
         empty = np.empty(0, np.int64)
         if n == 0 or queries.shape[0] == 0:
             return empty, empty, empty
+        if n <= self.scan_max:
+            return _scan(self._words, _words(queries), self.max_distance)
         cand_q: list[npt.NDArray[np.int64]] = []
         cand_e: list[npt.NDArray[np.int64]] = []
         for j, values in enumerate(_chunk_values(queries, self.widths)):
             masks = _masks(self.widths[j], self.radius)
             probes = np.bitwise_xor(values[:, None], masks[None, :]).ravel()
-            by_value = np.argsort(probes)  # sorted needles: binary searches that stay in cache (4x faster)
-            probes = probes[by_value]
+            by_value = np.arange(probes.size, dtype=np.int64)
+            if n > _SORT_NEEDLES:  # sorted needles: binary searches in a large list that stay in cache (4x faster)
+                by_value = np.argsort(probes)
+                probes = probes[by_value]
             starts = np.searchsorted(self._sorted[j], probes, side="left")
             counts = np.searchsorted(self._sorted[j], probes, side="right") - starts
             total = int(counts.sum())
@@ -167,6 +176,20 @@ class HammingIndex:
         d = _distances(_words(queries)[q], self._words[e])
         keep = d <= self.max_distance
         return q[keep], e[keep], d[keep]
+
+
+def _scan(listed: npt.NDArray[np.uint64], queries: npt.NDArray[np.uint64], max_distance: int) -> Pairs:
+    """Every (query, listed, distance) within ``max_distance``, by comparing every pair (a short list)."""
+    qs, es, ds = [], [], []
+    step = max(1, _SCAN_PAIRS // max(1, listed.shape[0]))
+    for lo in range(0, queries.shape[0], step):
+        d = np.bitwise_count(np.bitwise_xor(queries[lo:lo + step, None, :], listed[None, :, :])).sum(
+            axis=2, dtype=np.int64)
+        q, e = np.nonzero(d <= max_distance)
+        qs.append(q.astype(np.int64) + lo)
+        es.append(e.astype(np.int64))
+        ds.append(d[q, e])
+    return np.concatenate(qs), np.concatenate(es), np.concatenate(ds)
 
 
 def brute_force(listed: Hashes, queries: Hashes, max_distance: int) -> Pairs:

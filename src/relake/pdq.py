@@ -96,7 +96,11 @@ def hex_hash(hashed: bytes) -> str:
 def _border_lines(lines: npt.NDArray[np.uint8]) -> int:
     """How many of ``lines`` (rows of pixels, outermost first) are border: nearly all their pixels near the
     outermost line's median colour. Only the outermost line is read when it is not one colour (most images)."""
-    colour = np.median(lines[0], axis=0).astype(np.int16)
+    outer = lines[0].astype(np.int16)
+    corner = (np.abs(outer - outer[0]).max(axis=1) <= _TOLERANCE).mean()
+    if corner < _SHARE and (np.abs(outer - outer[-1]).max(axis=1) <= _TOLERANCE).mean() < _SHARE:
+        return 0  # most images: the outer line is not the colour of a corner (cheap test before the median)
+    colour = np.median(outer, axis=0).astype(np.int16)
 
     def near(block: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
         diff = np.abs(block.astype(np.int16) - colour).max(axis=2) <= _TOLERANCE
