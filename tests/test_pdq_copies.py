@@ -293,3 +293,16 @@ def test_an_interrupted_clean_does_not_hash_the_images_again(cli: Cli, synth: Pa
     dry = json.loads(ok(cli("clean", copy, "--out", synth / "dry", "--blocklist", "pdq", "--dry-run",
                             "--json")).stdout)
     assert dry["removed_rows"] == report.removed_rows and not (synth / "dry").exists()
+
+
+def test_a_damaged_tar_is_one_error_line(cli: Cli, synth: Path) -> None:
+    copy = synth / "copy"
+    ok(cli("synth-copy", "v1", copy, "--shard-size", "100"))
+    ok(cli("blocklist", "add", "pdq", write_list(synth / "l.txt", [bytes(32)], [100]), "--kind", "image-pdq"))
+    tar = copy / "00001.tar"
+    data = bytearray(tar.read_bytes())
+    data[600:700] = b"\xff" * 100  # inside the first member's data: headers stay valid for the orphan listing
+    data[2048 + 148:2048 + 156] = b"garbage!"  # a later header's checksum field
+    tar.write_bytes(bytes(data))
+    line = fails(cli("check", copy, "--blocklist", "pdq"))
+    assert line.startswith("Error: ") and "00001.tar" in line

@@ -395,20 +395,26 @@ def _run_rules(db: Db, plans: Sequence[_Plan], spec: Spec, roles: Roles, columns
             match.run(db.con, **{k: v for k, v in given.items() if k in match.params})
 
 
+_NEAR_BATCH = 1 << 20  # base image hashes read per batch by _bind_near
+
+
 def _bind_near(db: Db, max_distance: int) -> None:
     """View near(file, pos, entry): the base rows of view img whose PDQ hash is within ``max_distance`` bits of an
-    entry of view bl, by a multi-index Hamming search (``relake.hamming``, exact: a brute-force scan's pairs).
-    Image hashes that are not 64 hex digits (NULL, empty) match nothing."""
-    img = db.con.table("img").to_arrow_table()
+    entry of view bl, by a multi-index Hamming search (``relake.hamming``, exact: a brute-force scan's pairs),
+    reading the base's hashes in batches. Image hashes that are not 64 hex digits (NULL, empty) match nothing."""
     entries = db.con.table("bl").to_arrow_table().column("entry").to_pylist()
     listed, entry_rows = hex_hashes(entries)
     index = HammingIndex(listed, max_distance)
-    base_hashes, base_rows = hex_hashes(img.column("img").to_pylist())
-    q, e, _ = index.search(base_hashes)
-    rows = base_rows[q]
-    near = pa.table({"file": img.column("file").take(pa.array(rows)),
-                     "pos": img.column("pos").take(pa.array(rows)),
-                     "entry": pa.array([entries[i] for i in entry_rows[e]], pa.string())})
+    parts: list[pa.Table] = []
+    for batch in db.con.table("img").to_arrow_reader(_NEAR_BATCH):
+        base_hashes, base_rows = hex_hashes(batch.column("img").to_pylist())
+        q, e, _ = index.search(base_hashes)
+        rows = pa.array(base_rows[q])
+        parts.append(pa.table({"file": batch.column("file").take(rows), "pos": batch.column("pos").take(rows),
+                               "entry": pa.array([entries[i] for i in entry_rows[e]], pa.string())}))
+    near = pa.concat_tables(parts) if parts else pa.table({"file": pa.array([], pa.string()),
+                                                           "pos": pa.array([], pa.int64()),
+                                                           "entry": pa.array([], pa.string())})
     db.con.from_arrow(near).create_view("near", replace=True)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tarfile
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -171,11 +172,15 @@ def _shard_images(job: PdqJob, keys: list[str | None], images: list[bytes | None
     pos_of = {normal: i for i, k in enumerate(keys) if k is not None and (normal := normal_key(k)) in by_key}
     seen: set[int] = set()
     found = LAYOUTS[job.layout].sample_images(Path(job.side))
-    for name, data in found or ():
-        pos = pos_of.get(normal_key(name))
-        if pos is not None and pos not in seen:  # an orphan's image is judged by check's orphan report
-            seen.add(pos)
-            yield pos, data
+    try:
+        for name, data in found or ():
+            pos = pos_of.get(normal_key(name))
+            if pos is not None and pos not in seen:  # an orphan's image is judged by check's orphan report
+                seen.add(pos)
+                yield pos, data
+    except (tarfile.TarError, OSError) as exc:
+        raise InputError(f"{job.label}: cannot read its images from {Path(job.side).name} ({first_line(exc)}); "
+                         "restore it from the download") from exc
 
 
 def check_shard_images(job: PdqJob) -> PdqShard:
