@@ -272,7 +272,7 @@ def check_copy(
     return CheckReport(
         copy=str(copy), layout=layout.layout, manifest=str(manifest_dir) if manifest_dir is not None else None,
         keep_only=keep_only, shards=shards,
-        image_matching=("pdq" if pdq is not None else None) if not use_image else layout.image_algo,
+        image_matching=layout.image_algo if use_image else "pdq" if pdq is not None else None,
         affected_rows=affected, notes=notes, columns=columns, seconds=time.perf_counter() - start,
         copy_layout=layout, orphans=sum(s.orphans for s in shards),
         manifest_format=manifest.format if manifest else None, blocklist=blocklist, pdq=pdq,
