@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-OPTIONAL = frozenset({"ray", "fsspec"})  # optional dependencies: imported only where (and when) they are used
+# optional dependencies: imported only where (and when) they are used
+OPTIONAL = frozenset({"ray", "fsspec", "pdqhash", "PIL"})
 
 
 @dataclass(frozen=True)
@@ -184,10 +185,11 @@ def test_the_check_finds_a_cycle_a_private_name_and_a_function_level_import(tmp_
     (pkg / "sub" / "part.py").write_text("from pkg.sub import value as again\n\nvalue = 1\n")
     assert sorted(check(tmp_path, "pkg")) == sorted([
         "pkg/b.py:1: private name _hidden imported from pkg.a",
-        "pkg/c.py:6: import of pkg.low inside a function (only optional dependencies may be: fsspec, ray)",
+        "pkg/c.py:6: import of pkg.low inside a function (only optional dependencies may be: PIL, fsspec, pdqhash, "
+        "ray)",
         "pkg/c.py:7: private name _secret used from pkg.low",
         "pkg/c.py:7: private name _secret used from pkg.low",
-        "pkg/low.py:5: import of json inside a function (only optional dependencies may be: fsspec, ray)",
+        "pkg/low.py:5: import of json inside a function (only optional dependencies may be: PIL, fsspec, pdqhash, ray)",
         "import cycle: pkg.a <-> pkg.b",
         "import cycle: pkg.sub <-> pkg.sub.part",
     ])

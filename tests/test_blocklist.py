@@ -374,6 +374,7 @@ def test_kinds_are_the_documented_ones() -> None:
         "image-md5",
         "image-sha256",
         "image-sha1",
+        "image-pdq",
     )
 
 

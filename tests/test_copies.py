@@ -300,7 +300,8 @@ def test_check_manifest_errors(planted: Planted, cli: Cli, tmp_path: Path) -> No
     assert error_line(cli("check", planted.copy, "--manifest", tmp_path / "nope")) == (
         f"Error: --manifest {tmp_path / 'nope'}: no such folder")
     assert error_line(cli("check", planted.copy)) == (
-        "Error: give --manifest M (a removal manifest folder) or --keep-only RELEASE, or both")
+        "Error: give --manifest M (a removal manifest folder), --keep-only RELEASE or --blocklist NAME (an image-pdq "
+        "list), or several")
 
 
 def test_check_keep_only_release(planted: Planted, cli: Cli, tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from relake.build import BuildResult
 from relake.cli import app
 from relake.copies import CheckReport, CleanReport
 from relake.copies.check import AffectedRow, ShardCheck
+from relake.copies.perceptual import PdqCheck, PdqMatch, PdqShard
 from relake.demo import DemoReport
 from relake.diff import DiffSummary
 from relake.engine import EngineKind
@@ -137,6 +138,22 @@ PAIR_JSON: dict[str, Any] = {
     "removed_by_shard": [{"label": "0", "rows": 1}], "top_domains": [{"label": "a.example", "rows": 1}],
     "changed_columns": [], "schema": {}, "examples": [], "min_crowd": 5, "crowd": [CROWD_JSON], "notes": ["n"],
 }
+PDQ_MATCH = PdqMatch("00000", 3, "000003", 12, 93, True)
+PDQ_MATCH_JSON = {"shard": "00000", "pos": 3, "key": "000003", "distance": 12, "quality": 93, "trimmed": True}
+PDQ_SHARD_JSON: dict[str, Any] = {
+    "matches": [PDQ_MATCH_JSON], "hashed": 9, "trimmed": 2, "low_quality": 1, "undecodable": 1, "missing": 0,
+    "low_quality_keys": ["000001"], "undecodable_keys": ["000002"], "missing_keys": []}
+
+
+def _pdq_shard() -> PdqShard:
+    return PdqShard([PDQ_MATCH], 9, 2, 1, 1, 0, ["000001"], ["000002"], [])
+
+
+def _pdq_check() -> PdqCheck:
+    check = PdqCheck(blocklist="partner", entries=1000, max_distance=31, min_quality=50)
+    check.add(_pdq_shard())
+    return check
+
 
 # every report class -> (a known instance, its JSON written out by hand)
 CASES: dict[type[Report], tuple[Report, Any]] = {
@@ -146,6 +163,10 @@ CASES: dict[type[Report], tuple[Report, Any]] = {
                                           "both": 0, "not_in_release": 0, "failed": 0, "keys": [],
                                           "orphans": 0, "orphan_keys": [], "misplaced": []}),
     AffectedRow: (ROW_URL, {"pos": 4, "key": "000004", "how": "url", "failed": False}),
+    PdqMatch: (PDQ_MATCH, PDQ_MATCH_JSON),
+    PdqShard: (_pdq_shard(), PDQ_SHARD_JSON),
+    PdqCheck: (_pdq_check(), {**PDQ_SHARD_JSON, "blocklist": "partner", "entries": 1000, "max_distance": 31,
+                              "min_quality": 50, "matched": 1}),
     CleanReport: (
         CleanReport("copy", "out", False, "parquet", 2, rewritten=1, copied=1, files=3, resumed=0, removed_rows=2,
                     removed_members=0, failed_removed=1, tar_bytes_in=0, tar_bytes_out=0, stale=["x.idx"],

@@ -45,6 +45,7 @@ from relake.fingerprint import (
     row_hash_stats,
     subtract,
 )
+from relake.hamming import HammingIndex, hex_hashes
 from relake.identity import (
     REMOVED_FILE,
     check_owned,
@@ -57,6 +58,7 @@ from relake.identity import (
 from relake.ingest import shard_facts
 from relake.kinds import BLOCKLIST_KINDS, HASH_ALGORITHMS, BlocklistKind
 from relake.lake import Lake, checkpoint, make_private, validate_name
+from relake.pdq import DEFAULT_MAX_DISTANCE, PDQ_COLUMN
 from relake.predicate import check_where, embed
 from relake.record import Fingerprint, Roles, Shard, Vector, Version, sha256_file
 from relake.report import HIDDEN, Report, a_or_an, json_meta, rounded
@@ -463,7 +465,10 @@ def _run_rules(db: Db, plans: Sequence[_Plan], spec: Spec, roles: Roles, columns
             db.con.read_parquet(db.plain_path(bl.path)).create_view("bl", replace=True)
             raw = bl.hash_of == "raw"
             algo = kind.algorithm.name if kind.algorithm is not None else None
-            if kind.reads == "image":
+            if kind.perceptual:
+                how = _bind_images(db, p, PDQ_COLUMN, roles, columns)
+                _bind_near(db, DEFAULT_MAX_DISTANCE)
+            elif kind.reads == "image":
                 assert algo is not None
                 how = _bind_images(db, p, algo, roles, columns)
             else:
@@ -471,6 +476,29 @@ def _run_rules(db: Db, plans: Sequence[_Plan], spec: Spec, roles: Roles, columns
             match = query(kind.match)  # binds $rule and whichever of $algo, $raw, $how it declares
             given: dict[str, Any] = {"rule": r.id, "algo": algo, "raw": raw, "how": how}
             match.run(db.con, **{k: v for k, v in given.items() if k in match.params})
+
+
+_NEAR_BATCH = 1 << 20  # base image hashes read per batch by _bind_near
+
+
+def _bind_near(db: Db, max_distance: int) -> None:
+    """View near(file, pos, entry): the base rows of view img whose PDQ hash is within ``max_distance`` bits of an
+    entry of view bl, by a multi-index Hamming search (``relake.hamming``, exact: a brute-force scan's pairs),
+    reading the base's hashes in batches. Image hashes that are not 64 hex digits (NULL, empty) match nothing."""
+    entries = db.con.table("bl").to_arrow_table().column("entry").to_pylist()
+    listed, entry_rows = hex_hashes(entries)
+    index = HammingIndex(listed, max_distance)
+    parts: list[pa.Table] = []
+    for batch in db.con.table("img").to_arrow_reader(_NEAR_BATCH):
+        base_hashes, base_rows = hex_hashes(batch.column("img").to_pylist())
+        q, e, _ = index.search(base_hashes)
+        rows = pa.array(base_rows[q])
+        parts.append(pa.table({"file": batch.column("file").take(rows), "pos": batch.column("pos").take(rows),
+                               "entry": pa.array([entries[i] for i in entry_rows[e]], pa.string())}))
+    near = pa.concat_tables(parts) if parts else pa.table({"file": pa.array([], pa.string()),
+                                                           "pos": pa.array([], pa.int64()),
+                                                           "entry": pa.array([], pa.string())})
+    db.con.from_arrow(near).create_view("near", replace=True)
 
 
 def _altered_type(t: pa.DataType) -> str | None:

@@ -10,8 +10,10 @@ if its entries are digests, and the help text ``--kind`` shows. Adding a kind is
 ``KindName`` member) and one ``queries/build/match_<kind>.sql``; ``register_kind`` adds one at run time.
 
 A match query reads view ``bl(entry)`` and view ``rows(file, pos, url, caption, id)`` (or, for ``reads="image"``,
-view ``img(file, pos, img)``), inserts ``(file, pos, rule, how)`` into ``matches``, and declares ``$rule`` and any
-of ``$algo`` (the kind's algorithm), ``$raw`` (``--hash-of raw``) and ``$how`` (how the rule matched).
+view ``img(file, pos, img)``; for a ``perceptual`` kind, view ``near(file, pos, entry)``: the base's rows whose
+image hash is within the match distance of an entry, which the build computes with ``relake.hamming``), inserts
+``(file, pos, rule, how)`` into ``matches``, and declares ``$rule`` and any of ``$algo`` (the kind's algorithm),
+``$raw`` (``--hash-of raw``) and ``$how`` (how the rule matched).
 """
 
 from __future__ import annotations
@@ -40,8 +42,11 @@ __all__ = [
     "HexDigest",
     "KindName",
     "MalformedEntry",
+    "PdqEntry",
     "Reads",
     "blocklist_kind",
+    "normalise_pdq",
+    "parse_pdq",
     "register_kind",
     "strip_entry",
     "unregister_kind",
@@ -177,6 +182,49 @@ def normalise_domain(value: str) -> str:
     return d
 
 
+PDQ_HEX = 64  # a PDQ hash: 256 bits
+_PDQ_SPLIT = re.compile(r"\s*,\s*|\s+")
+
+
+@dataclass(frozen=True)
+class PdqEntry:
+    """An ``image-pdq`` entry: a PDQ hash (64 lower-case hex digits) and the quality its lister gave, if any."""
+
+    hash: str
+    quality: int | None
+
+
+def parse_pdq(value: str) -> PdqEntry:
+    """A PDQ entry from ``HASH``, ``HASH,QUALITY`` or ``HASH QUALITY`` (quality an integer 0-100, as Meta's
+    hashers print it); ``MalformedEntry`` saying what is wrong."""
+    if _quoted(value):
+        raise MalformedEntry("enclosed in quotes")
+    parts = _PDQ_SPLIT.split(value, maxsplit=1)
+    digits = parts[0]
+    if not (HEX.fullmatch(digits) and len(digits) == PDQ_HEX):
+        if _url_like(value):
+            raise MalformedEntry("looks like a URL, not a PDQ hash (wrong kind)")
+        if not HEX.fullmatch(digits):
+            raise MalformedEntry("not hexadecimal: expected a PDQ hash of 64 hex digits, optionally ',quality'")
+        other = _ALGO_BY_LENGTH.get(len(digits))
+        if other is not None:
+            raise MalformedEntry(f"{len(digits)} hex digits: looks like a {other} hash, not a PDQ hash (wrong kind)")
+        raise MalformedEntry(f"{len(digits)} hex digits, expected {PDQ_HEX} for a PDQ hash")
+    quality: int | None = None
+    if len(parts) == 2:
+        q = parts[1]
+        if not (q.isascii() and q.isdigit() and int(q) <= 100):
+            raise MalformedEntry(f"quality {q[:20]!r} is not an integer from 0 to 100")
+        quality = int(q)
+    return PdqEntry(digits.lower(), quality)
+
+
+def normalise_pdq(value: str) -> str:
+    """An ``image-pdq`` entry's normal form: the hash, lower-cased, and ``,QUALITY`` when one was given."""
+    entry = parse_pdq(value)
+    return entry.hash if entry.quality is None else f"{entry.hash},{entry.quality}"
+
+
 def normalise_key(value: str) -> str:
     if _CONTROL.search(value):
         raise MalformedEntry("contains control characters")
@@ -221,6 +269,7 @@ class KindName(StrEnum):
     IMAGE_MD5 = "image-md5"
     IMAGE_SHA256 = "image-sha256"
     IMAGE_SHA1 = "image-sha1"
+    IMAGE_PDQ = "image-pdq"
 
 
 @dataclass(frozen=True)
@@ -235,12 +284,17 @@ class BlocklistKind:
     algorithm: HashAlgorithm | None = None  # entries are digests of this algorithm
     hash_of: bool = False  # digests of URLs, canonical (default) or raw: takes --hash-of
     integer_entries: bool = False  # a parquet integer column is read as its decimal text
+    # entries are perceptual hashes (PDQ), matched within a Hamming distance, never shown (lists of this kind
+    # are private: only counts of what they match are reported)
+    perceptual: bool = False
 
     def __post_init__(self) -> None:
         if self.reads not in READS:
             raise ValueError(f"blocklist kind {self.name!r}: reads {self.reads!r}, not one of {READS}")
-        if (self.hash_of or self.reads == "image") and self.algorithm is None:
+        if (self.hash_of or self.reads == "image") and self.algorithm is None and not self.perceptual:
             raise ValueError(f"blocklist kind {self.name!r}: URL or image hashes need an algorithm")
+        if self.perceptual and self.reads != "image":
+            raise ValueError(f"blocklist kind {self.name!r}: perceptual hashes are of images")
 
     @property
     def role(self) -> str | None:
@@ -274,6 +328,9 @@ _REGISTRY: dict[str, BlocklistKind] = {
         _image_hash(KindName.IMAGE_MD5, "md5"),
         _image_hash(KindName.IMAGE_SHA256, "sha256"),
         _image_hash(KindName.IMAGE_SHA1, "sha1"),
+        BlocklistKind(KindName.IMAGE_PDQ, "PDQ perceptual hashes of images (64 hex digits, optionally ',quality'); "
+                      "matched within a Hamming distance", normalise_pdq, "image", "build/match_image_pdq",
+                      perceptual=True),
     )
 }
 BLOCKLIST_KINDS: Mapping[str, BlocklistKind] = MappingProxyType(_REGISTRY)  # live, read-only: register_kind adds

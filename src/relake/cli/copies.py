@@ -18,7 +18,10 @@ from relake.cli.options import (
     JsonOpt,
     KeepOnlyOpt,
     ManifestOpt,
+    MaxDistanceOpt,
     MemOpt,
+    MinQualityOpt,
+    PdqBlocklistOpt,
     RayAddressOpt,
     UrlColOpt,
     clamp_threads,
@@ -34,9 +37,11 @@ from relake.copies import (
     run_clean,
 )
 from relake.copies.layouts import describe_layouts
+from relake.copies.perceptual import PdqCheck
 from relake.engine import Engine, EngineKind, get_engine
 from relake.errors import ExitCode, InputError
 from relake.lake import check_user_path
+from relake.pdq import DEFAULT_MAX_DISTANCE, DEFAULT_MIN_QUALITY
 from relake.report import plural
 from relake.synthcopy import synth_copy as make_copy
 from relake.synthcopy import synth_help
@@ -86,6 +91,12 @@ def check(
                                              f"{describe_layouts(list(LAYOUTS.values()))}).")],
     manifest: ManifestOpt = None,
     keep_only: KeepOnlyOpt = None,
+    blocklist: PdqBlocklistOpt = None,
+    max_distance: MaxDistanceOpt = DEFAULT_MAX_DISTANCE,
+    min_quality: MinQualityOpt = DEFAULT_MIN_QUALITY,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, callback=clamp_threads,
+                                                help="With --blocklist and --engine local: processes hashing "
+                                                     "images (default: one per CPU).")] = None,
     url_col: UrlColOpt = None,
     image_col: ImageColOpt = None,
     memory_limit: MemOpt = None,
@@ -93,7 +104,8 @@ def check(
     ray_address: RayAddressOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Which rows of a downstream copy are affected: by canonical-URL hash and image hash, or not in a release.
+    """Which rows of a downstream copy are affected: by canonical-URL hash and image hash, not in a release, or
+    with an image near a hash of an image-pdq blocklist (PDQ perceptual hashes).
 
     Exit 1 when any row is affected, or when a shard's tar, sample folder or tfrecord holds samples whose key has
     no parquet row (orphans: they cannot be judged). Reports shards, keys and counts, never URLs or captions.
@@ -101,14 +113,15 @@ def check(
     --keep-only matching runs on this machine.
     """
     lk = lake()
-    _need_one(manifest, keep_only)
+    _need_one(manifest, keep_only, blocklist)
     runner: Engine | None = get_engine(engine, ray_address)  # validates --ray-address; joins Ray early
     if engine == EngineKind.local:
         runner = None  # the in-process check, unchanged
     mdir = resolve_manifest(lk, manifest) if manifest is not None else None
     with console.progress("check", None):
         report = check_copy(lk, check_user_path(copy), mdir, keep_only=keep_only, url_col=url_col,
-                            image_col=image_col, memory_limit=memory_limit, engine=runner)
+                            image_col=image_col, memory_limit=memory_limit, engine=runner, blocklist=blocklist,
+                            max_distance=max_distance, min_quality=min_quality, workers=workers)
     if as_json:
         console.print_json(report.to_dict())
     else:
@@ -125,6 +138,9 @@ def clean(
                                                    "interrupted clean's to resume).")],
     manifest: ManifestOpt = None,
     keep_only: KeepOnlyOpt = None,
+    blocklist: PdqBlocklistOpt = None,
+    max_distance: MaxDistanceOpt = DEFAULT_MAX_DISTANCE,
+    min_quality: MinQualityOpt = DEFAULT_MIN_QUALITY,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report what would be removed; write "
                                                             "nothing.")] = False,
     workers: Annotated[int, typer.Option("--workers", metavar="N", min=1, callback=clamp_threads,
@@ -145,7 +161,7 @@ def clean(
     --keep-only matching runs on this machine.
     """
     lk = lake()
-    _need_one(manifest, keep_only)
+    _need_one(manifest, keep_only, blocklist)
     runner: Engine | None = get_engine(engine, ray_address, workers)  # validates --ray-address; joins Ray early
     if engine == EngineKind.local:
         runner = None  # the clean's own --workers threads (bounded queue, interruptible)
@@ -153,7 +169,8 @@ def clean(
     with console.progress("check", None):
         plan = prepare_clean(lk, check_user_path(copy), mdir, check_user_path(out), keep_only=keep_only,
                              url_col=url_col, image_col=image_col, memory_limit=memory_limit, workers=workers,
-                             engine=runner)
+                             engine=runner, blocklist=blocklist, max_distance=max_distance,
+                             min_quality=min_quality, dry_run=dry_run)
     if dry_run:
         report = dry_run_report(plan)
     else:
@@ -165,14 +182,16 @@ def clean(
     _render_clean(report)
 
 
-def _need_one(manifest: str | None, keep_only: str | None) -> None:
-    if manifest is None and keep_only is None:
-        raise InputError("give --manifest M (a removal manifest folder) or --keep-only RELEASE, or both")
+def _need_one(manifest: str | None, keep_only: str | None, blocklist: str | None) -> None:
+    if manifest is None and keep_only is None and blocklist is None:
+        raise InputError("give --manifest M (a removal manifest folder), --keep-only RELEASE or --blocklist NAME "
+                         "(an image-pdq list), or several")
 
 
 def _render_check(r: CheckReport) -> None:
     against = ", ".join(x for x in (r.manifest and f"manifest {r.manifest}",
-                                    r.keep_only and f"release {r.keep_only}") if x)
+                                    r.keep_only and f"release {r.keep_only}",
+                                    r.blocklist and f"image-pdq blocklist {r.blocklist}") if x)
     items: list[tuple[str, object]] = [
         ("copy", f"{r.copy} ({r.layout}, {plural(len(r.shards), 'shard')}, {plural(r.rows, 'row')})"),
         ("against", against),
@@ -187,6 +206,8 @@ def _render_check(r: CheckReport) -> None:
                       ("  by URL and caption alone (no id column)", f"{r.by_url_caption_alone:,}")]
     if r.keep_only is not None:
         items.append(("  not in release", f"{r.not_in_release:,}"))
+    if r.pdq is not None:
+        items += _pdq_items(r.pdq)
     items += [("  failed downloads", f"{r.failed_downloads:,} (parquet rows only, no image)"),
               ("orphans", f"{plural(r.orphans, 'key')} in {plural(sum(1 for s in r.shards if s.orphans), 'shard')}"
                           + (" (samples without a parquet row)" if r.orphans else "")),
@@ -195,6 +216,8 @@ def _render_check(r: CheckReport) -> None:
     for note in r.notes:
         console.warn(note)
     _render_orphans(r)
+    if r.pdq is not None:
+        _render_pdq(r.pdq)
     hit = [s for s in r.shards if s.affected]
     if not hit:
         console.info("nothing affected")
@@ -215,6 +238,32 @@ def _render_check(r: CheckReport) -> None:
         rows.append(row)
     console.table(title, columns, rows)
     console.info("every affected key: --json; remove them: relake clean COPY --out OUT with the same options")
+
+
+def _pdq_items(p: PdqCheck) -> list[tuple[str, object]]:
+    return [
+        ("  by PDQ", f"{p.matched:,} images within {p.max_distance} bits of one of {p.entries:,} listed hashes"),
+        ("  images hashed", f"{p.hashed:,} ({p.trimmed:,} with a uniform border, also hashed trimmed)"),
+        ("  not judged", f"{p.low_quality:,} below quality {p.min_quality}, {p.undecodable:,} undecodable, "
+                         f"{p.missing:,} missing (a successful row without an image)"),
+    ]
+
+
+def _render_pdq(p: PdqCheck) -> None:
+    if p.matches:
+        shown = p.matches[:_SHARDS_SHOWN]
+        title = "PDQ matches (key, distance in bits, quality of the image's hash; never the listed hash)"
+        if len(p.matches) > len(shown):
+            title += f" (first {len(shown)} of {len(p.matches)})"
+        console.table(title, ["shard", "key", "distance", "quality", "border trimmed"],
+                      [[m.shard, m.key if m.key is not None else f"#{m.pos}", m.distance, m.quality,
+                        "yes" if m.trimmed else ""] for m in shown])
+    for what, n, keys in (("below the quality threshold", p.low_quality, p.low_quality_keys),
+                          ("undecodable", p.undecodable, p.undecodable_keys),
+                          ("missing", p.missing, p.missing_keys)):
+        if n:
+            console.warn(f"{n:,} images {what}, not matched: {' '.join(keys[:_KEYS_SHOWN])}"
+                         + (" …" if n > _KEYS_SHOWN else "") + " (every key: --json)")
 
 
 def _render_orphans(r: CheckReport) -> None:

@@ -18,7 +18,10 @@ __all__ = [
     "JsonOpt",
     "KeepOnlyOpt",
     "ManifestOpt",
+    "MaxDistanceOpt",
     "MemOpt",
+    "MinQualityOpt",
+    "PdqBlocklistOpt",
     "RayAddressOpt",
     "ThreadsOpt",
     "UrlColOpt",
@@ -66,6 +69,16 @@ KeepOnlyOpt = Annotated[
                  help="Allowlist mode: rows whose (canonical URL, caption) is not in this release "
                                      "(version name, version folder or parquet files) are affected."),
 ]
+PdqBlocklistOpt = Annotated[
+    str | None,
+    typer.Option("--blocklist", metavar="NAME", help="An image-pdq blocklist of the lake: every image of the copy is "
+                 "decoded and PDQ-hashed, and rows whose image is within --max-distance of a listed hash are "
+                 "affected (pip install 'relake[pdq]'). Never shows a listed hash."),
+]
+MaxDistanceOpt = Annotated[int, typer.Option("--max-distance", min=0, max=255, help="With --blocklist: PDQ bits "
+                                             "(of 256) two images may differ by and match (Meta's threshold: 31).")]
+MinQualityOpt = Annotated[int, typer.Option("--min-quality", min=0, max=100, help="With --blocklist: images whose "
+                                            "PDQ quality is below this are not matched, only listed (Meta: 50).")]
 UrlColOpt = Annotated[str | None, typer.Option("--url-col", metavar="COL",
                                                help="The copy's URL column (default: url, any case).")]
 ImageColOpt = Annotated[

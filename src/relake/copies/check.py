@@ -1,5 +1,6 @@
-"""Check a downstream copy: which of its rows a removal manifest lists (by canonical-URL hash and image hash)
-or a release does not keep (allowlist mode). Reports shards, keys, positions and counts, never a URL or caption of
+"""Check a downstream copy: which of its rows a removal manifest lists (by canonical-URL hash and image hash),
+a release does not keep (allowlist mode), or whose image is near a hash of an ``image-pdq`` blocklist
+(``relake.copies.perceptual``). Reports shards, keys, positions and counts, never a URL or caption of
 an affected row (they may be harmful links)."""
 
 from __future__ import annotations
@@ -13,15 +14,19 @@ import duckdb
 import pyarrow as pa
 from duckdb import ColumnExpression
 
+from relake.blocklist import Blocklist, load_blocklist
 from relake.canonical import register_canonical
 from relake.copies.keys import normal_key
 from relake.copies.manifest import bind_manifest, manifest_view
 from relake.copies.open import CopyLayout, copy_rows, open_copy, parquet_rows
+from relake.copies.perceptual import PdqCheck, check_images
 from relake.copies.samples import find_orphans
 from relake.db import Db, connect
 from relake.engine import job_connection, plain_file
-from relake.errors import InputError, duckdb_errors
+from relake.errors import BlocklistError, InputError, duckdb_errors
+from relake.kinds import BLOCKLIST_KINDS
 from relake.lake import Lake
+from relake.pdq import DEFAULT_MAX_DISTANCE, DEFAULT_MIN_QUALITY, require_pdq
 from relake.publish import Manifest, load_manifest
 from relake.report import HIDDEN, Report, json_meta, rounded
 from relake.sources import read_side, resolve_side
@@ -112,6 +117,8 @@ class CheckReport(Report):
     copy_layout: CopyLayout | None = field(default=None, repr=False, metadata=HIDDEN)
     orphans: int = 0  # keys of the shards' sides without a parquet row (ShardCheck.orphans), over all shards
     manifest_format: str | None = None
+    blocklist: str | None = field(default=None, metadata=json_meta(omit_none=True))  # an image-pdq list's name
+    pdq: PdqCheck | None = field(default=None, metadata=json_meta(omit_none=True))
 
     @property
     def by_url_alone(self) -> int:
@@ -174,14 +181,24 @@ def check_copy(
     image_col: str | None = None,
     memory_limit: str | None = None,
     engine: Engine | None = None,
+    blocklist: str | None = None,
+    max_distance: int = DEFAULT_MAX_DISTANCE,
+    min_quality: int = DEFAULT_MIN_QUALITY,
+    workers: int | None = None,
+    pdq_cache: Path | None = None,
 ) -> CheckReport:
-    """Which rows of the copy in folder ``copy`` are affected by the manifest in ``manifest_dir`` and/or are
-    missing from release ``keep_only`` (a version name, version folder or parquet files).
+    """Which rows of the copy in folder ``copy`` are affected by the manifest in ``manifest_dir``, are missing
+    from release ``keep_only`` (a version name, version folder or parquet files), and/or have an image within
+    ``max_distance`` bits of a hash of the ``image-pdq`` blocklist ``blocklist`` (images whose PDQ quality is
+    below ``min_quality`` are not matched, only counted).
 
-    With ``engine``, the manifest matching runs as one job per copy shard on it (same queries, same report);
-    the allowlist matching (``keep_only``: every copy row against the whole release) stays in this process."""
-    if manifest_dir is None and keep_only is None:
-        raise InputError("nothing to check against: give a manifest or a release to keep")
+    With ``engine``, the manifest and PDQ matching run as one job per copy shard on it (same queries, same
+    report); the allowlist matching (``keep_only``: every copy row against the whole release) stays in this
+    process. Without it, PDQ hashing runs in ``workers`` processes (default: one per CPU). ``pdq_cache``: a
+    folder keeping each shard's PDQ result for a rerun (``relake.copies.perceptual``)."""
+    if manifest_dir is None and keep_only is None and blocklist is None:
+        raise InputError("nothing to check against: give a manifest, a release to keep or an image-pdq blocklist")
+    pdq_list = _pdq_blocklist(lake, blocklist) if blocklist is not None else None
     start = time.perf_counter()
     manifest = load_manifest(manifest_dir) if manifest_dir is not None else None
     with connect(_spill_lake(lake), memory_limit=memory_limit) as db:
@@ -225,6 +242,9 @@ def check_copy(
                 notes.append(unchecked)
             with duckdb_errors(f"{copy}: cannot match the copy"):
                 query("copies/match_release").run(db.con)
+        pdq: PdqCheck | None = None
+        if pdq_list is not None:
+            pdq = _match_pdq(db, layout, pdq_list, max_distance, min_quality, engine, workers, pdq_cache)
         rows = query("copies/affected").rows(db.con)
     orphans = find_orphans(layout, engine)
     if orphans is None:
@@ -251,11 +271,36 @@ def check_copy(
                "status": layout.status, "image": layout.image}
     return CheckReport(
         copy=str(copy), layout=layout.layout, manifest=str(manifest_dir) if manifest_dir is not None else None,
-        keep_only=keep_only, image_matching=layout.image_algo if use_image else None, shards=shards,
+        keep_only=keep_only, shards=shards,
+        image_matching=layout.image_algo if use_image else "pdq" if pdq is not None else None,
         affected_rows=affected, notes=notes, columns=columns, seconds=time.perf_counter() - start,
         copy_layout=layout, orphans=sum(s.orphans for s in shards),
-        manifest_format=manifest.format if manifest else None,
+        manifest_format=manifest.format if manifest else None, blocklist=blocklist, pdq=pdq,
     )
+
+
+def _pdq_blocklist(lake: Lake, name: str) -> Blocklist:
+    """The blocklist ``name``, which must be of a perceptual kind (image-pdq), with pdqhash and Pillow present."""
+    bl = load_blocklist(lake, name)
+    kind = BLOCKLIST_KINDS.get(bl.kind)
+    if kind is None or not kind.perceptual:
+        raise BlocklistError(f"--blocklist {name}: a {bl.kind} list; check and clean compare a copy's images with "
+                             "image-pdq lists (for URL lists, build a release and check against its manifest)")
+    require_pdq()
+    return bl
+
+
+def _match_pdq(db: Db, layout: CopyLayout, bl: Blocklist, max_distance: int, min_quality: int,
+               engine: Engine | None, workers: int | None, cache: Path | None) -> PdqCheck:
+    """The copy's images against the image-pdq list ``bl``; its matched rows go into the temp table hits."""
+    summary, per_shard = check_images(layout, bl, max_distance=max_distance, min_quality=min_quality,
+                                      engine=engine, workers=workers, cache=cache)
+    files = [bound for bound, matches in zip(layout.bound, per_shard, strict=True) for _ in matches]
+    positions = [m.pos for matches in per_shard for m in matches]
+    hits = pa.table({"file": pa.array(files, pa.string()), "pos": pa.array(positions, pa.int64())})
+    db.con.from_arrow(hits).create_view("pdq_hits", replace=True)
+    query("copies/insert_pdq_hits").run(db.con)
+    return summary
 
 
 def _count_orphans(shards: list[ShardCheck], orphans: list[dict[str, str]], affected_keys: set[str]) -> None:

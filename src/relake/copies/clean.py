@@ -32,13 +32,22 @@ from relake.copies.check import AffectedRow, CheckReport, ShardCheck, check_copy
 from relake.copies.keys import SampleKeys, normal_key
 from relake.copies.layout import Layout, Written
 from relake.copies.open import CopyShard, parquet_rows
-from relake.copies.resume import INCOMPLETE_NAME, finished, lock_out, open_record, source_ids, write_record
+from relake.copies.resume import (
+    INCOMPLETE_NAME,
+    PDQ_CACHE_NAME,
+    finished,
+    lock_out,
+    open_record,
+    source_ids,
+    write_record,
+)
 from relake.copies.samples import leftover_names
 from relake.copies.write import TMP_SUFFIX, copy_file, tmp_path
 from relake.db import bind_shard, connect, write_shard
 from relake.errors import AuditError, InputError, duckdb_errors
 from relake.jsonfile import read_json
 from relake.lake import Lake
+from relake.pdq import DEFAULT_MAX_DISTANCE, DEFAULT_MIN_QUALITY
 from relake.record import sha256_file
 from relake.report import Report, json_meta, rounded
 from relake.sql import query
@@ -116,16 +125,23 @@ def prepare_clean(
     memory_limit: str | None = None,
     workers: int = 2,
     engine: Engine | None = None,
+    blocklist: str | None = None,
+    max_distance: int = DEFAULT_MAX_DISTANCE,
+    min_quality: int = DEFAULT_MIN_QUALITY,
+    dry_run: bool = False,
 ) -> CleanPlan:
-    """Check the copy (the manifest matching on ``engine`` when given) and plan the clean into ``out``; writes
-    nothing."""
+    """Check the copy (the manifest and PDQ matching on ``engine`` when given) and plan the clean into ``out``;
+    writes nothing but, unless ``dry_run``, the PDQ results of a ``blocklist`` check (``OUT/.relake-pdq``, so
+    a rerun after an interruption does not hash the images again; removed when the clean completes)."""
     src, dst = copy.resolve(), out.resolve()
     if src == dst or src in dst.parents:
         raise InputError(f"--out {out} is inside the copy {copy}; write the cleaned copy elsewhere")
     if dst in src.parents:
         raise InputError(f"the copy {copy} is inside --out {out}; write the cleaned copy elsewhere")
     report = check_copy(lake, copy, manifest_dir, keep_only=keep_only, url_col=url_col, image_col=image_col,
-                        memory_limit=memory_limit, engine=engine)
+                        memory_limit=memory_limit, engine=engine, blocklist=blocklist, max_distance=max_distance,
+                        min_quality=min_quality, workers=workers,
+                        pdq_cache=out / PDQ_CACHE_NAME if blocklist is not None and not dry_run else None)
     layout = report.copy_layout
     assert layout is not None
     by_shard: dict[int, list[AffectedRow]] = {}
@@ -168,13 +184,17 @@ def clean_copy(
     workers: int = 2,
     progress: Callable[[int], None] | None = None,
     engine: Engine | None = None,
+    blocklist: str | None = None,
+    max_distance: int = DEFAULT_MAX_DISTANCE,
+    min_quality: int = DEFAULT_MIN_QUALITY,
 ) -> CleanReport:
     """The copy without its affected samples, same layout, in ``out`` (resumable); ``dry_run`` writes nothing.
 
     ``engine`` runs the per-shard check and clean units (e.g. as Ray tasks); by default ``workers`` threads of
     this process."""
     plan = prepare_clean(lake, copy, manifest_dir, out, keep_only=keep_only, url_col=url_col, image_col=image_col,
-                         memory_limit=memory_limit, workers=workers, engine=engine)
+                         memory_limit=memory_limit, workers=workers, engine=engine, blocklist=blocklist,
+                         max_distance=max_distance, min_quality=min_quality, dry_run=dry_run)
     return dry_run_report(plan) if dry_run else run_clean(plan, progress=progress, engine=engine)
 
 
@@ -220,6 +240,7 @@ def run_clean(
     record is marked complete: check refuses an unfinished output."""
     with lock_out(plan.out):
         rep = _run_locked(plan, progress, engine)
+        shutil.rmtree(plan.out / PDQ_CACHE_NAME, ignore_errors=True)  # the check's results: done with
         (plan.out / INCOMPLETE_NAME).unlink(missing_ok=True)  # last: the record already says complete
         return rep
 

@@ -10,17 +10,25 @@ keys (byte-exact: every other sample's bytes unchanged) and, for synth-copy, how
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, ClassVar, Literal
 
 from relake.copies.write import copy_file
 
-__all__ = ["Layout", "LayoutName", "Sample", "Written"]
+__all__ = ["IMAGE_EXTENSIONS", "Layout", "LayoutName", "Sample", "Written", "is_image_name"]
 
 LayoutName = Literal["webdataset", "files", "tfrecord", "parquet"]
 """img2dataset's ``output_format`` values that relake reads (the built-in layouts' names)."""
+
+
+IMAGE_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "webp"})  # what img2dataset's encode_format writes (any case)
+
+
+def is_image_name(name: str) -> bool:
+    """Whether a side's member or file name is a sample's image (by extension: ``{key}.jpg``)."""
+    return name.rpartition(".")[2].lower() in IMAGE_EXTENSIONS
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,12 @@ class Layout(ABC):
         """The names in the side ``side`` that carry a sample key (member or file names, record keys), in order;
         check reports those whose key has no parquet row (orphans), clean verifies its output with them. None
         when the layout cannot list them (then neither is done)."""
+        return None
+
+    def sample_images(self, side: Path) -> Iterator[tuple[str, bytes]] | None:
+        """Each sample image in the side ``side`` as (the member, file or record name carrying its key, its
+        encoded bytes), in order; None when the layout's side holds no images (the parquet layout keeps them in
+        ``image_column``)."""
         return None
 
     def copy(self, src: Path, dst: Path) -> Written:

@@ -17,11 +17,12 @@ from relake.errors import InputError
 from relake.jsonfile import read_json
 from relake.record import sha256_file
 
-__all__ = ["INCOMPLETE_NAME", "RECORD_FORMAT", "RECORD_NAME", "finished", "lock_out", "open_record", "source_ids",
-           "unfinished", "write_record"]
+__all__ = ["INCOMPLETE_NAME", "PDQ_CACHE_NAME", "RECORD_FORMAT", "RECORD_NAME", "finished", "lock_out", "open_record",
+           "source_ids", "unfinished", "write_record"]
 
 RECORD_NAME = ".relake-clean.json"
 RECORD_FORMAT = "relake.clean/1"
+PDQ_CACHE_NAME = ".relake-pdq"  # per-shard PDQ results of a clean's check (copies.perceptual), until it completes
 INCOMPLETE_NAME = ".relake-clean.incomplete"  # written first and removed last by a clean: its output is unfinished
 
 
@@ -73,7 +74,7 @@ def open_record(out: Path, copy: Path, plan_id: str) -> dict[str, Any]:
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} exists and is not a folder")
     if not path.is_file():
-        if out.is_dir() and any(out.iterdir()):
+        if out.is_dir() and any(p.name != PDQ_CACHE_NAME for p in out.iterdir()):
             raise InputError(f"--out {out} is not empty and holds no {RECORD_NAME} from an earlier clean; "
                              "choose an empty or new folder")
         out.mkdir(parents=True, exist_ok=True)

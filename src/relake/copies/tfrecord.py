@@ -13,7 +13,10 @@ from relake.copies.keys import SampleKeys
 from relake.copies.write import hashing_writer
 from relake.errors import InputError
 
-__all__ = ["example_key", "filter_tfrecord", "masked_crc32c", "read_records", "record_keys"]
+__all__ = ["IMAGE_FEATURE", "example_feature", "example_key", "filter_tfrecord", "masked_crc32c", "read_records",
+           "record_keys"]
+
+IMAGE_FEATURE = b"jpg"  # img2dataset's feature of the image bytes (whatever the encoding)
 
 
 def masked_crc32c(data: bytes) -> int:
@@ -59,7 +62,13 @@ def _proto_fields(buf: bytes) -> Iterator[tuple[int, int, bytes | int]]:
 
 
 def example_key(record: bytes) -> str | None:
-    """The ``key`` feature (first bytes value, UTF-8) of a serialized tf.train.Example, None without one.
+    """The ``key`` feature (first bytes value, UTF-8) of a serialized tf.train.Example, None without one."""
+    value = example_feature(record, b"key")
+    return None if value is None else value.decode("utf-8", "surrogateescape")
+
+
+def example_feature(record: bytes, wanted: bytes) -> bytes | None:
+    """The first bytes value of feature ``wanted`` of a serialized tf.train.Example, None without one.
 
     Example: features (1) → Features: feature (1, map entries: key 1, value 2) → Feature: bytes_list (1) →
     BytesList: value (1, repeated bytes)."""
@@ -78,7 +87,7 @@ def example_key(record: bytes) -> str | None:
                     name = v  # type: ignore[assignment]
                 elif n == 2 and w == 2:
                     feature = v  # type: ignore[assignment]
-            if name != b"key" or feature is None:
+            if name != wanted or feature is None:
                 continue
             for n_kind, w_kind, kind in _proto_fields(feature):
                 if n_kind == 1 and w_kind == 2:  # bytes_list
@@ -86,7 +95,7 @@ def example_key(record: bytes) -> str | None:
                     for n_v, w_v, value in _proto_fields(kind):
                         if n_v == 1 and w_v == 2:
                             assert isinstance(value, bytes)
-                            return value.decode("utf-8", "surrogateescape")
+                            return value
             return None
     return None
 

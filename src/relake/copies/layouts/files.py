@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
 from relake.copies.keys import SampleKeys
-from relake.copies.layout import Layout, LayoutName, Written
+from relake.copies.layout import Layout, LayoutName, Written, is_image_name
 from relake.copies.write import copy_file, folder_entry
 from relake.errors import InputError
 
@@ -55,6 +56,11 @@ class Files(Layout):
 
     def copy(self, src: Path, dst: Path) -> Written:
         return self.filter(src, dst, set())
+
+    def sample_images(self, side: Path) -> Iterator[tuple[str, bytes]]:
+        for f in _files(side):
+            if is_image_name(f.name):
+                yield f.name, f.read_bytes()
 
     def sample_names(self, side: Path) -> list[str]:
         return [f.name for f in _files(side)]

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import io
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, ClassVar
 
-from relake.copies.layout import Layout, LayoutName, Sample, Written
+from relake.copies.layout import Layout, LayoutName, Sample, Written, is_image_name
 from relake.copies.tar import filter_tar, sample_names
 from relake.copies.write import copy_file
 
@@ -32,6 +32,14 @@ class Webdataset(Layout):
 
     def sample_names(self, side: Path) -> list[str]:
         return sample_names(side)
+
+    def sample_images(self, side: Path) -> Iterator[tuple[str, bytes]]:
+        with tarfile.open(side, mode="r|") as tar:  # a stream: one member in memory at a time
+            for member in tar:
+                if member.isfile() and is_image_name(member.name):
+                    fh = tar.extractfile(member)
+                    if fh is not None:
+                        yield member.name, fh.read()
 
     def copy(self, src: Path, dst: Path) -> Written:
         digest, size = copy_file(src, dst)
