@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from helpers import fails, ok, write_table
+from helpers import fails, ok, version_shard_tables, write_table
 from relake.page.collect import CrowdLine
 from test_publish import (
     GEN1,
@@ -51,14 +50,9 @@ class World:
     lake: Path
 
     def version_rows(self, name: str) -> list[list[dict[str, Any]]]:
-        """Each shard's rows of a version, read with pyarrow from the files its version.json lists."""
-        record = json.loads((self.lake / "versions" / name / "version.json").read_text(encoding="utf-8"))
-        folder = self.lake / "versions" / name
-        out = []
-        for s in record["shards"]:
-            path = Path(s["path"]) if Path(s["path"]).is_absolute() else folder / s["path"]
-            out.append(pq.read_table(path).to_pylist())
-        return out
+        """Each shard's rows of a version, read with pyarrow from its files (a vector version: its root's shards
+        without the positions its deletes.parquet lists)."""
+        return [t.to_pylist() for t in version_shard_tables(self.lake / "versions" / name)]
 
     def ids(self, name: str) -> list[set[int]]:
         return [{r["SAMPLE_ID"] for r in shard} for shard in self.version_rows(name)]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import duckdb
+from duckdb import ColumnExpression, StarExpression
 
 from relake.canonical import register_canonical
 from relake.db import Db, connect
@@ -23,7 +24,7 @@ from relake.lake import Lake
 from relake.predicate import check_select, check_where, embed
 from relake.record import Column
 from relake.report import HIDDEN, Report, json_meta
-from relake.sources import Side, resolve_side
+from relake.sources import Side, read_side, resolve_side
 from relake.sql import query
 
 __all__ = ["Rows", "head_rows", "run_sql"]
@@ -56,9 +57,9 @@ def head_rows(lake: Lake, target: str, n: int = 10, where: str | None = None) ->
     with connect(lake, readable=_folders([side])) as db:
         register_canonical(db.con)
         query("build/url_host").run(db.con)
-        with duckdb_errors(f"{target}: not readable as parquet"):
-            db.con.read_parquet([db.plain_path(p) for p in side.paths], filename=True, file_row_number=True,
-                                union_by_name=side.version is None).create_view("base", replace=True)
+        with duckdb_errors(f"{target}: not readable as parquet"):  # file order: file_index (as filename), row
+            read_side(db, side).select(StarExpression(), ColumnExpression("file_index").alias("filename"),
+                                       ColumnExpression("file_row_number")).create_view("base", replace=True)
         if where is None:
             cur = query("explore/head").run(db.con, n=n)
         else:
@@ -96,11 +97,11 @@ def run_sql(lake: Lake, text: str, limit: int = 1000) -> Rows:
 def _bind(db: Db, name: str, side: Side) -> None:
     """View ``name`` (any version name; DuckDB takes it as one identifier, never parsed) over the side's shards."""
     with duckdb_errors(f"{name}: not readable as parquet"):
-        db.con.read_parquet([db.plain_path(p) for p in side.paths]).create_view(name, replace=True)
+        read_side(db, side).create_view(name, replace=True)  # a vector version: its root less its vector
 
 
 def _folders(sides: Sequence[Side]) -> list[Path]:
-    return sorted({p.parent.absolute() for s in sides for p in s.paths})
+    return sorted({p.parent.absolute() for s in sides for p in (*s.paths, *([s.deletes] if s.deletes else []))})
 
 
 def _rows(cur: duckdb.DuckDBPyConnection, limit: int) -> Rows:

@@ -8,14 +8,14 @@ from typing import Annotated
 import typer
 
 from relake import console
-from relake.cli.app import app, handled, lake
+from relake.cli.app import LOOK, app, handled, lake
 from relake.cli.options import JsonOpt
 from relake.errors import InputError
 from relake.lake import check_user_path
 from relake.page import PairReport, report_pair, write_report
 
 
-@app.command()
+@app.command(rich_help_panel=LOOK)
 @handled
 def report(
     a: Annotated[str, typer.Argument(metavar="A", help="The earlier version.")],
