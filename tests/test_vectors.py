@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -314,3 +315,24 @@ def test_the_ancestor_diff_reads_only_what_the_vectors_name(plain_pair: Lake, mo
     for a, b in (("orig", "w"), ("w", "v"), ("v-m", "w"), ("v", "w-m"), ("orig", "v-m")):
         diff_mod.diff_versions(plain_pair, a, b, use_buckets=False)
     assert taken == [True, True, False, False, False]
+
+
+def test_publish_of_a_vector_version_refuses_a_root_shard_whose_bytes_changed(tmp_path: Path) -> None:
+    """Publish reads the root shards whole, so it re-hashes them (in the jobs that write the release): a flipped
+    byte with size and times restored (what a size/mtime check cannot see) is refused, and no release is left."""
+    inp = make_inputs(tmp_path)
+    lake = make_lake(tmp_path / "lake", inp)
+    build_version(lake, spec_of(inp.spec_text()))
+    root = Path(json.loads((lake.version_dir("research") / "version.json").read_text())["shards"][1]["path"])
+    root = root if root.is_absolute() else lake.version_dir("orig") / root
+    st = root.stat()
+    data = bytearray(root.read_bytes())
+    data[len(data) // 3] ^= 0x10
+    root.chmod(0o644)
+    root.write_bytes(bytes(data))
+    os.utime(root, ns=(st.st_atime_ns, st.st_mtime_ns))
+    msg = fails(CliRunner().invoke(app, ["--lake", str(lake.root), "publish", "research", str(tmp_path / "rel"),
+                                         "--min-crowd", "1"]))
+    assert str(root) in msg and "differs from its record (sha256)" in msg, msg
+    assert not (tmp_path / "rel").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".rel.partial")]

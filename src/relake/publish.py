@@ -43,7 +43,7 @@ from relake.crowd import PublicationLog, private_dir
 from relake.db import Db, connect, write_parquet_stable
 from relake.engine import Engine, LocalEngine
 from relake.errors import InputError, InvalidPathError, NotFoundError, duckdb_errors
-from relake.identity import check_owned, check_record, check_shard_bytes, check_sums
+from relake.identity import check_owned, check_record, check_sums
 from relake.ingest import shard_facts
 from relake.jsonfile import read_json
 from relake.kinds import HASH_LENGTHS
@@ -62,7 +62,13 @@ from relake.page import report_pair, write_report
 from relake.record import Shard, Version, sha256_file
 from relake.report import Report
 from relake.sql import query
-from relake.vectors import SurvivingJob, read_positions, surviving, surviving_label, write_surviving
+from relake.vectors import (
+    SurvivingJob,
+    read_positions,
+    surviving,
+    surviving_label,
+    write_surviving_hashed,
+)
 
 MANIFEST_FORMAT = "relake.manifest/2"
 # Format 1 (its first spelling, and "relake.record/1", written by mistake after a rename): URL hashes only.
@@ -350,7 +356,7 @@ def _write_release(lake: Lake, v: Version, vdir: Path, staging: Path, out: Path,
         (staging / "CHANGELOG.md").write_text(_changelog(lake, released, manifest), encoding="utf-8")
         if ancestor is not None:  # the public report: nothing the manifest and version.json do not disclose
             write_report(report_pair(lake, ancestor, name, public=True), staging / REPORT_FILE)
-        _write_sums(staging)
+        _write_sums(staging, {s.path: s.sha256 for s in shards})  # each shard hashed as it was written
         _publish_sibling(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -375,28 +381,31 @@ def _copied(v: Version, vdir: Path, staging: Path) -> list[Shard]:
 
 def _materialised(v: Version, vdir: Path, staging: Path, engine: Engine | None) -> list[Shard]:
     """A vector version's shards written out: shard *i* = root shard *i* without the deletion vector's positions
-    (``vectors.write_surviving``, as ``build --materialize`` writes them). The root shards are re-hashed first
-    (they are read whole) and the vector checked against its record; the rows written are counted against it."""
+    (``vectors.write_surviving``, as ``build --materialize`` writes them). The vector is checked against its
+    record first; each job re-hashes its root shard (it is read whole) and the shard it wrote, so the root's
+    check costs no second pass on the driver; the rows written are counted against the record."""
     assert v.vector is not None
-    check_shard_bytes(v, vdir, v.name)
     check_owned(v, vdir, v.vector.path)
     positions = read_positions(vdir / v.vector.path, len(v.shards))
     codec = str(v.recipe.get("output_compression", "zstd"))
     outs = [(staging / f"data/part-{i:05d}.parquet").absolute() for i in range(len(v.shards))]
     jobs: list[SurvivingJob] = [(str(v.shard_path(vdir, s).absolute()), o, s.rows, p, codec, None)
                                 for s, o, p in zip(v.shards, outs, positions, strict=True)]
-    (engine or LocalEngine()).map(write_surviving, jobs, label=surviving_label)
+    digests = (engine or LocalEngine()).map(write_surviving_hashed, jobs, label=surviving_label)
     shards = []
     with connect(None) as db:
-        for out, kept in zip(outs, v.vector.kept, strict=True):
+        for s, out, kept, (root_sha, out_sha) in zip(v.shards, outs, v.vector.kept, digests, strict=True):
+            if root_sha != s.sha256:
+                raise InputError(f"{v.shard_path(vdir, s)}: shard of {v.name} differs from its record (sha256); "
+                                 f"run `relake verify {v.name}`")
             if not out.is_file():
                 raise InputError(f"{out} was written by the engine but is not visible here; the release folder "
                                  "must be on a file system every worker shares")
-            facts = shard_facts(db, out)
+            facts = shard_facts(db, out, with_hash=False)
             if facts.rows != kept:
                 raise InputError(f"{out}: {facts.rows:,} rows written, the version's record keeps {kept:,}; run "
                                  f"`relake verify {v.name}`")
-            shards.append(Shard(f"data/{out.name}", facts.rows, facts.bytes, facts.sha256, facts.schema))
+            shards.append(Shard(f"data/{out.name}", facts.rows, facts.bytes, out_sha, facts.schema))
     return shards
 
 
@@ -428,9 +437,13 @@ def public_stats(stats: dict[str, Any]) -> dict[str, Any]:
     return {k: stats[k] for k in ("removed_rows", "removed_by_category", "removed_by_public_category") if k in stats}
 
 
-def _write_sums(folder: Path) -> None:
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "SHA256SUMS")
-    lines = [f"{sha256_file(p)}  {p.relative_to(folder).as_posix()}\n" for p in files]
+def _write_sums(folder: Path, known: dict[str, str]) -> None:
+    """SHA256SUMS of every file of the release folder; ``known``: digests of files just written and hashed
+    (the shards, by their path in the folder), not read again."""
+    lines = []
+    for p in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "SHA256SUMS"):
+        rel = p.relative_to(folder).as_posix()
+        lines.append(f"{known.get(rel) or sha256_file(p)}  {rel}\n")
     (folder / "SHA256SUMS").write_text("".join(lines), encoding="utf-8")
 
 

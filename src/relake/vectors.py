@@ -25,6 +25,8 @@ from duckdb import ColumnExpression, ConstantExpression
 from relake.db import Db, bind_shard, write_parquet_stable, write_shard
 from relake.engine import job_connection, plain_file
 from relake.errors import InputError
+from relake.identity import file_identity
+from relake.record import sha256_file
 
 DELETES_FILE = "deletes.parquet"
 _SHIFT = 40  # a row's key in a set of files: (file index << 40) + position (a shard holds < 2^40 rows)
@@ -117,6 +119,23 @@ def write_surviving(job: SurvivingJob) -> None:
             write_shard(con, str(out), codec, bind_shard(con, plain), positions, rows)
     finally:
         con.close()
+
+
+def write_surviving_hashed(job: SurvivingJob) -> tuple[str, str]:
+    """:func:`write_surviving`, returning the sha256 of the source shard (hashed before it is read; refused if its
+    size or identity changed by the time the write ends) and of the written shard. Publish checks the root shards
+    against their record with it: the hashing runs in the jobs, in parallel, beside the reads it vouches for."""
+    src, out = Path(job[0]), job[1]
+    try:
+        before = file_identity(src)
+        digest = sha256_file(src)
+        write_surviving(job)
+        after = file_identity(src)
+    except OSError as exc:
+        raise InputError(f"{src}: cannot read ({exc.strerror})") from exc
+    if before != after:
+        raise InputError(f"{src}: changed while it was being read; try again when nothing writes to it")
+    return digest, sha256_file(out)
 
 
 def surviving_label(job: SurvivingJob) -> str:
