@@ -235,6 +235,9 @@ class BlocklistKind:
     algorithm: HashAlgorithm | None = None  # entries are digests of this algorithm
     hash_of: bool = False  # digests of URLs, canonical (default) or raw: takes --hash-of
     integer_entries: bool = False  # a parquet integer column is read as its decimal text
+    # the same match through the URL cache (urlcache.py: views url_cache, table cache_files), used when the build
+    # has one and the kind's digests (if any) are of canonical URLs; None: the kind always runs ``match``
+    match_cached: str | None = None
 
     def __post_init__(self) -> None:
         if self.reads not in READS:
@@ -251,7 +254,8 @@ class BlocklistKind:
 def _url_hash(name: KindName, algo: str) -> BlocklistKind:
     a = HASH_ALGORITHMS[algo]
     return BlocklistKind(name, f"{algo} of URLs, see --hash-of", HexDigest(a), "url",
-                         "build/match_url_hash", a, hash_of=True)
+                         "build/match_url_hash", a, hash_of=True,
+                         match_cached="build/match_url_sha256_cached" if algo == "sha256" else None)
 
 
 def _image_hash(name: KindName, algo: str) -> BlocklistKind:
@@ -263,12 +267,13 @@ def _image_hash(name: KindName, algo: str) -> BlocklistKind:
 _REGISTRY: dict[str, BlocklistKind] = {
     k.name: k
     for k in (
-        BlocklistKind(KindName.URL, "URLs, as written or canonical", normalise_url, "url", "build/match_url"),
+        BlocklistKind(KindName.URL, "URLs, as written or canonical", normalise_url, "url", "build/match_url",
+                      match_cached="build/match_url_cached"),
         _url_hash(KindName.URL_SHA256, "sha256"),
         _url_hash(KindName.URL_MD5, "md5"),
         _url_hash(KindName.URL_SHA1, "sha1"),
         BlocklistKind(KindName.DOMAIN, "domains and their sub-domains", normalise_domain, "url",
-                      "build/match_domain"),
+                      "build/match_domain", match_cached="build/match_domain_cached"),
         BlocklistKind(KindName.KEY, "dataset keys, the id column", normalise_key, "id", "build/match_key",
                       integer_entries=True),
         _image_hash(KindName.IMAGE_MD5, "md5"),

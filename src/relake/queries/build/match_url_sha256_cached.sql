@@ -1,0 +1,16 @@
+-- Returns: nothing; inserts the rows match_url_hash inserts for sha256 digests of canonical URLs, found through
+--   the URL cache: the rows whose cached h32 equals an entry's first 32 bits are the candidates, and a candidate
+--   matches when the sha256 of its own URL's canonical form equals the entry.
+-- Reads: views rows(file, pos, url, caption, id), bl(entry), url_cache(cache_file, pos, h32, host), table
+--   cache_files(cache_file, file).
+-- params: $rule, $how
+INSERT INTO matches
+SELECT r.file, r.pos, $rule, $how, k.entry
+FROM (
+    SELECT cf.file, c.pos, b.entry
+    FROM url_cache AS c
+    JOIN (SELECT entry, CAST('0x' || entry[1:8] AS UINTEGER) AS h32 FROM bl) AS b ON c.h32 = b.h32
+    JOIN cache_files AS cf ON cf.cache_file = c.cache_file
+) AS k
+JOIN rows AS r ON r.file = k.file AND r.pos = k.pos
+WHERE sha256(canonical_url(r.url)) = k.entry
