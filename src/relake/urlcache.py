@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -42,11 +41,11 @@ from relake.db import Db
 from relake.errors import InputError, RelakeError
 from relake.jsonfile import JSON_ERRORS, read_json_text
 from relake.lake import Lake, checkpoint, publish_dir
-from relake.record import Shard, sha256_file
+from relake.record import Shard, Version, sha256_file
 from relake.sql import query
 
-__all__ = ["CACHE_FILE", "RECORD_FILE", "UrlCaches", "bind_url_caches", "cache_tag", "ensure_url_caches",
-           "shard_cache_dir", "sweep_caches"]
+__all__ = ["CACHE_FILE", "RECORD_FILE", "UrlCaches", "bind_url_caches", "cache_tag", "collect_garbage",
+           "ensure_url_caches", "shard_cache_dir", "sweep_caches", "url_cache_notes"]
 
 CACHE_FILE = "url.parquet"
 RECORD_FILE = "cache.json"
@@ -206,29 +205,62 @@ def bind_url_caches(db: Db, caches: UrlCaches, base_files: Sequence[str]) -> Non
         query("cache/insert_cache_file").run(db.con, cache_file=c, file=f)
 
 
+def url_cache_notes(lake: Lake, version: Version) -> list[str]:
+    """``relake verify``: one line per damaged URL cache of the version's shards (a build would discard and
+    recompute it, ``relake gc`` removes it); a missing cache is no news (the next build computes it)."""
+    column = version.roles.url
+    if column is None:
+        return []
+    tag = cache_tag()
+    notes: list[str] = []
+    for shard in version.shards:
+        try:
+            _load(shard_cache_dir(lake, shard.sha256, column, tag), shard, column, tag)
+        except _Damaged as exc:
+            notes.append(f"URL cache damaged, the next build recomputes it: {exc}")
+    return notes
+
+
+def collect_garbage(lake: Lake, dry_run: bool = False) -> list[Path]:
+    """``relake gc``: the lake's leftovers of crashed runs (``Lake.gc``), then the URL caches no build will read
+    (``sweep_caches``). Returns what was (or would be) removed."""
+    return [*lake.gc(dry_run=dry_run), *sweep_caches(lake, dry_run)]
+
+
 def sweep_caches(lake: Lake, dry_run: bool = False) -> list[Path]:
-    """Remove caches no build will read: those of another canonical rule (another tag) and those of shards no
-    version of the lake has (by sha256 and URL column). Returns what was (or would be) removed."""
+    """Remove URL caches no build will read: those of another canonical rule (another tag), those of shards no
+    version of the lake has (by sha256 and URL column) and damaged ones. Returns what was (or would be) removed."""
     root = cache_root(lake)
     if not root.is_dir():
         return []
     tag = cache_tag()
-    live: set[str] = set()
+    live: dict[str, tuple[Shard, str]] = {}
+    readable = True
     for name in lake.version_names():
         try:
             v = lake.load_version(name)
-        except RelakeError:  # a version that cannot be read may still have caches: keep every cache of this tag
-            live = {p.name for p in (root / tag).iterdir()} if (root / tag).is_dir() else set()
+        except RelakeError:  # a version that cannot be read may still have caches: keep this tag's
+            readable = False
             break
         if v.roles.url is not None:
-            live.update(_key(s.sha256, v.roles.url) for s in v.shards)
+            live.update((_key(s.sha256, v.roles.url), (s, v.roles.url)) for s in v.shards)
     removed: list[Path] = []
     for tag_dir in sorted(root.iterdir()):
-        if tag_dir.name != tag:
+        if tag_dir.name != tag or not tag_dir.is_dir():
             removed.append(tag_dir)
-            continue
-        removed.extend(p for p in sorted(tag_dir.iterdir()) if p.name not in live)
+        elif readable:
+            removed.extend(p for p in sorted(tag_dir.iterdir())
+                           if p.name not in live or _damaged(p, *live[p.name], tag))
     if not dry_run:
         for p in removed:
-            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            with lake.staging("cache-swept") as trash:  # out of sight in one rename, then removed
+                os.rename(p, trash.path / "old")
     return removed
+
+
+def _damaged(folder: Path, shard: Shard, column: str, tag: str) -> bool:
+    try:
+        _load(folder, shard, column, tag)
+    except _Damaged:
+        return True
+    return False

@@ -16,6 +16,7 @@ from relake.errors import ExitCode, IntegrityError
 from relake.ingest import ingest_report
 from relake.lake import check_user_path
 from relake.synth import synth_original
+from relake.urlcache import collect_garbage
 from relake.verify import verify_target
 
 
@@ -167,8 +168,9 @@ def verify(
 @app.command()
 @handled
 def gc(dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be removed.")] = False) -> None:
-    """Remove leftovers of crashed runs (staging and spill folders no living process holds)."""
-    removed = lake().gc(dry_run=dry_run)
+    """Remove leftovers of crashed runs (staging and spill folders no living process holds) and URL caches no build
+    will read (of another canonical rule, of shards no version has, damaged)."""
+    removed = collect_garbage(lake(), dry_run=dry_run)
     for p in removed:
         console.out.print(console.literal(("would remove " if dry_run else "removed ") + str(p)))
     if not removed:
