@@ -6,8 +6,7 @@
 --   cache_files(cache_file, file).
 -- params: $rule
 INSERT INTO matches
-SELECT r.file, r.pos, $rule, CASE WHEN trim(r.url) = k.entry THEN 'url' ELSE 'canonical-url' END, k.entry
-FROM (
+WITH k AS (
     SELECT cf.file, c.pos, b.entry, b.canon
     FROM url_cache AS c
     JOIN (
@@ -16,6 +15,11 @@ FROM (
         WHERE canon IS NOT NULL
     ) AS b ON c.h32 = b.h32
     JOIN cache_files AS cf ON cf.cache_file = c.cache_file
-) AS k
-JOIN rows AS r ON r.file = k.file AND r.pos = k.pos
-WHERE canonical_url(r.url) = k.canon
+),
+-- materialised, so the canonical form below is computed for the candidates only (not pushed into the join)
+j AS MATERIALIZED (
+    SELECT r.file, r.pos, r.url, k.entry, k.canon FROM rows AS r JOIN k ON r.file = k.file AND r.pos = k.pos
+)
+SELECT j.file, j.pos, $rule, CASE WHEN trim(j.url) = j.entry THEN 'url' ELSE 'canonical-url' END, j.entry
+FROM j
+WHERE canonical_url(j.url) = j.canon

@@ -5,12 +5,16 @@
 --   cache_files(cache_file, file).
 -- params: $rule, $how
 INSERT INTO matches
-SELECT r.file, r.pos, $rule, $how, k.entry
-FROM (
+WITH k AS (
     SELECT cf.file, c.pos, b.entry
     FROM url_cache AS c
     JOIN (SELECT entry, CAST('0x' || entry[1:8] AS UINTEGER) AS h32 FROM bl) AS b ON c.h32 = b.h32
     JOIN cache_files AS cf ON cf.cache_file = c.cache_file
-) AS k
-JOIN rows AS r ON r.file = k.file AND r.pos = k.pos
-WHERE sha256(canonical_url(r.url)) = k.entry
+),
+-- materialised, so the hash below is computed for the candidates only (not pushed into the join)
+j AS MATERIALIZED (
+    SELECT r.file, r.pos, r.url, k.entry FROM rows AS r JOIN k ON r.file = k.file AND r.pos = k.pos
+)
+SELECT j.file, j.pos, $rule, $how, j.entry
+FROM j
+WHERE sha256(canonical_url(j.url)) = j.entry
