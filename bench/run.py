@@ -467,6 +467,7 @@ PICK_BLOCKLIST = """
 import duckdb, sys
 src, out = sys.argv[1], sys.argv[2]
 con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
 con.execute("COPY (SELECT DISTINCT URL FROM read_parquet($f) "
             "WHERE URL IS NOT NULL AND ((hash % 2000) + 2000) % 2000 = 7 ORDER BY URL) TO $o (FORMAT parquet)",
             {"f": src + '/*.parquet', "o": out})
@@ -818,6 +819,7 @@ PICK_DV = """
 import duckdb, json, sys
 src, n, share, re_host = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
 files = {"f": src + '/*.parquet'}
 hosts = con.execute("SELECT lower(regexp_extract(URL, $re, 1)) AS h, count(*) AS c FROM read_parquet($f) "
                     "GROUP BY h HAVING h LIKE '%_._%' ORDER BY c, h", {**files, "re": re_host}).fetchall()
