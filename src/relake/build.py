@@ -2,7 +2,9 @@
 
 Pipeline (every step is a file in ``queries/build`` or ``queries/audit``):
 1. match: each rule inserts (file, position, rule, how) into ``matches``; blocklists are semi/inner-joined,
-   predicates filter; nothing is positional but the output.
+   predicates filter; nothing is positional but the output. URL, url-sha256 and domain rules match through the
+   base shards' URL cache (urlcache.py: computed once, at ingest or here) instead of canonicalising every URL.
+   ``plan_build`` (``--dry-run``) stops after this step and reports the counts, writing nothing.
 2. removed: matches grouped per base row, with every rule and how it matched, key, canonical URL sha256.
 3. write: shard i of the result = shard i of the base without its removed positions, in the base's order
    (a bitmask filter, no join, so order is kept); one single-threaded DuckDB per shard so the bytes are the

@@ -11,7 +11,9 @@ if its entries are digests, and the help text ``--kind`` shows. Adding a kind is
 
 A match query reads view ``bl(entry)`` and view ``rows(file, pos, url, caption, id)`` (or, for ``reads="image"``,
 view ``img(file, pos, img)``), inserts ``(file, pos, rule, how)`` into ``matches``, and declares ``$rule`` and any
-of ``$algo`` (the kind's algorithm), ``$raw`` (``--hash-of raw``) and ``$how`` (how the rule matched).
+of ``$algo`` (the kind's algorithm), ``$raw`` (``--hash-of raw``) and ``$how`` (how the rule matched). A kind
+reading URLs may also name ``match_cached``, the same match through the URL cache (``urlcache.py``), which a build
+runs instead when the base's shards have one (never for ``--hash-of raw``).
 """
 
 from __future__ import annotations
