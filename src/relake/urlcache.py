@@ -8,7 +8,7 @@ of the canonical URL's sha256) and ``host`` (dictionary-encoded), zstd, about 6%
 The hash prefix only picks candidates (a URL rule confirms each on the row's own URL, so a collision never
 removes a row); the host is exact. Rules then join the cache by (shard, position).
 
-Layout: ``cache/<tag>/<key>/`` holding ``url.parquet`` and ``cache.json`` (what it was made from and its own
+Layout: ``url-cache/<tag>/<key>/`` holding ``url.parquet`` and ``cache.json`` (what it was made from and its own
 sha256), where ``tag`` is ``url-v<CANONICAL_VERSION>-<digest of the canonical macros and this query>`` and
 ``key`` the sha256 of (the shard's sha256, the URL column's name): a cache belongs to shard *content*, so every
 version reading the same shard shares it. A changed canonical rule is another tag: the old caches are stale,
@@ -84,7 +84,7 @@ def cache_tag() -> str:
 
 
 def cache_root(lake: Lake) -> Path:
-    return lake.root / "cache"
+    return lake.root / "url-cache"
 
 
 def _key(shard_sha256: str, column: str) -> str:
