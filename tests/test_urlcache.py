@@ -29,8 +29,10 @@ from relake.build import BuildPlan, build_version, plan_build
 from relake.canonical import canonical_url
 from relake.cli import app
 from relake.ingest import ingest_version
+from relake.kinds import BLOCKLIST_KINDS, MATCH_PARAMS
 from relake.lake import Lake
 from relake.spec import Rule, Spec
+from relake.sql import query
 from relake.synth import synth_original
 from relake.urlcache import CACHE_FILE, RECORD_FILE, cache_tag, collect_garbage, shard_cache_dir
 
@@ -357,3 +359,12 @@ def test_cli_dry_run_of_a_missing_base_is_one_error_line(lake: Lake, runner: Cli
     r = runner.invoke(app, ["--lake", str(lake.root), "build", "d", "--base", "nope", "--where", "true", "--dry-run"])
     assert r.exit_code == 2
     assert error_line(r).startswith("Error: no version named 'nope'")
+
+
+def test_every_cached_match_query_loads_and_declares_what_a_match_may() -> None:
+    cached = {k.name: k.match_cached for k in BLOCKLIST_KINDS.values() if k.match_cached is not None}
+    assert set(cached) == {"url", "url-sha256", "domain"}
+    for name in cached.values():
+        assert name is not None
+        params = set(query(name).params)
+        assert "rule" in params and params <= MATCH_PARAMS, (name, params)

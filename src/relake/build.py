@@ -197,7 +197,7 @@ def _build(
         register_canonical(db.con)
         query("build/url_host").run(db.con)
         plain = _bind_base(db, paths, base.roles)
-        if base.fingerprint.algorithm != ALGORITHM:  # made by an older relake: recompute to audit against
+        if base.fingerprint.algorithm != ALGORITHM and not dry_run:  # by an older relake: recompute to audit against
             db.bind_parquet("src", paths)
             base = replace(base, fingerprint=fingerprint_src(db))
         caches = _url_caches(lake, db, base, paths, plans, write=not dry_run)

@@ -14,7 +14,8 @@ sha256), where ``tag`` is ``url-v<CANONICAL_VERSION>-<digest of the canonical ma
 version reading the same shard shares it. A changed canonical rule is another tag: the old caches are stale,
 never read again, and ``relake gc`` removes them (and caches of shards no version has any more).
 
-Trust: ``cache.json`` must name the tag, the shard's sha256, the column and row count, and the parquet file's
+The cache is owner-only (``lake.make_private``): it names the host of every row of a shard, rows a build removes
+included. Trust: ``cache.json`` must name the tag, the shard's sha256, the column and row count, and the parquet file's
 sha256 is checked against it before each use; anything else (a flipped byte, a cut file) discards the cache,
 which is then recomputed. A cache is written in a staging folder from a shard whose sha256 is checked while it
 is read, fsynced, and made visible by one rename of its folder (``lake.publish_dir``): a killed writer leaves
@@ -40,7 +41,7 @@ from relake.canonical import MACRO_QUERIES, register_canonical
 from relake.db import Db
 from relake.errors import InputError, RelakeError
 from relake.jsonfile import JSON_ERRORS, read_json_text
-from relake.lake import Lake, checkpoint, publish_dir
+from relake.lake import Lake, checkpoint, make_private, publish_dir
 from relake.record import Shard, Version, sha256_file
 from relake.sql import query
 
@@ -180,8 +181,12 @@ def _compute(lake: Lake, db: Db, shard: Shard, path: Path, column: str, tag: str
                                   "shard_sha256": shard.sha256, "column": column, "rows": shard.rows,
                                   "file": CACHE_FILE, "bytes": out.stat().st_size, "sha256": sha256_file(out)}
         (staging.path / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        # owner-only, as the lake's other private parts: it names the host of every row, removed ones included
+        make_private(staging.path / CACHE_FILE, staging.path / RECORD_FILE, staging.path)
         checkpoint("cache:before-publish")
-        folder.parent.mkdir(parents=True, exist_ok=True)
+        for d in (cache_root(lake), folder.parent):
+            d.mkdir(exist_ok=True)
+            make_private(d)
         try:
             publish_dir(staging, folder, _Exists)
         except _Exists:
