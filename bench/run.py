@@ -61,6 +61,7 @@ RELAKE = str(Path(sys.executable).parent / "relake") if (Path(sys.executable).pa
     else (shutil.which("relake") or "relake")
 SEED = 7
 DIFF_MEMORY = "1GB"
+HOST_RE = r"^[A-Za-z][A-Za-z0-9+.-]*://(?:[^@/?#]*@)?([^:/?#]*)"  # the raw host, as url_host
 
 
 class SetupError(Exception):
@@ -243,6 +244,89 @@ def child_cp_tars(work: Path) -> dict[str, Any]:
     return {}
 
 
+def _dv_facts(work: Path) -> dict[str, Any]:
+    return dict(json.loads((work / "dv.json").read_text()))
+
+
+def child_polars_rules(work: Path) -> dict[str, Any]:
+    """The build's three rules in polars, raw (no canonical URLs): anti-join on URL, host (regex) or a parent
+    domain in the domain list, the `where` predicate; kept rows written per shard (snappy)."""
+    import polars as pl
+
+    f = _dv_facts(work)
+    out = work / "out" / "polars-rules"
+    out.mkdir(parents=True, exist_ok=True)
+    bl = pl.read_parquet(work / "urls.parquet").lazy()
+    host = pl.col("URL").str.extract(HOST_RE, 1).str.to_lowercase()
+    in_domain = host.is_in(f["domains"]) | pl.any_horizontal([host.str.ends_with("." + d) for d in f["domains"]])
+    files = _files(str(work / "src" / "*.parquet"))
+    for i, src in enumerate(files):
+        (pl.scan_parquet(src).join(bl, on="URL", how="anti")
+         .filter(~in_domain.fill_null(False) & ~(pl.col("similarity") > f["similarity"]).fill_null(False))
+         .sink_parquet(out / f"part-{i:05d}.parquet", compression="snappy"))
+    rows_in = pl.scan_parquet(files).select(pl.len()).collect().item()
+    rows_out = pl.scan_parquet(str(out / "*.parquet")).select(pl.len()).collect().item()
+    return {"removed": rows_in - rows_out}
+
+
+def child_duckdb_rule_columns(work: Path) -> dict[str, Any]:
+    """DuckDB reading only the columns the rules need (URL, similarity), matching raw URLs, hosts and the predicate,
+    writing the removed positions: the floor of a deletion-vector build."""
+    import duckdb
+
+    f = _dv_facts(work)
+    (work / "out").mkdir(exist_ok=True)
+    con = duckdb.connect()
+    con.execute("CREATE TABLE doms AS SELECT unnest($d) AS d", {"d": f["domains"]})
+    con.execute("""COPY (
+        SELECT filename, file_row_number FROM (
+            SELECT filename, file_row_number, URL, similarity,
+                   lower(regexp_extract(URL, $re, 1)) AS host
+            FROM read_parquet($files, filename = true, file_row_number = true)) AS r
+        WHERE URL IN (SELECT URL FROM read_parquet($urls))
+           OR host IN (SELECT d FROM doms) OR EXISTS (SELECT 1 FROM doms WHERE suffix(r.host, '.' || d))
+           OR similarity > $sim
+        ORDER BY filename, file_row_number) TO $out (FORMAT parquet)""",
+                {"files": _files(str(work / "src" / "*.parquet")), "urls": str(work / "urls.parquet"),
+                 "re": HOST_RE, "sim": f["similarity"], "out": str(work / "out" / "positions.parquet")})
+    n = con.execute("SELECT count(*) FROM read_parquet($o)", {"o": str(work / "out" / "positions.parquet")})
+    row = n.fetchone()
+    return {"removed": int(row[0]) if row else -1}
+
+
+def child_polars_keyed_release(work: Path) -> dict[str, Any]:
+    """polars full join on SAMPLE_ID of orig's files and v2 as published (materialised, whatever its storage)."""
+    import polars as pl
+
+    a = pl.scan_parquet(str(work / "src" / "*.parquet"))
+    b = pl.scan_parquet(str(work / "out" / "release-v2" / "data" / "*.parquet"))
+    cols = [c for c in a.collect_schema().names() if c != "SAMPLE_ID"]
+    j = a.join(b, on="SAMPLE_ID", how="full", suffix="_b", coalesce=False)
+    differs = pl.any_horizontal([pl.col(c).ne_missing(pl.col(c + "_b")) for c in cols])
+    res = j.select(
+        added=pl.col("SAMPLE_ID").is_null().sum(),
+        removed=pl.col("SAMPLE_ID_b").is_null().sum(),
+        changed=(pl.col("SAMPLE_ID").is_not_null() & pl.col("SAMPLE_ID_b").is_not_null() & differs).sum(),
+    ).collect(engine="streaming").row(0, named=True)
+    return {k: int(v) for k, v in res.items()}
+
+
+def child_relake_url_cache(work: Path) -> dict[str, Any]:
+    """What the URL cache costs: computing it for every shard of orig (what ingest does after publishing)."""
+    from relake.db import connect
+    from relake.lake import Lake
+    from relake.urlcache import ensure_url_caches
+
+    lake = Lake(work / "lake")
+    v = lake.load_version("orig")
+    assert v.roles.url is not None
+    with connect(lake) as db:
+        got = ensure_url_caches(lake, db, v.shards, [v.shard_path(lake.version_dir("orig"), s) for s in v.shards],
+                                v.roles.url, hashed=True)
+    assert got is not None
+    return {"built": got.built, "bytes": sum(f.stat().st_size for f in got.files)}
+
+
 CHILDREN = {n[len("child_"):]: f for n, f in dict(globals()).items() if n.startswith("child_")}
 
 
@@ -383,6 +467,7 @@ PICK_BLOCKLIST = """
 import duckdb, sys
 src, out = sys.argv[1], sys.argv[2]
 con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
 con.execute("COPY (SELECT DISTINCT URL FROM read_parquet($f) "
             "WHERE URL IS NOT NULL AND ((hash % 2000) + 2000) % 2000 = 7 ORDER BY URL) TO $o (FORMAT parquet)",
             {"f": src + '/*.parquet', "o": out})
@@ -730,6 +815,154 @@ def main_scale(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+PICK_DV = """
+import duckdb, json, sys
+src, n, share, re_host = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
+files = {"f": src + '/*.parquet'}
+hosts = con.execute("SELECT lower(regexp_extract(URL, $re, 1)) AS h, count(*) AS c FROM read_parquet($f) "
+                    "GROUP BY h HAVING h LIKE '%_._%' ORDER BY c, h", {**files, "re": re_host}).fetchall()
+picked, total = [], 0
+for h, c in hosts:
+    if total >= n * share:
+        break
+    picked.append(h)
+    total += c
+sim = con.execute("SELECT quantile_disc(similarity, 0.99995) FROM read_parquet($f)", files).fetchone()[0]
+print(json.dumps({"domains": picked, "domain_rows": total, "similarity": float(sim)}))
+"""
+
+
+def setup_dv(work: Path, rows: int, shard_rows: int, fresh: bool) -> dict[str, Any]:
+    """setup() (synth, ingest, URL list, v2), then a domain list of the rarest hosts (~0.02% of the rows), a
+    `where` threshold (~0.005%), and v2 published as a release (what polars' keyed diff reads)."""
+    facts = setup(work, rows, shard_rows, 0, fresh)
+    stamp = work / "dv.json"
+    if stamp.is_file() and not fresh:
+        return {**facts, **json.loads(stamp.read_text())}
+    lake = ["--lake", str(work / "lake")]
+    dv = _last_json(_step("pick domains and where", [sys.executable, "-c", PICK_DV, "src", str(rows), "0.0002",
+                                                     HOST_RE], work))
+    (work / "doms.txt").write_text("".join(d + "\n" for d in dv["domains"]))
+    _step("blocklist add doms", [RELAKE, *lake, "blocklist", "add", "doms", "doms.txt", "--kind", "domain"], work)
+    shutil.rmtree(work / "out" / "release-v2", ignore_errors=True)
+    (work / "out").mkdir(exist_ok=True)
+    _step("publish v2 (for polars)", [RELAKE, *lake, "publish", "v2", "out/release-v2"], work)
+    dv["where"] = f"similarity > {dv['similarity']!r}"
+    dv["orig_bytes"] = json.loads((work / "lake" / "versions" / "orig" / "version.json").read_text())["bytes"]
+    stamp.write_text(json.dumps(dv, indent=1))
+    return {**facts, **dv}
+
+
+def _folder_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0
+
+
+def dv_jobs(work: Path, facts: dict[str, Any]) -> tuple[list[Job], list[Job]]:
+    """(jobs run without the URL cache, the other jobs); the cache job comes first and rebuilds the cache."""
+    lake = [RELAKE, "--lake", str(work / "lake")]
+    rules = ["--base", "orig", "--blocklist", "urls", "--blocklist", "doms", "--where", facts["where"]]
+    plan = ["build", "plan", "--base", "orig", "--dry-run", "--blocklist"]
+    nocache = [
+        relake_job("plan-url-nocache", "relake build --dry-run, URL rule, no URL cache", work, [*plan, "urls"]),
+        relake_job("plan-domain-nocache", "relake build --dry-run, domain rule, no URL cache", work,
+                   [*plan, "doms"]),
+    ]
+    jobs = [
+        child_job("relake_url_cache", "URL cache of orig (computed at ingest)", work, ["lake/url-cache"]),
+        relake_job("build3", "relake build (URL + domain + where)", work, ["build", "b3", *rules],
+                   ["lake/versions/b3"]),
+        child_job("polars_rules", "polars: the 3 rules (raw URLs) + sink_parquet per shard", work,
+                  ["out/polars-rules"]),
+        child_job("duckdb_rule_columns", "DuckDB: only URL + similarity read, positions written", work,
+                  ["out/positions.parquet"]),
+        relake_job("plan-url", "relake build --dry-run, URL rule", work, [*plan, "urls"]),
+        relake_job("plan-domain", "relake build --dry-run, domain rule", work, [*plan, "doms"]),
+        relake_job("diff-keyed", f"relake diff orig v2 --key SAMPLE_ID --memory-limit {DIFF_MEMORY}", work,
+                   ["diff", "orig", "v2", "--key", "SAMPLE_ID", "--memory-limit", DIFF_MEMORY], ok_codes=(0, 1)),
+        child_job("polars_keyed_release", "polars full join on SAMPLE_ID (orig vs v2's release)", work),
+        Job("publish", "relake publish v2", [*lake, "publish", "v2", "out/pub-bench"], ["out/pub-bench"],
+            parse="none"),
+        child_job("duckdb_copy_per_shard", "DuckDB COPY per shard", work, ["out/duckdb-copy"]),
+    ]
+    return nocache, jobs
+
+
+def _r(o: dict[str, Outcome], a: str, b: str) -> str:
+    return _ratio(o.get(a), o.get(b)) or "n/a"
+
+
+def main_dv(args: argparse.Namespace) -> int:
+    sizes = [parse_count(x) for x in args.dv.split(",") if x.strip()]
+    m, load0 = machine(), os.getloadavg()[0]
+    lines = ["# relake issue 17: build in scan time, URL cache, derived versions, diff, publish", ""]
+    summary: list[str] = []
+    rates: list[tuple[int, float]] = []
+    failed = False
+    for n in sizes:
+        work = args.work.absolute() / f"n{n}"
+        print(f"# N = {n:,}: setup in {work}")
+        facts = setup_dv(work, n, args.shard_rows, args.fresh)
+        nocache, jobs = dv_jobs(work, facts)
+        o = run_jobs(jobs[:1], work, args.repeat, args.timeout)  # the cache first: every later job has it
+        cache, off = work / "lake" / "url-cache", work / "lake" / "url-cache.off"
+        os.rename(cache, off)
+        try:
+            o.update(run_jobs(nocache, work, args.repeat, args.timeout))
+        finally:
+            os.rename(off, cache)
+        o.update(run_jobs(jobs[1:], work, args.repeat, args.timeout))
+        failed |= any(x.error for x in o.values())
+        base_bytes = facts["orig_bytes"]
+        derived = _folder_bytes(work / "lake" / "versions" / "b3")
+        cache_bytes = _folder_bytes(cache)
+        removed = o["build3"].result.get("removed") if o["build3"].runs else None
+        lines += [f"## N = {n:,} rows, {facts['shards']} shards ({base_bytes / 1e6:,.0f} MB); build removes "
+                  f"{removed if removed is not None else '?':,} rows "
+                  f"({100 * (removed or 0) / n:.3f}%): {facts['blocklist_urls']:,} URLs, {len(facts['domains'])} "
+                  f"domains, `{facts['where']}`", "",
+                  "| job | wall s | rows/s | peak RSS MB | load | result |", "|---|---:|---:|---:|---:|---|"]
+        for name in [j.name for j in jobs[:1] + nocache + jobs[1:]]:
+            oc = o[name]
+            res = {k: v for k, v in oc.result.items() if k in ("removed", "added", "changed", "built", "bytes",
+                                                                 "url_cache")}
+            lines.append(f"| {oc.job.label} | {oc.wall:.2f} | {n / oc.wall:,.0f} | {oc.rss:,.0f} | {oc.load:.1f} | "
+                         f"{json.dumps(res)} |" if oc.runs else f"| {oc.job.label} | failed | | | | |")
+        relake_rss = max((x.rss for name, x in o.items() if x.runs and not name.startswith(("polars", "duckdb"))),
+                         default=0.0)
+        ratios = [
+            f"build ÷ polars rules + write: {_r(o, 'build3', 'polars_rules')} (goal ≤ 0.3×)",
+            f"build ÷ DuckDB reading only the rules' columns: {_r(o, 'build3', 'duckdb_rule_columns')} (goal ≤ 1.5×)",
+            f"domain rule ÷ URL rule (dry runs, URL cache): {_r(o, 'plan-domain', 'plan-url')} (goal ≤ 1.2×); "
+            f"without the cache {_r(o, 'plan-domain-nocache', 'plan-url-nocache')}; URL rule cache ÷ no cache "
+            f"{_r(o, 'plan-url', 'plan-url-nocache')}, domain rule {_r(o, 'plan-domain', 'plan-domain-nocache')}",
+            f"derived version on disk ÷ base: {derived / base_bytes:.4f} ({derived / 1e6:,.1f} MB; goal ≤ 0.01)",
+            f"URL cache ÷ base: {cache_bytes / base_bytes:.4f} ({cache_bytes / 1e6:,.1f} MB; goal ≤ 0.10); computing "
+            f"it: {o['relake_url_cache'].wall if o['relake_url_cache'].runs else float('nan'):.2f} s",
+            f"keyed diff vs ancestor ÷ polars full join: {_r(o, 'diff-keyed', 'polars_keyed_release')} (goal ≤ 0.1×)",
+            f"publish ÷ DuckDB per-shard COPY: {_r(o, 'publish', 'duckdb_copy_per_shard')} (goal ≤ 1.3×)",
+            f"peak RSS, max over relake jobs: {relake_rss:,.0f} MB (goal ≤ 1024)",
+        ]
+        lines += ["", *[f"- {r}" for r in ratios], ""]
+        summary += [f"N = {n:,}:", *[f"  {r}" for r in ratios]]
+        if o["build3"].runs:
+            rates.append((n, n / o["build3"].wall))
+    load1 = os.getloadavg()[0]
+    lines[2:2] = [*header(m, (load0, load1), args.repeat), ""]
+    if len(rates) > 1:
+        flat = ", ".join(f"{n:,}: {r:,.0f} rows/s ({r / rates[0][1]:.2f}×)" for n, r in rates)
+        lines.append(f"Build rows/s by N (flat = 1.00×): {flat}")
+        summary.append(f"build rows/s by N: {flat}")
+    report = "\n".join(lines)
+    print("\n" + report + "\n\nRatios:\n" + "\n".join(summary))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(report + "\n")
+        print(f"\nwrote {args.out}")
+    return 1 if failed else 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=parse_count, default=2_000_000, help="N rows (2M, 500K, 10000000 ...)")
@@ -740,6 +973,8 @@ def main() -> int:
     ap.add_argument("--copy-rows", type=parse_count, default=50_000,
                     help="rows of the img2dataset copy (~9 KB of tar each; 0 skips check/clean)")
     ap.add_argument("--scale", default="", help="comma-separated Ns, e.g. 1M,3M: build + keyed diff rows/s each")
+    ap.add_argument("--dv", default="", help="comma-separated Ns, e.g. 10M,30M: issue 17's ratios at each N (build "
+                    "with URL + domain + where rules, domain vs URL rule, derived bytes, keyed diff, publish)")
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per job run")
     ap.add_argument("--fresh", action="store_true", help="regenerate the data even when --work has it")
     ap.add_argument("--only", default="", help=argparse.SUPPRESS)
@@ -754,6 +989,8 @@ def main() -> int:
     if args.repeat < 1:
         ap.error("--repeat must be at least 1")
     try:
+        if args.dv:
+            return main_dv(args)
         return main_scale(args) if args.scale else main_full(args)
     except SetupError as exc:
         print(f"\nError: {exc}", file=sys.stderr)

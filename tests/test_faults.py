@@ -100,7 +100,7 @@ def ref(tmp_path_factory: pytest.TempPathFactory) -> Ref:
     ok(relake(root, "build", "d", *BUILD_ARGS))
     assert ok(relake(root, "verify")).stdout.splitlines() == [
         "ok  d: 3 shards, 2,700 rows", "ok  orig: 3 shards, 3,000 rows"]
-    assert sorted(os.listdir(root)) == ["blocklists", "identities", "staging", "tmp", "versions"]
+    assert sorted(os.listdir(root)) == ["blocklists", "identities", "staging", "tmp", "url-cache", "versions"]
     assert os.listdir(root / "staging") == [] and os.listdir(root / "tmp") == []
     return Ref(src, bl, root)
 

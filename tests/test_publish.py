@@ -285,6 +285,9 @@ def public_files(w: World) -> list[Path]:
                 continue
             if top == w.lake and (rel[0] == "blocklists" or (rel[0] == "versions" and rel[-1] == "removed.parquet")):
                 continue
+            if top == w.lake and rel[0] == "url-cache":  # the original's hosts, every row's: owner-only (urlcache.py)
+                assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
+                continue
             files.append(p)
     return files
 

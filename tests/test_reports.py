@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 import relake.cli.publish
 from relake.blocklist import Blocklist, BlocklistListing, BlocklistShow, BlocklistUse
-from relake.build import BuildResult
+from relake.build import BuildPlan, BuildResult
 from relake.cli import app
 from relake.copies import CheckReport, CleanReport
 from relake.copies.check import AffectedRow, ShardCheck
@@ -192,6 +192,10 @@ CASES: dict[type[Report], tuple[Report, Any]] = {
                   {"name": "v1", "base": "orig", "rows": 3, "removed": 1, "by_rule": {"r": 1, "bl": 0},
                    "by_category": {"c": 1}, "unmatched_entries": {"bl": 2}, "fingerprint": "ab" * 16,
                    "seconds": 3.142}),
+    BuildPlan: (BuildPlan("v1", "orig", 3, 1, {"r": 1, "bl": 0}, {"c": 1}, {"bl": 2}, "reused", 3.14159),
+                {"name": "v1", "base": "orig", "rows": 3, "removed": 1, "by_rule": {"r": 1, "bl": 0},
+                 "by_category": {"c": 1}, "unmatched_entries": {"bl": 2}, "url_cache": "reused", "seconds": 3.142,
+                 "kept": 2}),
     IngestReport: (IngestReport("v1", 3, 1, 100, "ab" * 16, 0.0004, VERSION),
                    {"name": "v1", "rows": 3, "shards": 1, "bytes": 100, "fingerprint": "ab" * 16, "seconds": 0.0}),
     SynthCopyReport: (SynthCopyReport(Path("/tmp/copy"), "webdataset", "md5", 10, 1, 9, 1, 1234),

@@ -2,7 +2,9 @@
 
 Pipeline (every step is a file in ``queries/build`` or ``queries/audit``):
 1. match: each rule inserts (file, position, rule, how) into ``matches``; blocklists are semi/inner-joined,
-   predicates filter; nothing is positional but the output.
+   predicates filter; nothing is positional but the output. URL, url-sha256 and domain rules match through the
+   base shards' URL cache (urlcache.py: computed once, at ingest or here) instead of canonicalising every URL.
+   ``plan_build`` (``--dry-run``) stops after this step and reports the counts, writing nothing.
 2. removed: matches grouped per base row, with every rule and how it matched, key, canonical URL sha256.
 3. write: by default the deletion vector (``vectors``): the sorted (shard, position) of every row dropped since
    the lineage's root, the base's and this build's. With ``materialize``: shard i of the result = shard i of the
@@ -65,6 +67,7 @@ from relake.report import HIDDEN, Report, a_or_an, json_meta, rounded
 from relake.sources import source_paths
 from relake.spec import Rule, Spec
 from relake.sql import all_queries, query
+from relake.urlcache import UrlCaches, bind_url_caches, ensure_url_caches
 from relake.vectors import (
     DELETES_FILE,
     RESERVED_COLUMNS,
@@ -91,6 +94,7 @@ class BuildResult(Report):
     by_category: dict[str, int]
     unmatched_entries: dict[str, int]  # blocklist rules: how many distinct list entries matched no base row
     seconds: float = field(default=0.0, metadata=json_meta(convert=rounded))
+    url_cache: str | None = field(default=None, metadata=json_meta(omit_none=True))  # BuildPlan.url_cache
 
     @property
     def name(self) -> str:
@@ -107,6 +111,31 @@ class BuildResult(Report):
     @property
     def fingerprint(self) -> str:
         return self.version.fingerprint.value
+
+
+@dataclass(frozen=True)
+class BuildPlan(Report):
+    """What ``relake build --dry-run`` reports, as sqlmesh's plan: what the build would remove, nothing written.
+
+    ``url_cache``: how the URL, url-sha256 and domain rules matched: ``reused``, ``built`` or ``rebuilt`` (a
+    damaged cache thrown away) through the URL cache (urlcache.py), ``computed`` without one (a dry run never
+    writes one), ``none`` when no rule reads URLs."""
+
+    json_computed: ClassVar[tuple[str, ...]] = ("kept",)
+
+    name: str
+    base: str
+    rows: int  # the base's
+    removed: int
+    by_rule: dict[str, int]  # every rule of the spec, in spec order, 0 included
+    by_category: dict[str, int]
+    unmatched_entries: dict[str, int]  # blocklist rules: distinct list entries that matched no base row
+    url_cache: str
+    seconds: float = field(default=0.0, metadata=json_meta(convert=rounded))
+
+    @property
+    def kept(self) -> int:
+        return self.rows - self.removed
 
 
 @dataclass(frozen=True)
@@ -141,6 +170,32 @@ def build_version(
 
     ``full_audit`` also re-runs every rule over the written shards (audit/survivors_match); without it, that
     no written row matches follows from audit/matches_removed, audit/shard_counts and audit/subset."""
+    result = _build(lake, spec, threads=threads, memory_limit=memory_limit, progress=progress,
+                    full_audit=full_audit, engine=engine, materialize=materialize, dry_run=False)
+    assert isinstance(result, BuildResult)
+    return result
+
+
+def plan_build(lake: Lake, spec: Spec, *, threads: int | None = None, memory_limit: str | None = None) -> BuildPlan:
+    """``relake build --dry-run``: run the spec's rules over the base and count, writing nothing to the lake (a URL
+    cache is used when every shard has a sound one, never written: without one the rules compute the URLs)."""
+    result = _build(lake, spec, threads=threads, memory_limit=memory_limit, dry_run=True)
+    assert isinstance(result, BuildPlan)
+    return result
+
+
+def _build(
+    lake: Lake,
+    spec: Spec,
+    *,
+    threads: int | None = None,
+    memory_limit: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    full_audit: bool = False,
+    engine: Engine | None = None,
+    materialize: bool = False,
+    dry_run: bool,
+) -> BuildResult | BuildPlan:
     start = time.perf_counter()
     validate_name(spec.name)
     lake.require_absent(spec.name)
@@ -173,17 +228,23 @@ def build_version(
     engine = engine or LocalEngine(max(1, threads or os.cpu_count() or 1))
     # a DuckDB error no step handled (say, an undecodable page of a base shard) becomes a one-line error; a base
     # shard whose bytes changed since its version was recorded is named as the cause when it is one
-    with (_hash_base([] if confirmed else paths, threads) as (hasher, digests),
+    # a vector build reads no whole shard, nor does a dry run (only the columns its rules need): no whole-shard
+    # sha256 then (the sizes, and for a vector build the identities, were checked above)
+    with (_hash_base([] if confirmed or dry_run else paths, threads) as (hasher, digests),
           duckdb_errors(f"building from {spec.base} failed:", then="; nothing was published",
-                        check=lambda: _check_base_digests(spec.base, base, paths, digests)),
+                        check=lambda: None if dry_run else _check_base_digests(spec.base, base, paths, digests)),
           connect(lake, memory_limit=memory_limit, threads=threads, readable=readable) as db):
         register_canonical(db.con)
         query("build/url_host").run(db.con)
         plain = _bind_base(db, paths, base.roles, base_deletes)
-        if not is_current(base.fingerprint.algorithm):  # made by an older relake: recompute to audit against
+        if not is_current(base.fingerprint.algorithm) and not dry_run:  # by an older relake: recompute to audit against
             db.bind_parquet("src", paths)
             base = replace(base, fingerprint=fingerprint_src(db))
-        _run_rules(db, plans, spec, base.roles, [c.name for c in base.schema])
+        caches = _url_caches(lake, db, base, paths, plans, write=not dry_run)
+        if caches is not None:
+            bind_url_caches(db, caches, plain)
+        _run_rules(db, plans, spec, base.roles, [c.name for c in base.schema], cached=caches is not None)
+        cache_status = caches.status if caches is not None else "computed" if _reads_urls(plans) else "none"
         q = query
         q("build/create_rule_info").run(db.con)
         for pl in plans:
@@ -204,6 +265,9 @@ def build_version(
                      for p in plans if p.blocklist is not None}
         by_category = {str(c): int(n) for c, n, _ in q("build/removed_stats").rows(db.con)}
         by_public = {str(c): int(n) for c, n in q("build/removed_by_public_category").rows(db.con)}
+        if dry_run:
+            return BuildPlan(spec.name, base.name, base.rows, removed_total, by_rule, by_category, unmatched,
+                             cache_status, time.perf_counter() - start)
         codec_rows = q("db/shard_codec").rows(db.con, file=plain[0]) if plain else []  # none: no row groups
         codec = str(codec_rows[0][0]).lower() if codec_rows else "zstd"
         codec = codec if codec in ("snappy", "zstd") else "zstd"
@@ -278,7 +342,7 @@ def build_version(
                     "min_crowd": spec.min_crowd,
                     "canonical_url_version": CANONICAL_VERSION,
                     "queries": {n: qq.sha256 for n, qq in sorted(all_queries().items())
-                                if n.startswith(("build/", "audit/", "canonical/", "fingerprint/"))},
+                                if n.startswith(("build/", "audit/", "cache/", "canonical/", "fingerprint/"))},
                     "output_compression": codec,
                 },
                 stats={"removed_rows": removed_total, "removed_by_rule": by_rule, "unmatched_entries": unmatched,
@@ -300,7 +364,8 @@ def build_version(
     if materialize:  # a vector version's shards are its root's, noted when they were hashed
         note_identities(lake, [(version.shard_path(folder, sh), sh.sha256, k.identity)
                                for sh, k in zip(version.shards, kept, strict=True) if k.identity is not None])
-    return BuildResult(version, removed_total, by_rule, by_category, unmatched, time.perf_counter() - start)
+    return BuildResult(version, removed_total, by_rule, by_category, unmatched, time.perf_counter() - start,
+                       cache_status)
 
 
 @contextmanager
@@ -452,7 +517,26 @@ def _bind_images(db: Db, plan: _Plan, algo: str, roles: Roles, columns: Sequence
     return f"image-{algo}:column"
 
 
-def _run_rules(db: Db, plans: Sequence[_Plan], spec: Spec, roles: Roles, columns: Sequence[str]) -> None:
+def _reads_urls(plans: Sequence[_Plan]) -> bool:
+    """Whether a rule of the spec could match through the URL cache."""
+    return any(p.blocklist is not None and _cacheable(_kind(p.rule, p.blocklist), p.blocklist) for p in plans)
+
+
+def _cacheable(kind: BlocklistKind, bl: Blocklist) -> bool:
+    return kind.match_cached is not None and bl.hash_of != "raw"
+
+
+def _url_caches(lake: Lake, db: Db, base: Version, paths: Sequence[Path], plans: Sequence[_Plan], *,
+                write: bool) -> UrlCaches | None:
+    """The base shards' URL caches when a rule can use them (computed now if missing and ``write``)."""
+    if base.roles.url is None or not paths or not _reads_urls(plans):
+        return None
+    return ensure_url_caches(lake, db, base.shards, paths, base.roles.url, write=write)
+
+
+def _run_rules(db: Db, plans: Sequence[_Plan], spec: Spec, roles: Roles, columns: Sequence[str], *,
+               cached: bool = False) -> None:
+    """Every rule's matches into table matches; ``cached``: views url_cache and cache_files describe view rows."""
     query("build/create_matches").run(db.con)
     for p in plans:
         r = p.rule
@@ -473,7 +557,9 @@ def _run_rules(db: Db, plans: Sequence[_Plan], spec: Spec, roles: Roles, columns
                 how = _bind_images(db, p, algo, roles, columns)
             else:
                 how = f"{kind.name}:{'raw' if raw else 'canonical'}" if kind.hash_of else kind.name
-            match = query(kind.match)  # binds $rule and whichever of $algo, $raw, $how it declares
+            use_cache = cached and _cacheable(kind, bl)
+            # binds $rule and whichever of $algo, $raw, $how it declares
+            match = query(kind.match_cached if use_cache and kind.match_cached else kind.match)
             given: dict[str, Any] = {"rule": r.id, "algo": algo, "raw": raw, "how": how}
             match.run(db.con, **{k: v for k, v in given.items() if k in match.params})
 

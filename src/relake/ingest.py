@@ -33,6 +33,7 @@ from relake.remote import RemoteFile, download, is_uri, redact, resolve_remote
 from relake.report import HIDDEN, Report, json_meta, rounded
 from relake.sources import resolve_sources
 from relake.sql import query
+from relake.urlcache import ensure_url_caches
 
 
 @dataclass(frozen=True)
@@ -255,4 +256,8 @@ def ingest_version(
     note_record(lake, folder)
     note_identities(lake, [(version.shard_path(folder, sh), sh.sha256, i)
                            for sh, i in zip(shards, identities, strict=True) if i is not None])
+    if roles.url is not None:  # what never changes for these URLs, computed once for every build from them
+        with connect(lake, memory_limit=memory_limit) as db:
+            ensure_url_caches(lake, db, version.shards, [version.shard_path(folder, sh) for sh in version.shards],
+                              roles.url, hashed=True)
     return version

@@ -13,7 +13,9 @@ A match query reads view ``bl(entry)`` and view ``rows(file, pos, url, caption, 
 view ``img(file, pos, img)``; for a ``perceptual`` kind, view ``near(file, pos, entry)``: the base's rows whose
 image hash is within the match distance of an entry, which the build computes with ``relake.hamming``), inserts
 ``(file, pos, rule, how)`` into ``matches``, and declares ``$rule`` and any of ``$algo`` (the kind's algorithm),
-``$raw`` (``--hash-of raw``) and ``$how`` (how the rule matched).
+``$raw`` (``--hash-of raw``) and ``$how`` (how the rule matched). A kind reading URLs may also name
+``match_cached``, the same match through the URL cache (``urlcache.py``), which a build runs instead when the
+base's shards have one (never for ``--hash-of raw``).
 """
 
 from __future__ import annotations
@@ -287,6 +289,9 @@ class BlocklistKind:
     # entries are perceptual hashes (PDQ), matched within a Hamming distance, never shown (lists of this kind
     # are private: only counts of what they match are reported)
     perceptual: bool = False
+    # the same match through the URL cache (urlcache.py: views url_cache, table cache_files), used when the build
+    # has one and the kind's digests (if any) are of canonical URLs; None: the kind always runs ``match``
+    match_cached: str | None = None
 
     def __post_init__(self) -> None:
         if self.reads not in READS:
@@ -305,7 +310,8 @@ class BlocklistKind:
 def _url_hash(name: KindName, algo: str) -> BlocklistKind:
     a = HASH_ALGORITHMS[algo]
     return BlocklistKind(name, f"{algo} of URLs, see --hash-of", HexDigest(a), "url",
-                         "build/match_url_hash", a, hash_of=True)
+                         "build/match_url_hash", a, hash_of=True,
+                         match_cached="build/match_url_sha256_cached" if algo == "sha256" else None)
 
 
 def _image_hash(name: KindName, algo: str) -> BlocklistKind:
@@ -317,12 +323,13 @@ def _image_hash(name: KindName, algo: str) -> BlocklistKind:
 _REGISTRY: dict[str, BlocklistKind] = {
     k.name: k
     for k in (
-        BlocklistKind(KindName.URL, "URLs, as written or canonical", normalise_url, "url", "build/match_url"),
+        BlocklistKind(KindName.URL, "URLs, as written or canonical", normalise_url, "url", "build/match_url",
+                      match_cached="build/match_url_cached"),
         _url_hash(KindName.URL_SHA256, "sha256"),
         _url_hash(KindName.URL_MD5, "md5"),
         _url_hash(KindName.URL_SHA1, "sha1"),
         BlocklistKind(KindName.DOMAIN, "domains and their sub-domains", normalise_domain, "url",
-                      "build/match_domain"),
+                      "build/match_domain", match_cached="build/match_domain_cached"),
         BlocklistKind(KindName.KEY, "dataset keys, the id column", normalise_key, "id", "build/match_key",
                       integer_entries=True),
         _image_hash(KindName.IMAGE_MD5, "md5"),

@@ -30,6 +30,7 @@ from relake.lake import VERSION_FILE, Lake
 from relake.record import Shard, Version, sha256_file
 from relake.report import Report
 from relake.sources import is_path
+from relake.urlcache import url_cache_notes
 from relake.vectors import surviving
 
 
@@ -170,6 +171,7 @@ def verify_version(
         report.problems.extend(_unlisted_files(version, folder))
     if record and lake is not None:
         _check_record_digest(lake, version, folder, report)
+        report.notes.extend(url_cache_notes(lake, version))
     if report.ok:  # a record found wrong in any way (a fingerprint, say) must not be trusted on a stat
         note_identities(confirm_in or lake, confirmed)
     return report

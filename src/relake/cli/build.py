@@ -9,7 +9,7 @@ import typer
 
 from relake import console
 from relake.blocklist import add_blocklist, list_blocklists, show_blocklist
-from relake.build import build_version, planned_shards, rules_from_flags
+from relake.build import BuildPlan, build_version, plan_build, planned_shards, rules_from_flags
 from relake.cli.app import MAINTAIN, Group, app, handled, lake
 from relake.cli.options import EngineOpt, JsonOpt, MemOpt, RayAddressOpt, ThreadsOpt
 from relake.engine import EngineKind, get_engine
@@ -126,6 +126,9 @@ def build(
         "storing the version as a deletion vector over its lineage's original.")] = False,
     engine: EngineOpt = EngineKind.local,
     ray_address: RayAddressOpt = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Only plan: run the rules and print every rule's count (0 included), the list entries "
+        "that matched nothing and the rows kept and removed; nothing is written to the lake.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Build a derived version from a base plus rules, with a reason for every removed row."""
@@ -142,6 +145,13 @@ def build(
                                                                          sensitive)))
     if full_audit and fast_audit:
         raise typer.BadParameter("--full-audit and --fast-audit exclude each other", param_hint="--full-audit")
+    if dry_run:
+        plan = plan_build(lake(), spec, threads=threads, memory_limit=memory_limit)
+        if as_json:
+            console.print_json(plan.to_dict())
+            return
+        _render_plan(plan)
+        return
     runner = get_engine(engine, ray_address, threads)
     with console.progress("build", planned_shards(lake(), spec)) as advance:
         result = build_version(lake(), spec, threads=threads, memory_limit=memory_limit, progress=advance,
@@ -151,10 +161,20 @@ def build(
         return
     console.out.print(f"built {result.name} from {result.base}: {plural(result.rows, 'row')} kept, {result.removed:,} "
                       f"removed in {plural(len(result.version.shards), 'shard')} ({result.seconds:.1f} s)")
-    unmatched = result.unmatched_entries
-    console.table("removed by rule", ["rule", "rows", "list entries that matched no row"],
-                  [(r, f"{n:,}", f"{unmatched[r]:,}" if r in unmatched else "") for r, n in result.by_rule.items()])
-    for r, n in result.by_rule.items():
+    _render_rules("removed by rule", result.by_rule, result.unmatched_entries, "matched")
+
+
+def _render_plan(plan: BuildPlan) -> None:
+    console.out.print(f"plan for {plan.name} from {plan.base} (dry run, nothing written): {plan.kept:,} of "
+                      f"{plural(plan.rows, 'row')} kept, {plan.removed:,} removed ({plan.seconds:.1f} s)")
+    _render_rules("rows each rule would remove", plan.by_rule, plan.unmatched_entries, "would match")
+
+
+def _render_rules(title: str, by_rule: dict[str, int], unmatched: dict[str, int], verb: str) -> None:
+    """Every rule's count (0 included) and, for blocklist rules, the list entries that matched no row."""
+    console.table(title, ["rule", "rows", "list entries that matched no row"],
+                  [(r, f"{n:,}", f"{unmatched[r]:,}" if r in unmatched else "") for r, n in by_rule.items()])
+    for r, n in by_rule.items():
         if n == 0:
             hint = " (check the list's --kind and --hash-of)" if r in unmatched else ""
-            console.warn(f"rule {r!r} matched no rows{hint}")
+            console.warn(f"rule {r!r} {verb} no rows{hint}")

@@ -13,10 +13,11 @@ from relake.cli.options import JsonOpt, MemOpt
 from relake.demo import run_demo
 from relake.errors import ExitCode, IntegrityError
 from relake.ingest import ingest_report, planned_files
-from relake.lake import check_user_path
+from relake.lake import Leftovers, check_user_path
 from relake.remove import remove_version
 from relake.report import plural
 from relake.synth import synth_report
+from relake.urlcache import collect_garbage
 from relake.verify import planned_shards, verify_target
 
 
@@ -179,8 +180,10 @@ def gc(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be removed.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Remove leftovers of crashed runs (staging and spill folders no living process holds)."""
-    r = lake().gc_report(dry_run=dry_run)
+    """Remove leftovers of crashed runs (staging and spill folders no living process holds) and URL caches no build
+    will read (of another canonical rule, of shards no version has, damaged)."""
+    the_lake = lake()
+    r = Leftovers(the_lake.root, collect_garbage(the_lake, dry_run=dry_run), dry_run)
     if as_json:
         console.print_json(r.to_dict())
         return
