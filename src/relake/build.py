@@ -218,8 +218,9 @@ def _build(
         check_owned(base, base_dir, base.vector.path, spec=spec.base)
         base_deletes = base_dir / base.vector.path
     # a vector build reads no whole shard: their size and identity are checked, not their bytes (verify and
-    # publish re-hash them); shards this lake never hashed (no identity noted) are hashed beside the build
-    confirmed = not materialize and check_unchanged(lake, base, base_dir, spec.base)
+    # publish re-hash them); shards this lake never hashed (no identity noted) are hashed beside the build. A dry
+    # run (a plan, nothing written) checks the sizes only and reads only the columns its rules need
+    confirmed = not materialize and not dry_run and check_unchanged(lake, base, base_dir, spec.base)
     if paths:
         _check_base_types(spec.base, paths[0])
     readable = _readable(lake, paths, plans)
