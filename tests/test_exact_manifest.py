@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import shutil
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+import relake.publish as publish_mod
 from relake.build import build_version
 from relake.canonical import caption_sha256, key_sha256, key_text, register_canonical, url_sha256
 from relake.cli import app
@@ -362,3 +364,37 @@ def test_property_clean_removes_exactly_the_diff(tmp_path_factory: pytest.TempPa
         got = cleaned_rows(root / f"out-{target}", key="SAMPLE_ID")
         got = Counter({(u, c, int(k)): n for (u, c, k), n in got.items()})
         assert got == project([(u, c, i) for u, c, i, p in rows if not gone((u, c, i, p))])
+
+
+def test_a_manifest_through_the_url_cache_equals_one_computed_from_every_kept_row(
+        genuine: tuple[Lake, Path, list[Row]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With URL caches (ingest writes them), a manifest canonicalises only the kept rows whose cached hash prefix
+    is a removed row's; the entries must be exactly those computed from every kept row (no cache)."""
+    lake, _root, _rows = genuine
+    used: list[bool] = []
+    real = publish_mod.ensure_url_caches
+
+    def spy(*args: Any, **kw: Any) -> Any:
+        got = real(*args, **kw)
+        used.append(got is not None)
+        return got
+
+    monkeypatch.setattr(publish_mod, "ensure_url_caches", spy)
+    for a, b in (("orig", "rel"), ("orig", "rel2"), ("rel", "rel2")):
+        write_manifest(lake, a, b, tmp_path / f"cached-{b}-{a}")
+    assert used and all(used)
+    cache = lake.root / "url-cache"
+    aside = tmp_path / "aside"
+    shutil.move(cache, aside)
+    try:
+        used.clear()
+        for a, b in (("orig", "rel"), ("orig", "rel2"), ("rel", "rel2")):
+            write_manifest(lake, a, b, tmp_path / f"plain-{b}-{a}")
+            assert (tmp_path / f"cached-{b}-{a}" / "removed.parquet").read_bytes() == \
+                (tmp_path / f"plain-{b}-{a}" / "removed.parquet").read_bytes()
+            cached = json.loads((tmp_path / f"cached-{b}-{a}" / "manifest.json").read_text(encoding="utf-8"))
+            plain = json.loads((tmp_path / f"plain-{b}-{a}" / "manifest.json").read_text(encoding="utf-8"))
+            assert cached == plain
+        assert used and not any(used)
+    finally:
+        shutil.move(aside, cache)

@@ -62,6 +62,7 @@ from relake.page import report_pair, write_report
 from relake.record import Shard, Version, sha256_file
 from relake.report import Report
 from relake.sql import query
+from relake.urlcache import ensure_url_caches
 from relake.vectors import (
     SurvivingJob,
     read_positions,
@@ -99,7 +100,9 @@ class ManifestSummary(Report):
 
 
 def _bind_kept(db: Db, lake: Lake, version: Version) -> None:
-    """View ``kept_rows(url, caption, id)`` over the shards of ``version`` (the rows a manifest must not match)."""
+    """View ``kept_rows(url, caption, id)`` over the shards of ``version``: the rows a manifest must not match.
+    When every shard has a URL cache (``urlcache``), only the rows whose canonical URL's hash prefix is a removed
+    row's (view ``removed_all``): the others can share no URL with a removed row, and need no canonical form."""
     vdir = lake.version_dir(version.name)
     paths = [db.plain_path(version.shard_path(vdir, s)) for s in version.shards]
     varchar = duckdb.sqltype("VARCHAR")
@@ -113,6 +116,16 @@ def _bind_kept(db: Db, lake: Lake, version: Version) -> None:
     if version.vector is not None:
         check_owned(version, vdir, version.vector.path)
         rel = surviving(db, rel, vdir / version.vector.path)
+    caches = None if r.url is None else ensure_url_caches(
+        lake, db, version.shards, [version.shard_path(vdir, s) for s in version.shards], r.url, write=False)
+    if caches is not None:  # only the kept rows whose cached canonical-hash prefix is a removed row's: no other
+        # row's canonical URL can equal a removed one, so no other row is canonicalised (or read past the cache)
+        cache = db.con.read_parquet([db.plain_path(f) for f in caches.files]).select(
+            ColumnExpression("file_index").alias("relake_ci"), ColumnExpression("file_row_number").alias("relake_cp"),
+            ColumnExpression("h32"))
+        wanted = cache.join(query("manifest/removed_prefixes").relation(db.con), "h32", how="semi")
+        rel = rel.join(wanted, (ColumnExpression("file_index") == ColumnExpression("relake_ci"))
+                       & (ColumnExpression("file_row_number") == ColumnExpression("relake_cp")), how="semi")
     rel.select(role(r.url, "url"), role(r.caption, "caption"),
                                       role(r.id, "id")).create_view("kept_rows", replace=True)
 
