@@ -10,14 +10,16 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner, Result
 
-from helpers import Cli, fails, found, ok, sha256_of, version_shard_tables
+from helpers import Cli, fails, found, ok, sha256_of, version_shard_tables, write_table
 from relake.build import build_version
 from relake.cli import app
 from relake.db import connect
+from relake.ingest import ingest_version
 from relake.lake import Lake
 from relake.record import OwnedFile, sha256_file
 from relake.spec import Rule, Spec
@@ -336,3 +338,21 @@ def test_publish_of_a_vector_version_refuses_a_root_shard_whose_bytes_changed(tm
     assert str(root) in msg and "differs from its record (sha256)" in msg, msg
     assert not (tmp_path / "rel").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".rel.partial")]
+
+
+@pytest.mark.parametrize("dups_removed", [False, True])
+@pytest.mark.parametrize("order", [("orig", "v"), ("v", "orig")])
+def test_an_ancestor_diff_refuses_a_key_the_larger_side_repeats(tmp_path: Path, order: tuple[str, str],
+                                                                  dups_removed: bool) -> None:
+    """The lineage path scans only the larger side's key (the smaller holds a subset of its rows): a key repeated
+    there is refused whichever way round, also when the build removed the repeats (as the full diff would)."""
+    rows = [{"SAMPLE_ID": i if i not in (7, 8) else 6, "URL": f"http://h{i % 5}.example/{i}.jpg", "TEXT": f"c{i}"}
+            for i in range(40)]
+    write_table(pa.Table.from_pylist(rows), tmp_path / "src" / "part-00000.parquet")
+    lake = Lake.at(tmp_path / "lake")
+    ingest_version(lake, "orig", [str(tmp_path / "src")])
+    where = "TEXT IN ('c7', 'c8', 'c20')" if dups_removed else "TEXT = 'c20'"
+    build_version(lake, Spec(name="v", base="orig", rules=(Rule(id="r", category="c", where=where),)))
+    r = CliRunner().invoke(app, ["--lake", str(lake.root), "diff", *order, "--key", "SAMPLE_ID"])
+    assert r.exit_code == 2, (r.stdout, r.stderr)
+    assert ("SAMPLE_ID" in r.stderr and "not unique" in r.stderr.lower()) or "duplicate" in r.stderr.lower(), r.stderr
