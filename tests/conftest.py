@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
+# rich fixes a console's width when it is built if COLUMNS is set then (pytest-xdist's workers start with it set);
+# unset before relake's consoles are built, their width follows COLUMNS at each print (tests needing wide tables
+# set it), as in a terminal
+os.environ.pop("COLUMNS", None)
+
 from pathlib import Path
 
 import pytest
