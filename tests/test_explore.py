@@ -108,3 +108,45 @@ def test_help_groups_commands_as_the_readme_does() -> None:
     assert heads == ["Options", *PANELS]
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
     assert [p for p in PANELS if f"# {p}\n" in readme or f"\n{p}:" in readme] == list(PANELS)
+
+
+def test_a_cte_named_as_a_file_in_one_branch_does_not_let_another_branch_read_that_file(
+        cli: Cli, two: list[dict[str, object]], lake_root: Path) -> None:
+    """A CTE is in scope only where it is defined: a file name used as a table in another branch is a table
+    reference like any other, refused unless it is a version; and the query's connection can read the versions'
+    shards and deletion vectors only, never the folder beside them (removed.parquet, version.json)."""
+    removed = lake_root / "versions" / "v-1.0" / "removed.parquet"
+    assert removed.is_file()
+    secret = str(pq.read_table(removed).column("url")[0])
+    text = (f'SELECT url FROM "{removed}" WHERE (SELECT count(*) FROM "v-1.0") > 0 '  # noqa: S608 (the attack)
+            f'UNION ALL (WITH "{removed}" AS (SELECT 1 AS a) SELECT * FROM "{removed}" WHERE false)')
+    r = cli("sql", text)
+    assert r.exit_code == 2 and secret not in r.stdout + r.stderr, r.stdout
+    assert fails(r).startswith(f"Error: no version named {str(removed)!r}")
+    ok(cli("sql", 'WITH x AS (SELECT SAMPLE_ID FROM "v-1.0") SELECT count(*) FROM x, (SELECT 1 FROM x LIMIT 1)'))
+
+
+@pytest.mark.parametrize("name", ["removed.parquet", "version.json"])
+def test_the_sql_sandbox_reads_no_file_beside_a_versions_data(cli: Cli, two: list[dict[str, object]],
+                                                               lake_root: Path, name: str) -> None:
+    """Even with the query check bypassed, the connection (db.connect readable_files) refuses the files a vector
+    version's folder holds beside its deletion vector."""
+    from relake.db import connect
+    from relake.explore import _files
+    from relake.lake import Lake
+    from relake.sources import resolve_side
+    lake = Lake.at(lake_root)
+    with connect(None) as probe:
+        side = resolve_side(lake, probe, "v-1.0")
+    with connect(lake, readable=[], readable_files=_files([side])) as db:
+        assert db.con.execute("SELECT count(*) FROM read_parquet($f)", {"f": str(side.paths[0])}).fetchone()
+        with pytest.raises(Exception, match=r"(?i)permission"):
+            db.con.execute("SELECT * FROM read_text($f)", {"f": str(lake_root / "versions" / "v-1.0" / name)})
+
+
+@pytest.mark.parametrize(("args", "says"), [(("head", "orig", "-n", "99999999999999999999"), "-n"),
+                                            (("sql", "SELECT 1", "--limit", "99999999999999999999"), "--limit"),
+                                            (("sql", ""), "empty")])
+def test_out_of_range_counts_and_an_empty_query_are_one_error_line(cli: Cli, two: object, args: tuple[str, ...],
+                                                                    says: str) -> None:
+    assert says in fails(cli(*args))

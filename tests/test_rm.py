@@ -65,3 +65,32 @@ def test_rm_killed_after_its_rename_leaves_no_half_version(cli: Cli, src: list[P
     gone = json.loads(ok(cli("gc", "--json")).stdout)["removed"]
     assert any(Path(p).name.startswith("rm.") for p in gone)
     assert not any((lake_root / "staging").iterdir())
+
+
+def test_rm_refuses_when_a_version_that_may_derive_from_it_cannot_be_read(cli: Cli, src: list[Path],
+                                                                          lake_root: Path) -> None:
+    """A damaged record of v2 (a vector version reading orig's shards through v1's lineage) might name v1 as its
+    parent: rm v1 refuses instead of assuming it does not, and removes nothing."""
+    _lake(cli, src)
+    record = lake_root / "versions" / "v2" / "version.json"
+    record.chmod(0o600)
+    record.write_text(record.read_text(encoding="utf-8").replace('"format": "relake.version/2"',
+                                                                 '"format": "relake.version/99"'), encoding="utf-8")
+    before = snapshot(lake_root / "versions")
+    said = fails(cli("rm", "v1"))
+    assert said.startswith("Error: cannot remove v1: version v2 cannot be read"), said
+    assert snapshot(lake_root / "versions") == before
+
+
+def test_rm_refuses_when_a_publication_note_cannot_be_read(cli: Cli, src: list[Path], lake_root: Path,
+                                                           tmp_path: Path) -> None:
+    _lake(cli, src)
+    ok(cli("rm", "v2"))
+    ok(cli("publish", "v1", tmp_path / "release", "--min-crowd", "1"))
+    notes = sorted((lake_root / "private" / "published").glob("*.json"))
+    assert notes
+    for n in notes:
+        n.write_text("{ not json", encoding="utf-8")
+    said = fails(cli("rm", "v1"))
+    assert said.startswith("Error: cannot remove v1: the publication note "), said
+    assert (lake_root / "versions" / "v1" / "version.json").is_file()

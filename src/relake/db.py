@@ -159,11 +159,13 @@ def connect(
     memory_limit: str | None = None,
     threads: int | None = None,
     readable: Sequence[Path] | None = None,
+    readable_files: Sequence[Path] = (),
 ) -> Iterator[Db]:
     """An in-memory DuckDB with a memory limit and, when a lake is given, a spill folder inside it.
 
-    With ``readable`` it is a sandbox (the connection rules run on): files only under those folders and relake's
-    own temp folders, no network, no extension installed or loaded on demand, configuration locked."""
+    With ``readable`` it is a sandbox (the connection rules run on): files only under those folders, the files
+    ``readable_files`` and relake's own temp folders, no network, no extension installed or loaded on demand,
+    configuration locked."""
     with _spill(lake) as spill, tempfile.TemporaryDirectory(prefix="relake-links-") as links:
         if has_glob_chars(links):
             raise InputError(f"the temp folder {links} has glob characters; set TMPDIR to a plain path")
@@ -186,6 +188,8 @@ def connect(
             dirs = sorted({str(Path(p).absolute()).rstrip("/") + "/" for p in [*readable, *own]})
             query("db/time_zone_utc").run(con)
             query("db/allow_directories").run(con, dirs=dirs)
+            if readable_files:
+                query("db/allow_paths").run(con, files=sorted({str(Path(f).absolute()) for f in readable_files}))
             query("db/no_external_access").run(con)
             query("db/lock_configuration").run(con)
         db = Db(con, Path(links) / "l")

@@ -1,8 +1,8 @@
 """A first look at a version: ``relake head`` (its first rows, optionally those a ``where`` picks) and ``relake sql``
 (one SELECT over the lake's versions, each a view named as the version).
 
-Both run on the connection build rules run on (``db.connect(readable=...)``: only the versions' folders readable, no
-network, no extension loaded, configuration locked). A ``--where`` is vetted as a rule's is
+Both run on the connection build rules run on (``db.connect``, sandboxed: only the versions' shard files and deletion
+vectors readable, never their folders, no network, no extension loaded, configuration locked). A ``--where`` is vetted as a rule's is
 (``predicate.check_where``) and embedded by ``predicate.embed``; a query by ``predicate.check_select``, then run as
 given: no user text is formatted into other SQL.
 """
@@ -54,7 +54,7 @@ def head_rows(lake: Lake, target: str, n: int = 10, where: str | None = None) ->
         raise InputError("-n must be 0 or more")
     with connect(None) as probe:
         side = resolve_side(lake, probe, target)
-    with connect(lake, readable=_folders([side])) as db:
+    with connect(lake, readable=[], readable_files=_files([side])) as db:
         register_canonical(db.con)
         query("build/url_host").run(db.con)
         with duckdb_errors(f"{target}: not readable as parquet"):  # file order: file_index (as filename), row
@@ -84,7 +84,7 @@ def run_sql(lake: Lake, text: str, limit: int = 1000) -> Rows:
             raise NotFoundError(f"no version named {unknown[0]!r} to query (versions: {listing}; quote a name that "
                                 "is not a plain identifier, e.g. \"research-safe\")")
         sides = [resolve_side(lake, probe, n) for n in names]
-    with connect(lake, readable=_folders(sides)) as db:
+    with connect(lake, readable=[], readable_files=_files(sides)) as db:
         register_canonical(db.con)
         for name, side in zip(names, sides, strict=True):
             _bind(db, name, side)
@@ -100,8 +100,10 @@ def _bind(db: Db, name: str, side: Side) -> None:
         read_side(db, side).create_view(name, replace=True)  # a vector version: its root less its vector
 
 
-def _folders(sides: Sequence[Side]) -> list[Path]:
-    return sorted({p.parent.absolute() for s in sides for p in (*s.paths, *([s.deletes] if s.deletes else []))})
+def _files(sides: Sequence[Side]) -> list[Path]:
+    """The files a query may read: the sides' shards and deletion vectors, never their folders (a version's folder
+    holds its removed.parquet; an original's, whatever else its owner keeps there)."""
+    return [p.absolute() for s in sides for p in (*s.paths, *([s.deletes] if s.deletes else []))]
 
 
 def _rows(cur: duckdb.DuckDBPyConnection, limit: int) -> Rows:

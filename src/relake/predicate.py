@@ -222,19 +222,24 @@ def check_select(con: duckdb.DuckDBPyConnection, text: str) -> frozenset[str]:
                              "...)")
         raise InputError(f"the query does not parse: {message}")
     statements = tree.get("statements") or []
+    if not statements:
+        raise InputError("relake sql needs one SELECT statement; the query is empty")
     if len(statements) != 1:
         raise InputError("relake sql runs one SELECT statement, not several")
     tables: set[str] = set()
-    ctes: set[str] = set()
-    _walk_query(statements[0].get("node"), tables, ctes)
+    _walk_query(statements[0].get("node"), tables, frozenset())
     for _cls, fn in _nodes(statements[0].get("node")):
         if fn is not None and fn in _NAMED_REASONS:
             raise InputError(f"the query may not use {_NAMED_REASONS[fn]}")
-    return frozenset(tables - ctes)
+    return frozenset(tables)
 
 
-def _walk_query(tree: Any, tables: set[str], ctes: set[str]) -> None:
+def _walk_query(tree: Any, tables: set[str], visible: frozenset[str]) -> None:
+    """Collect into ``tables`` every table name a CTE in scope does not define: a CTE is visible in the query node
+    that defines it and below (never in a sibling branch, where DuckDB would read the name as a file)."""
     if isinstance(tree, dict):
+        defined = [str(entry.get("key")) for entry in (tree.get("cte_map") or {}).get("map") or []]
+        visible = visible | frozenset(defined)
         kind = tree.get("type")
         if kind == "TABLE_FUNCTION":
             fn = (tree.get("function") or {}).get("function_name") or "a table function"
@@ -243,11 +248,10 @@ def _walk_query(tree: Any, tables: set[str], ctes: set[str]) -> None:
         if kind == "BASE_TABLE":
             if tree.get("schema_name") or tree.get("catalog_name"):
                 raise InputError(f"name the version {tree.get('table_name')!r} without a schema or catalog")
-            tables.add(str(tree.get("table_name")))
-        for entry in (tree.get("cte_map") or {}).get("map") or []:
-            ctes.add(str(entry.get("key")))
+            if str(tree.get("table_name")) not in visible:
+                tables.add(str(tree.get("table_name")))
         for value in tree.values():
-            _walk_query(value, tables, ctes)
+            _walk_query(value, tables, visible)
     elif isinstance(tree, list):
         for value in tree:
-            _walk_query(value, tables, ctes)
+            _walk_query(value, tables, visible)

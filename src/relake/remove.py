@@ -36,7 +36,12 @@ def remove_version(lake: Lake, name: str, *, dry_run: bool = False) -> Removed:
     """Remove version ``name``: refused (one line naming why) when a version of the lake derives from it or a
     publication of this lake (a release or a public manifest, ``LAKE/private/published/``) starts or ends at it."""
     lake.load_version(name)  # a clear error for a missing or damaged version
-    children = sorted(v.name for v in lake.list_versions().versions if v.parent == name)
+    listing = lake.list_versions()
+    if listing.skipped:  # a version that cannot be read may derive from this one (or read its shards)
+        other, why = listing.skipped[0]
+        raise InputError(f"cannot remove {name}: version {other} cannot be read ({why}), so whether it derives "
+                         f"from {name} is unknown; run `relake verify {other}` and mend or remove it first")
+    children = sorted(v.name for v in listing.versions if v.parent == name)
     if children:
         raise InputError(f"cannot remove {name}: {', '.join(children)} derive{'s' if len(children) == 1 else ''} "
                          f"from it (remove {'it' if len(children) == 1 else 'them'} first)")
@@ -62,8 +67,9 @@ def _publications(lake: Lake, name: str) -> list[str]:
     for note in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
             meta = json.loads(note.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
+        except (OSError, ValueError) as exc:  # it may name this version: refuse rather than guess
+            raise InputError(f"cannot remove {name}: the publication note {note} cannot be read ({exc}); whether "
+                             f"{name} was published is unknown") from exc
         if isinstance(meta, dict) and name in (meta.get("from"), meta.get("to")):
             out.append(f"{meta.get('what')} {meta.get('from')}..{meta.get('to')} to {meta.get('out')}")
     return out

@@ -8,7 +8,7 @@ import typer
 
 from relake import console
 from relake.cli.app import LOOK, app, handled, lake
-from relake.cli.options import EngineOpt, JsonOpt, MemOpt, RayAddressOpt
+from relake.cli.options import MAX_COUNT, EngineOpt, JsonOpt, MemOpt, RayAddressOpt
 from relake.diff import KEYLESS_LOCAL_ONLY, DiffSummary, diff_versions
 from relake.engine import Engine, EngineKind, get_engine
 from relake.errors import ExitCode, InputError
@@ -45,8 +45,9 @@ def diff(
                            help="Kept for old scripts: diff always exits 1 when A and B differ, like diff(1).")
     ] = False,
     top: Annotated[int, typer.Option("--top", min=1, metavar="N", help="How many domains and shards to list.")] = 10,
-    limit: Annotated[int, typer.Option("--limit", min=0, metavar="N", help="Example rows shown of each change "
-                                       "(added, removed, changed); never a withheld row.")] = 5,
+    limit: Annotated[int, typer.Option("--limit", min=0, max=MAX_COUNT, metavar="N",
+                                       help="Example rows shown of each change (added, removed, changed); never a "
+                                       "withheld row.")] = 5,
     stat: Annotated[bool, typer.Option("--stat", help="Counts only: no example rows.")] = False,
     verify: Annotated[
         bool, typer.Option("--verify", help="Re-hash each version's shards against its record before reading "

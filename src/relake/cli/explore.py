@@ -8,7 +8,7 @@ import typer
 
 from relake import console
 from relake.cli.app import LOOK, app, handled, lake
-from relake.cli.options import JsonOpt
+from relake.cli.options import MAX_COUNT, JsonOpt
 from relake.explore import Rows, head_rows, run_sql
 from relake.report import plural
 
@@ -17,7 +17,7 @@ from relake.report import plural
 @handled
 def head(
     target: Annotated[str, typer.Argument(metavar="VERSION", help="Version name, or parquet file/folder.")],
-    n: Annotated[int, typer.Option("-n", "--rows", min=0, metavar="N", help="How many rows.")] = 10,
+    n: Annotated[int, typer.Option("-n", "--rows", min=0, max=MAX_COUNT, metavar="N", help="How many rows.")] = 10,
     where: Annotated[str | None, typer.Option(
         "--where", metavar="EXPR", help="Only rows this SQL expression is true for (vetted as a build rule's "
                                         "'where': columns, constants, deterministic functions).")] = None,
@@ -33,7 +33,7 @@ def head(
 def sql(
     text: Annotated[str, typer.Argument(metavar="QUERY", help="One SELECT; every version is a view of its name, "
                                                               "e.g. SELECT count(*) FROM \"research-safe\".")],
-    limit: Annotated[int, typer.Option("--limit", min=0, metavar="N", help="At most N rows.")] = 1000,
+    limit: Annotated[int, typer.Option("--limit", min=0, max=MAX_COUNT, metavar="N", help="At most N rows.")] = 1000,
     as_json: JsonOpt = False,
 ) -> None:
     """Run one read-only SELECT over the lake's versions (sandboxed as build rules are: no files, no network)."""

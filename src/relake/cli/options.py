@@ -11,6 +11,8 @@ from relake.db import check_memory_limit, max_threads
 from relake.engine import EngineKind
 from relake.errors import InputError
 
+MAX_COUNT = 1 << 62  # the most rows an -n / --limit takes (DuckDB's LIMIT is a BIGINT)
+
 __all__ = [
     "CrowdOpt",
     "EngineOpt",
