@@ -2,9 +2,9 @@
 (one SELECT over the lake's versions, each a view named as the version).
 
 Both run on the connection build rules run on (``db.connect``, sandboxed: only the versions' shard files and deletion
-vectors readable, never their folders, no network, no extension loaded, configuration locked). A ``--where`` is vetted as a rule's is
-(``predicate.check_where``) and embedded by ``predicate.embed``; a query by ``predicate.check_select``, then run as
-given: no user text is formatted into other SQL.
+vectors readable, never their folders, no network, no extension loaded, configuration locked). A ``--where`` is
+vetted as a rule's is (``predicate.check_where``) and embedded by ``predicate.embed``; a query by
+``predicate.check_select``, then run as given: no user text is formatted into other SQL.
 """
 
 from __future__ import annotations
