@@ -150,3 +150,19 @@ def test_the_sql_sandbox_reads_no_file_beside_a_versions_data(cli: Cli, two: lis
 def test_out_of_range_counts_and_an_empty_query_are_one_error_line(cli: Cli, two: object, args: tuple[str, ...],
                                                                     says: str) -> None:
     assert says in fails(cli(*args))
+
+
+def test_head_and_diff_refuse_the_lakes_private_files_given_as_paths(cli: Cli, two: list[dict[str, object]],
+                                                                     lake_root: Path) -> None:
+    """removed.parquet lists removed rows' URLs and captions, the URL cache every row's host: named as files they
+    are refused like any private part of the lake; a version's own data folder still reads."""
+    removed = lake_root / "versions" / "v-1.0" / "removed.parquet"
+    secret = str(pq.read_table(removed).column("url")[0])
+    caches = sorted((lake_root / "url-cache").rglob("*.parquet"))
+    assert caches
+    for target in (removed, caches[0], lake_root / "versions" / "v-1.0" / "deletes.parquet"):
+        for args in (("head", str(target)), ("diff", str(target), "orig")):
+            r = cli(*args)
+            assert r.exit_code == 2 and secret not in r.stdout + r.stderr
+            assert "a private part of the lake" in fails(r), (args, r.stderr)
+    ok(cli("head", str(lake_root / "versions" / "orig")))

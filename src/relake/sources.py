@@ -196,11 +196,26 @@ def resolve_side(lake: Lake, db: Db, spec: str, *, verify: bool = False) -> Side
                 raise InputError(f"{p / VERSION_FILE}: unreadable ({exc})") from exc
             return _version_side(lake, spec, Version.from_json(text, str(p / VERSION_FILE)), p, release, verify)
         paths = tuple(resolve_sources([spec]))
+        _refuse_private(lake, paths)
         with duckdb_errors(f"{spec}: not readable as parquet"):
             rel = db.con.read_parquet([db.plain_path(x) for x in paths], union_by_name=True)
         columns = tuple(Column(n, str(t)) for n, t in zip(rel.columns, rel.dtypes, strict=True))
         return Side(spec, paths, columns, detect_roles([c.name for c in columns], where=spec))
     return _version_side(lake, spec, lake.load_version(spec), lake.version_dir(spec), False, verify)
+
+
+def _refuse_private(lake: Lake, paths: Sequence[Path]) -> None:
+    """Files inside the lake are read as rows only as a version's own shards (``versions/NAME/data/``): its
+    removed rows, deletion vectors, URL caches, blocklists and private log hold what no listing may show."""
+    root = lake.root.resolve()
+    for p in paths:
+        rel = p.resolve()
+        if not rel.is_relative_to(root):
+            continue
+        parts = rel.relative_to(root).parts
+        if not (len(parts) >= 4 and parts[0] == "versions" and parts[2] == "data"):
+            raise InputError(f"{p}: a private part of the lake ({'/'.join(parts[:2]) or 'its root'}), not a version's "
+                             "data; give the version's name (or its folder) instead")
 
 
 def _version_side(lake: Lake, spec: str, version: Version, folder: Path, hashed: bool, verify: bool) -> Side:
