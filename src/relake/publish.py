@@ -123,7 +123,10 @@ def _bind_kept(db: Db, lake: Lake, version: Version) -> None:
         cache = db.con.read_parquet([db.plain_path(f) for f in caches.files]).select(
             ColumnExpression("file_index").alias("relake_ci"), ColumnExpression("file_row_number").alias("relake_cp"),
             ColumnExpression("h32"))
-        wanted = cache.join(query("manifest/removed_prefixes").relation(db.con), "h32", how="semi")
+        # a table of the few candidates (exact size known): the join below builds on it, not on the kept rows
+        cache.join(query("manifest/removed_prefixes").relation(db.con), "h32", how="semi").create(
+            "relake_kept_candidates")
+        wanted = db.con.table("relake_kept_candidates")
         rel = rel.join(wanted, (ColumnExpression("file_index") == ColumnExpression("relake_ci"))
                        & (ColumnExpression("file_row_number") == ColumnExpression("relake_cp")), how="semi")
     rel.select(role(r.url, "url"), role(r.caption, "caption"),
