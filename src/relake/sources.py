@@ -204,18 +204,23 @@ def resolve_side(lake: Lake, db: Db, spec: str, *, verify: bool = False) -> Side
     return _version_side(lake, spec, lake.load_version(spec), lake.version_dir(spec), False, verify)
 
 
+_PRIVATE_PARTS = frozenset(("url-cache", "private", "blocklists", "identities", "staging", "tmp"))
+
+
 def _refuse_private(lake: Lake, paths: Sequence[Path]) -> None:
-    """Files inside the lake are read as rows only as a version's own shards (``versions/NAME/data/``): its
-    removed rows, deletion vectors, URL caches, blocklists and private log hold what no listing may show."""
+    """The lake's private parts are never read as rows: a version's files beside its data (removed.parquet, the
+    deletion vector), the URL caches, the blocklists and the private log; a version's own ``data/`` reads."""
     root = lake.root.resolve()
     for p in paths:
         rel = p.resolve()
         if not rel.is_relative_to(root):
             continue
         parts = rel.relative_to(root).parts
-        if not (len(parts) >= 4 and parts[0] == "versions" and parts[2] == "data"):
-            raise InputError(f"{p}: a private part of the lake ({'/'.join(parts[:2]) or 'its root'}), not a version's "
-                             "data; give the version's name (or its folder) instead")
+        private = (parts[0] in _PRIVATE_PARTS if parts else False) or (
+            parts[:1] == ("versions",) and not (len(parts) >= 4 and parts[2] == "data"))
+        if private:
+            raise InputError(f"{p}: a private part of the lake ({'/'.join(parts[:2])}), not a version's data; give "
+                             "the version's name (or its folder) instead")
 
 
 def _version_side(lake: Lake, spec: str, version: Version, folder: Path, hashed: bool, verify: bool) -> Side:
