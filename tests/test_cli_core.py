@@ -117,8 +117,8 @@ def _derive(lake: Lake, parent: str | None, name: str, base: str) -> None:
 
 
 def _first_column(stdout: str) -> list[str]:
-    """The version column of the rich table (its 4 columns are separated by '│'; the tree draws '│' too)."""
-    return [line.rsplit("│", 3)[0].rstrip() for line in stdout.splitlines() if "│" in line]
+    """The version column of the rich table (its 5 columns are separated by '│'; the tree draws '│' too)."""
+    return [line.rsplit("│", 4)[0].rstrip() for line in stdout.splitlines() if "│" in line]
 
 
 def test_versions_shows_lineage(cli: Cli, lake: Lake, src: list[Path], tmp_path: Path) -> None:
@@ -141,10 +141,11 @@ def test_versions_shows_lineage(cli: Cli, lake: Lake, src: list[Path], tmp_path:
         " orphan",
     ]
     rows = {cells[0].strip(" └├│─"): [c.strip() for c in cells[1:]]
-            for cells in (line.rsplit("│", 3) for line in result.stdout.splitlines() if "│" in line)}
-    assert rows["laion"] == ["original", "300", "3"]
-    assert rows["research-safe"] == ["derived", "300", "3"]
-    assert rows["another"] == ["original", "40", "2"]
+            for cells in (line.rsplit("│", 4) for line in result.stdout.splitlines() if "│" in line)}
+    storage = {n: json.loads((lake.version_dir(n) / "version.json").read_text())["storage"] for n in rows}
+    assert rows["laion"] == ["original", "reference", "300", "3"] == ["original", storage["laion"], "300", "3"]
+    assert rows["research-safe"] == ["derived", storage["research-safe"], "300", "3"]
+    assert rows["another"] == ["original", "reference", "40", "2"]
 
     result = cli("versions", "--json")
     assert result.exit_code == 0

@@ -97,11 +97,11 @@ def versions(as_json: JsonOpt = False) -> None:
     for v in vs:
         parent = v.parent if v.parent in by_name else None
         children.setdefault(parent, []).append(v.name)
-    lines: list[tuple[str, str, str, str]] = []
+    lines: list[tuple[str, str, str, str, str]] = []
 
     def walk(name: str, prefix: str, branch: str) -> None:
         v = by_name[name]
-        lines.append((prefix + branch + name, v.kind, f"{v.rows:,}", str(v.shards)))
+        lines.append((prefix + branch + name, v.kind, v.storage, f"{v.rows:,}", str(v.shards)))
         kids = sorted(children.get(name, []))
         below = prefix + {"": "", "├─ ": "│  ", "└─ ": "   "}[branch]
         for i, c in enumerate(kids):
@@ -109,7 +109,7 @@ def versions(as_json: JsonOpt = False) -> None:
 
     for root in sorted(children.get(None, [])):
         walk(root, "", "")
-    console.table(f"versions in {listing.root}", ["version", "kind", "rows", "shards"], lines)
+    console.table(f"versions in {listing.root}", ["version", "kind", "storage", "rows", "shards"], lines)
 
 
 @app.command(rich_help_panel=LOOK)
