@@ -148,9 +148,13 @@ def _sides(work: Path) -> tuple[Any, Any]:
 
 
 def child_polars_keyed(work: Path) -> dict[str, Any]:
+    return _polars_keyed_counts(*_sides(work))
+
+
+def _polars_keyed_counts(a: Any, b: Any) -> dict[str, Any]:
+    """polars' keyed diff of two lazy frames on SAMPLE_ID (a full join): rows added, removed and changed."""
     import polars as pl
 
-    a, b = _sides(work)
     cols = [c for c in a.collect_schema().names() if c != "SAMPLE_ID"]
     j = a.join(b, on="SAMPLE_ID", how="full", suffix="_b", coalesce=False)
     differs = pl.any_horizontal([pl.col(c).ne_missing(pl.col(c + "_b")) for c in cols])
@@ -298,17 +302,8 @@ def child_polars_keyed_release(work: Path) -> dict[str, Any]:
     """polars full join on SAMPLE_ID of orig's files and v2 as published (materialised, whatever its storage)."""
     import polars as pl
 
-    a = pl.scan_parquet(str(work / "src" / "*.parquet"))
-    b = pl.scan_parquet(str(work / "out" / "release-v2" / "data" / "*.parquet"))
-    cols = [c for c in a.collect_schema().names() if c != "SAMPLE_ID"]
-    j = a.join(b, on="SAMPLE_ID", how="full", suffix="_b", coalesce=False)
-    differs = pl.any_horizontal([pl.col(c).ne_missing(pl.col(c + "_b")) for c in cols])
-    res = j.select(
-        added=pl.col("SAMPLE_ID").is_null().sum(),
-        removed=pl.col("SAMPLE_ID_b").is_null().sum(),
-        changed=(pl.col("SAMPLE_ID").is_not_null() & pl.col("SAMPLE_ID_b").is_not_null() & differs).sum(),
-    ).collect(engine="streaming").row(0, named=True)
-    return {k: int(v) for k, v in res.items()}
+    return _polars_keyed_counts(pl.scan_parquet(str(work / "src" / "*.parquet")),
+                                pl.scan_parquet(str(work / "out" / "release-v2" / "data" / "*.parquet")))
 
 
 def child_relake_url_cache(work: Path) -> dict[str, Any]:
