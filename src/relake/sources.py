@@ -22,13 +22,15 @@ from typing import Literal
 import duckdb
 from duckdb import ColumnExpression, ConstantExpression
 
+from relake.crowd import PRIVATE_DIR
 from relake.db import Db, detect_roles
 from relake.errors import InputError, InvalidNameError, NotFoundError, duckdb_errors
-from relake.identity import SUMS_FILE, check_owned, check_release, check_shard_bytes, check_unchanged
+from relake.identity import IDENTITIES, SUMS_FILE, check_owned, check_release, check_shard_bytes, check_unchanged
 from relake.jsonfile import JSON_ERRORS, read_json_text
 from relake.lake import VERSION_FILE, Lake, check_user_path, has_glob_chars
 from relake.record import Column, Roles, Version
 from relake.remote import redact_text
+from relake.urlcache import cache_root
 from relake.vectors import dropped_between, surviving
 
 
@@ -204,21 +206,22 @@ def resolve_side(lake: Lake, db: Db, spec: str, *, verify: bool = False) -> Side
     return _version_side(lake, spec, lake.load_version(spec), lake.version_dir(spec), False, verify)
 
 
-_PRIVATE_PARTS = frozenset(("url-cache", "private", "blocklists", "identities", "staging", "tmp"))
-
-
 def _refuse_private(lake: Lake, paths: Sequence[Path]) -> None:
     """The lake's private parts are never read as rows: a version's files beside its data (removed.parquet, the
-    deletion vector), the URL caches, the blocklists and the private log; a version's own ``data/`` reads."""
+    deletion vector), the URL caches, the blocklists, the private log and relake's own working folders; a
+    version's own ``data/`` reads."""
     root = lake.root.resolve()
+    parts_of = (lake.blocklists_dir, lake.staging_dir, lake.tmp_dir, lake.root / IDENTITIES, lake.root / PRIVATE_DIR,
+                cache_root(lake))
+    private_dirs = [d.resolve() for d in parts_of]
     for p in paths:
         rel = p.resolve()
         if not rel.is_relative_to(root):
             continue
         parts = rel.relative_to(root).parts
-        private = (parts[0] in _PRIVATE_PARTS if parts else False) or (
-            parts[:1] == ("versions",) and not (len(parts) >= 4 and parts[2] == "data"))
-        if private:
+        in_version = rel.is_relative_to(lake.versions_dir.resolve())
+        if any(rel.is_relative_to(d) for d in private_dirs) or (in_version and not (
+                len(parts) >= 4 and parts[2] == "data")):
             raise InputError(f"{p}: a private part of the lake ({'/'.join(parts[:2])}), not a version's data; give "
                              "the version's name (or its folder) instead")
 
