@@ -7,6 +7,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -356,3 +358,85 @@ def test_an_ancestor_diff_refuses_a_key_the_larger_side_repeats(tmp_path: Path, 
     r = CliRunner().invoke(app, ["--lake", str(lake.root), "diff", *order, "--key", "SAMPLE_ID"])
     assert r.exit_code == 2, (r.stdout, r.stderr)
     assert ("SAMPLE_ID" in r.stderr and "not unique" in r.stderr.lower()) or "duplicate" in r.stderr.lower(), r.stderr
+
+
+@pytest.mark.parametrize("limit", ["0", "2", "5", "1000", "1001"])
+@pytest.mark.parametrize("mode", [("--key", "SAMPLE_ID"), (), ("--key", "URL,TEXT")])
+@pytest.mark.parametrize(("a", "b"), [("orig", "v"), ("v", "orig"), ("v", "w")])
+def test_an_ancestor_diff_without_out_shows_the_same_examples_as_the_materialised(
+    plain_pair: Lake, a: str, b: str, mode: tuple[str, ...], limit: str
+) -> None:
+    """Without --out the ancestor diff reads the key and URL of the rows one side drops and the whole row of the
+    examples only: the same counts, domains, shards and example rows (every column) as the materialised
+    versions' full diff, on screen and in --json."""
+    runner = CliRunner()
+    got = []
+    for x, y in ((a, b), (a if a == "orig" else a + "-m", b if b == "orig" else b + "-m")):
+        args = ["--lake", str(plain_pair.root), "diff", x, y, "--no-buckets", "--limit", limit, *mode]
+        r = runner.invoke(app, [*args, "--json"])
+        assert r.exit_code == 1, r.stderr
+        data = json.loads(r.stdout)
+        screen = runner.invoke(app, args, terminal_width=200)
+        assert screen.exit_code == 1, screen.stderr
+        got.append(({k: data[k] for k in ("rows", "mode", "key", "removed_by_domain", "examples")},
+                    [s["rows"] for s in data["removed_by_shard"]],
+                    _example_lines(screen.stdout)))
+    vec, mat = got
+    assert vec == mat
+    shown = vec[0]["examples"]
+    assert len(shown) == min(int(limit), vec[0]["rows"]["removed"] + vec[0]["rows"]["added"])
+
+
+def _example_lines(screen: str) -> list[str]:
+    """The example rows of a diff's screen output (from the first 'removed N' or 'added N' heading on)."""
+    lines = [line.rstrip() for line in screen.splitlines()]
+    start = next((i for i, line in enumerate(lines) if re.fullmatch(r"(removed|added) \d+", line)), len(lines))
+    return lines[start:]
+
+
+def test_ingest_records_whether_the_id_column_is_a_key(tmp_path: Path) -> None:
+    """Ingest records, for the id column, its rows, repeated values and NULLs (counted here with a Counter): for
+    genuine LAION rows (their pandas index as the id), and for the same rows with repeats and NULLs put in."""
+    real = pq.read_table(Path(__file__).parent / "data" / "laion-real-1000.parquet")
+    col = "__index_level_0__"
+    ids = real.column(col).to_pylist()
+    spoilt = ids[:]
+    spoilt[10] = spoilt[11] = spoilt[12] = spoilt[500]
+    spoilt[20] = spoilt[21]
+    spoilt[30] = spoilt[31] = None
+    for name, values in (("clean", ids), ("spoilt", spoilt)):
+        table = real.set_column(real.schema.get_field_index(col), col, pa.array(values, real.schema.field(col).type))
+        write_table(table, tmp_path / name / "part-00000.parquet")
+        lake = Lake.at(tmp_path / f"lake-{name}")
+        version = ingest_version(lake, "orig", [str(tmp_path / name)], id_col=col)
+        counts = Counter(v for v in values if v is not None)
+        want = {"columns": [col], "rows": len(values), "dup_keys": sum(1 for n in counts.values() if n > 1),
+                "null_rows": sum(1 for v in values if v is None)}
+        assert version.stats["keys"] == [want]
+        assert json.loads((lake.version_dir("orig") / "version.json").read_text())["stats"]["keys"] == [want]
+    assert want["dup_keys"] == 2 and want["null_rows"] == 2
+    assert "keys" not in ingest_version(Lake.at(tmp_path / "lake-none"), "orig", [str(tmp_path / "clean")]).stats
+
+
+def test_an_ancestor_diff_trusts_the_roots_recorded_key_and_scans_any_other(
+    plain_pair: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The root's ingest found SAMPLE_ID a key of all its rows, so the ancestor diff by it scans no key; by any
+    other key (or for unrelated sides) the key is scanned as before."""
+    import relake.diff as diff_mod
+
+    scans: list[int] = []
+    real = diff_mod.check_key
+
+    def spy(*args: object) -> object:
+        scans.append(1)
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(diff_mod, "check_key", spy)
+    counts = []
+    for a, b, key in (("orig", "w", ["SAMPLE_ID"]), ("w", "v", ["SAMPLE_ID"]), ("orig", "v", ["URL", "TEXT"]),
+                      ("v-m", "w", ["SAMPLE_ID"])):
+        before = len(scans)
+        diff_mod.diff_versions(plain_pair, a, b, key=key, use_buckets=False)
+        counts.append(len(scans) - before)
+    assert counts == [0, 0, 1, 1]

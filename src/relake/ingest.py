@@ -24,6 +24,8 @@ import duckdb
 
 from relake import __version__
 from relake.db import Db, connect, detect_roles
+from relake.diff.columns import Compared
+from relake.diff.local import KEY_FACTS, key_facts
 from relake.errors import InputError, NotFoundError, RelakeError, duckdb_errors
 from relake.fingerprint import fingerprint_and_row_hashes
 from relake.identity import FileIdentity, hash_with_identity, note_identities, note_record
@@ -230,6 +232,10 @@ def ingest_version(
             scanned = [staging.path / sh.path for sh in shards] if copy else paths
             with duckdb_errors("cannot read the sources"):
                 fp, row_hash = fingerprint_and_row_hashes(db, scanned)
+                # whether the id column is a key, so a diff of two versions over these rows need not scan for it
+                keys = [] if roles.id is None else [key_facts(
+                    db, db.con.read_parquet([db.plain_path(p) for p in scanned]),
+                    [Compared(roles.id, roles.id, roles.id, as_text=False)])]
         total_rows = sum(f.rows for f in facts)
         if fp.rows != total_rows:
             raise InputError(f"row counts disagree: footers say {total_rows}, a scan found {fp.rows}")
@@ -246,7 +252,7 @@ def ingest_version(
             tool={"relake": __version__, "duckdb": duckdb.__version__},
             sources=tuple(labels),
             storage="lake" if copy else "reference",
-            stats={"row_hash": row_hash} if row_hash is not None else {},
+            stats={**({"row_hash": row_hash} if row_hash is not None else {}), **({KEY_FACTS: keys} if keys else {})},
         )
         (staging.path / "version.json").write_text(version.to_json(), encoding="utf-8")
         checkpoint("ingest:before-publish")

@@ -47,7 +47,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import duckdb
-from duckdb import ColumnExpression, ConstantExpression, StarExpression
+from duckdb import ColumnExpression, ConstantExpression
 
 from relake.db import Db, connect
 from relake.diff.columns import (
@@ -64,14 +64,16 @@ from relake.diff.local import (
     compare_keyless,
     differing_buckets,
     keyed_views,
+    narrowed_tables,
     provenance,
+    recorded_unique,
     sensitive_removals,
     without,
 )
 from relake.diff.report import OUT_FORMATS, DiffSummary, example_rows, out_format, removal_breakdown, write_out
 from relake.diff.shuffle import keyed_keys_on, keyed_rows_on
 from relake.engine import Engine
-from relake.errors import InputError, duckdb_errors
+from relake.errors import InputError, RelakeError, duckdb_errors
 from relake.identity import REMOVED_FILE
 from relake.lake import Lake
 from relake.sources import Side, lineage_pair, read_side, resolve_side
@@ -136,7 +138,7 @@ def diff_versions(
             narrowed = lineage_pair(db, a, b) if engine is None and not pairs and sensitive is None else None
             summary = _run(db, lake, a, b, a_src, b_src, compared, changes, key, keyless, pairs, use_buckets, top,
                            engine=engine, withhold=sensitive is not None, memory_limit=memory_limit,
-                           narrowed=narrowed)
+                           narrowed=narrowed, examples=None if out is not None else limit)
             if sensitive is not None:
                 all_a, all_b = query("diff/sensitive_count").rows(db.con)[0]
                 summary.count_withheld(int(all_a) - summary.rows_a, int(all_b) - summary.rows_b)
@@ -165,9 +167,12 @@ def _run(
     pairs: list[tuple[str, str]], use_buckets: bool, top: int,
     engine: Engine | None = None, withhold: bool = False, memory_limit: str | None = None,
     narrowed: tuple[duckdb.DuckDBPyRelation, duckdb.DuckDBPyRelation] | None = None,
+    examples: int | None = None,
 ) -> DiffSummary:
     """``narrowed``: the rows only A and only B hold (``sources.lineage_pair``); then the key is still checked on
-    the whole sides (its columns only) and only these rows are compared."""
+    the whole sides (its columns only, unless the root's record says it is a key) and only these rows are
+    compared: with ``examples`` (not None) only the summary's columns of every row, and the whole row of the
+    examples shown (``narrowed_tables``); else every row whole, for ``--out``."""
     if not compared:
         raise InputError(f"{a.spec} and {b.spec} have no column in common; map them with --map A_COL=B_COL")
     by_name = {x.name: x for x in compared}
@@ -182,6 +187,8 @@ def _run(
         if engine is None and narrowed is not None and a.version is not None and b.version is not None:
             # one side's rows are a subset of the other's (the same root rows, fewer dropped): a key unique and
             # never NULL on the larger side is so on the smaller, so only the larger is scanned
+            if _root_key(lake, a if b.version.rows <= a.version.rows else b, keys):
+                return [], (a.version.rows, b.version.rows)  # the root's ingest found it a key of every row
             none = ConstantExpression(False)
             if b.version.rows <= a.version.rows:
                 return check_key(db, a_src, b_src.filter(none), keys)
@@ -226,8 +233,8 @@ def _run(
 
     values = [x for x in compared if x.name not in key_cols]
     if narrowed is not None:  # read once (by position: few rows), kept as tables with their file index
-        for rel, table in zip(narrowed, ("relake_only_a", "relake_only_b"), strict=True):
-            rel.select(StarExpression(), ColumnExpression("file_index").alias("file_index")).create(table)
+        narrowed_tables(db, a, narrowed, [by_name[k] for k in key_cols],
+                        [] if a.roles.url is None else [a.roles.url], examples if key_cols else None)
         a_src, b_src = db.con.table("relake_only_a"), db.con.table("relake_only_b")
         assert a.version is not None and b.version is not None
         side_rows = a.version.rows, b.version.rows  # from the records (the shards' identities were checked)
@@ -257,6 +264,19 @@ def _run(
         removal_breakdown(db, summary, a, key_cols, values, top)
     return summary
 
+
+
+def _root_key(lake: Lake, side: Side, keys: list[Compared]) -> bool:
+    """Whether the record of ``side``'s lineage root (itself, or the version its deletion vector drops rows of)
+    says ``keys`` are a key of all the root's rows, which ``side``'s rows are a subset of."""
+    if side.version is None or any(k.as_text or k.a != k.b or k.a != k.name for k in keys):
+        return False
+    try:
+        root = side.version if side.version.vector is None else lake.load_version(side.version.vector.root)
+    except RelakeError:
+        return False  # then the key is checked by a scan, as for any pair
+    return [s.sha256 for s in root.shards] == [s.sha256 for s in side.version.shards] and \
+        recorded_unique(root, [k.name for k in keys])
 
 
 def _explicit_key(
