@@ -366,11 +366,17 @@ def test_property_clean_removes_exactly_the_diff(tmp_path_factory: pytest.TempPa
         assert got == project([(u, c, i) for u, c, i, p in rows if not gone((u, c, i, p))])
 
 
+@pytest.mark.parametrize("fetch_max", [None, 0])
 def test_a_manifest_through_the_url_cache_equals_one_computed_from_every_kept_row(
-        genuine: tuple[Lake, Path, list[Row]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        genuine: tuple[Lake, Path, list[Row]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        fetch_max: int | None) -> None:
     """With URL caches (ingest writes them), a manifest canonicalises only the kept rows whose cached hash prefix
-    is a removed row's; the entries must be exactly those computed from every kept row (no cache)."""
+    is a removed row's, read by position (or, above ``_FETCH_MAX`` of them, by a semi join over every kept row);
+    the entries must be exactly those computed from every kept row (no cache), kept twins of removed URLs
+    included."""
     lake, _root, _rows = genuine
+    if fetch_max is not None:
+        monkeypatch.setattr(publish_mod, "_FETCH_MAX", fetch_max)
     used: list[bool] = []
     real = publish_mod.ensure_url_caches
 
@@ -396,5 +402,7 @@ def test_a_manifest_through_the_url_cache_equals_one_computed_from_every_kept_ro
             plain = json.loads((tmp_path / f"plain-{b}-{a}" / "manifest.json").read_text(encoding="utf-8"))
             assert cached == plain
         assert used and not any(used)
+        levels = json.loads((tmp_path / "plain-rel2-orig" / "manifest.json").read_text(encoding="utf-8"))
+        assert levels["entries"]["caption"] + levels["entries"]["key"] > 0, levels
     finally:
         shutil.move(aside, cache)

@@ -66,6 +66,7 @@ from relake.urlcache import ensure_url_caches
 from relake.vectors import (
     SurvivingJob,
     read_positions,
+    rows_at,
     surviving,
     surviving_label,
     write_surviving_hashed,
@@ -76,6 +77,7 @@ MANIFEST_FORMAT = "relake.manifest/2"
 URL_ONLY_FORMATS = ("relake.manifest/1", "relake.record/1")
 MATCH_LEVELS = ("url", "caption", "key")
 REPORT_FILE = "report.html"  # a release's public report (relake.page)
+_FETCH_MAX = 10_000  # kept rows sharing a removed row's URL-hash prefix read by position up to this many (_bind_kept)
 IDENTIFIES = ("match='url': every row of the canonical URL (url_sha256); match='caption': the rows of the URL "
               "with one caption (caption_sha256 over url_sha256 and the caption, NULL distinct); match='key': "
               "one row among rows of one URL and caption (key_sha256 over caption_sha256 and the row id as "
@@ -113,22 +115,36 @@ def _bind_kept(db: Db, lake: Lake, version: Version) -> None:
 
     r = version.roles
     rel = db.con.read_parquet(paths)
+    deletes = None
     if version.vector is not None:
         check_owned(version, vdir, version.vector.path)
-        rel = surviving(db, rel, vdir / version.vector.path)
+        deletes = vdir / version.vector.path
     caches = None if r.url is None else ensure_url_caches(
         lake, db, version.shards, [version.shard_path(vdir, s) for s in version.shards], r.url, write=False)
-    if caches is not None:  # only the kept rows whose cached canonical-hash prefix is a removed row's: no other
-        # row's canonical URL can equal a removed one, so no other row is canonicalised (or read past the cache)
-        cache = db.con.read_parquet([db.plain_path(f) for f in caches.files]).select(
-            ColumnExpression("file_index").alias("relake_ci"), ColumnExpression("file_row_number").alias("relake_cp"),
-            ColumnExpression("h32"))
-        # a table of the few candidates (exact size known): the join below builds on it, not on the kept rows
-        cache.join(query("manifest/removed_prefixes").relation(db.con), "h32", how="semi").create(
-            "relake_kept_candidates")
+    if caches is None:
+        rel = rel if deletes is None else surviving(db, rel, deletes)
+    else:  # only the kept rows whose cached canonical-hash prefix is a removed row's: no other row's canonical
+        # URL can equal a removed one, so no other row is canonicalised (or read past the cache)
+        cache = db.con.read_parquet([db.plain_path(f) for f in caches.files])
+        if deletes is not None:  # (the removed rows themselves are candidates too: dropped here)
+            cache = surviving(db, cache, deletes)
+        # a table of the few candidates (exact size known): what follows builds on it, not on the kept rows
+        cache.select(ColumnExpression("file_index").alias("relake_ci"),
+                     ColumnExpression("file_row_number").alias("relake_cp"), ColumnExpression("h32")).join(
+            query("manifest/removed_prefixes").relation(db.con), "h32", how="semi").create("relake_kept_candidates")
         wanted = db.con.table("relake_kept_candidates")
-        rel = rel.join(wanted, (ColumnExpression("file_index") == ColumnExpression("relake_ci"))
-                       & (ColumnExpression("file_row_number") == ColumnExpression("relake_cp")), how="semi")
+        # (kept twins of removed URLs, and hash-prefix collisions)
+        few = wanted.select(ColumnExpression("relake_ci"), ColumnExpression("relake_cp")).limit(
+            _FETCH_MAX + 1).fetchall()
+        if len(few) <= _FETCH_MAX:
+            chosen: dict[int, list[int]] = {}
+            for ci, cp in few:
+                chosen.setdefault(int(ci), []).append(int(cp))
+            rel = rows_at(db, [version.shard_path(vdir, s) for s in version.shards], chosen) or rel.filter(
+                ConstantExpression(False))  # read from the row groups holding them only
+        else:
+            rel = rel.join(wanted, (ColumnExpression("file_index") == ColumnExpression("relake_ci"))
+                           & (ColumnExpression("file_row_number") == ColumnExpression("relake_cp")), how="semi")
     rel.select(role(r.url, "url"), role(r.caption, "caption"),
                                       role(r.id, "id")).create_view("kept_rows", replace=True)
 

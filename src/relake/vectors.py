@@ -20,7 +20,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
-from duckdb import ColumnExpression, ConstantExpression
+from duckdb import ColumnExpression, ConstantExpression, StarExpression
 
 from relake.db import Db, bind_shard, write_parquet_stable, write_shard
 from relake.engine import job_connection, plain_file
@@ -91,6 +91,24 @@ def dropped_between(db: Db, rel: duckdb.DuckDBPyRelation, more: Path, fewer: Pat
     key = ColumnExpression("file_index").cast(_BIGINT) * ConstantExpression(1 << _SHIFT) \
         + ColumnExpression("file_row_number").cast(_BIGINT)
     return rel.join(between, key == ColumnExpression(_DROP), how="semi")
+
+
+def rows_at(db: Db, paths: Sequence[Path], chosen: dict[int, list[int]]) -> duckdb.DuckDBPyRelation | None:
+    """The rows at these positions (``{file index: positions}``) of a set of files, with ``file_index`` (BIGINT)
+    as the position's file: each file read alone, filtered by a constant list of positions, which DuckDB's
+    parquet reader prunes by row group, so only the row groups holding them are read (a semi join on
+    ``file_row_number`` reads them all). None when none is chosen. For a few rows: scattered positions each
+    cost a row group."""
+    parts = [db.con.read_parquet(db.plain_path(paths[fi])).filter(ColumnExpression("file_row_number").isin(
+                *(ConstantExpression(p) for p in positions))).select(
+                StarExpression(), ConstantExpression(fi).cast(_BIGINT).alias("file_index"))
+             for fi, positions in sorted(chosen.items()) if positions]
+    if not parts:
+        return None
+    rel = parts[0]
+    for part in parts[1:]:
+        rel = rel.union(part)
+    return rel
 
 
 def shard_rows(con: duckdb.DuckDBPyConnection, path: str, deletes: str | None, shard: int

@@ -23,6 +23,7 @@ from relake.lake import Lake
 from relake.record import Fingerprint, Version
 from relake.sources import Side
 from relake.sql import query
+from relake.vectors import rows_at
 
 _MAX_CHAIN = 1000
 _BIGINT = duckdb.sqltype("BIGINT")
@@ -102,23 +103,19 @@ def narrowed_tables(db: Db, side: Side, narrowed: tuple[duckdb.DuckDBPyRelation,
         for fi, fr in lit.sort(key_expr(keys, "a")).limit(examples).select(
                 ColumnExpression(_FI), ColumnExpression(_FR)).fetchall():
             chosen.setdefault(int(fi), []).append(int(fr))
-        parts: list[duckdb.DuckDBPyRelation] = []
         shown: Expression = ConstantExpression(False)
-        for fi, positions in sorted(chosen.items()):
-            rows = ColumnExpression("file_row_number").isin(*(ConstantExpression(p) for p in positions))
-            parts.append(db.con.read_parquet(db.plain_path(side.paths[fi])).filter(rows).select(  # (the row
-                StarExpression(), ConstantExpression(fi).cast(_BIGINT).alias("file_index")))  # groups holding them)
+        for fi, positions in chosen.items():
             shown = shown | ((ColumnExpression(_FI) == ConstantExpression(fi))
                              & ColumnExpression(_FR).isin(*(ConstantExpression(p) for p in positions)))
         types = dict(zip(names, rel.dtypes, strict=True))
-        parts.append(lit.filter(~shown).select(
+        whole = lit.filter(~shown).select(
             *(ColumnExpression(c) if c in kept else ConstantExpression(None).cast(types[c]).alias(c) for c in names),
-            ColumnExpression(_FI).cast(_BIGINT).alias("file_index")))
-        whole = parts[0]
-        for part in parts[1:]:
-            whole = whole.union(part)
+            ColumnExpression(_FI).cast(_BIGINT).alias("file_index"))
+        examples_whole = rows_at(db, side.paths, chosen)
+        if examples_whole is not None:
+            whole = examples_whole.union(whole)
         whole.create(table)
-        db.con.execute(query("diff/drop_light").text)
+        query("diff/drop_light").run(db.con)
 
 
 def compare_keyed(db: Db, values: list[Compared], engine_rows: AbstractContextManager[None] | None = None) -> None:
