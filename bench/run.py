@@ -479,7 +479,8 @@ duckdb.connect().execute("COPY (SELECT * FROM read_parquet($f) LIMIT $n) TO $o (
 
 
 def setup(work: Path, rows: int, shard_rows: int, copy_rows: int, fresh: bool) -> dict[str, Any]:
-    params = {"rows": rows, "shard_rows": shard_rows, "copy_rows": copy_rows, "seed": SEED, "format": 1}
+    # format 2: ingest records whether the id column is a key (stats.keys), which the ancestor diff relies on
+    params = {"rows": rows, "shard_rows": shard_rows, "copy_rows": copy_rows, "seed": SEED, "format": 2}
     stamp = work / "setup.json"
     if not fresh and stamp.is_file():
         saved = json.loads(stamp.read_text())
