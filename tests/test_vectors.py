@@ -11,6 +11,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -21,6 +22,7 @@ from helpers import Cli, fails, found, ok, sha256_of, version_shard_tables, writ
 from relake.build import build_version
 from relake.cli import app
 from relake.db import connect
+from relake.diff import diff_versions
 from relake.ingest import ingest_version
 from relake.lake import Lake
 from relake.record import OwnedFile, sha256_file
@@ -440,3 +442,34 @@ def test_an_ancestor_diff_trusts_the_roots_recorded_key_and_scans_any_other(
         diff_mod.diff_versions(plain_pair, a, b, key=key, use_buckets=False)
         counts.append(len(scans) - before)
     assert counts == [0, 0, 1, 1]
+
+
+def test_an_ancestor_diff_takes_the_dropped_rows_urls_from_the_builds_records_or_else_reads_them(
+    plain_pair: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The URLs of the rows one side drops come from the builds' removed.parquet when they name exactly those
+    rows (no read of the shards' URL column); refused, the URLs are read from the shards: the same summary."""
+    import relake.diff.local as local_mod
+
+    taken: list[bool] = []
+    real = local_mod._light_from_records
+
+    def spy(*args: Any) -> bool:
+        got = real(*args)
+        taken.append(got)
+        return got
+
+    def summary(a: str, b: str) -> dict[str, Any]:
+        s = diff_versions(plain_pair, a, b, key=["SAMPLE_ID"], use_buckets=False, limit=3)
+        return {"rows": (s.rows_a, s.rows_b, s.added, s.removed), "domains": s.removed_by_domain,
+                "shards": [(x["shard"], x["rows"]) for x in s.removed_by_shard], "examples": s.examples}
+
+    monkeypatch.setattr(local_mod, "_light_from_records", spy)
+    pairs = (("orig", "v"), ("v", "orig"), ("orig", "w"), ("v", "w"))
+    through_records = [summary(a, b) for a, b in pairs]
+    assert taken.count(True) == len(pairs)  # (once per diff: the side holding the differing rows)
+    monkeypatch.setattr(local_mod, "_light_from_records", lambda *args: False)
+    assert [summary(a, b) for a, b in pairs] == through_records
+    assert [summary(a + "-m" if a != "orig" else a, b + "-m" if b != "orig" else b) for a, b in pairs] == \
+        through_records
+    assert all(bool(s["domains"]) == (s["rows"][3] > 0) for s in through_records)

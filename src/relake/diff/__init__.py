@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -67,6 +68,7 @@ from relake.diff.local import (
     narrowed_tables,
     provenance,
     recorded_unique,
+    removal_records,
     sensitive_removals,
     without,
 )
@@ -233,8 +235,8 @@ def _run(
 
     values = [x for x in compared if x.name not in key_cols]
     if narrowed is not None:  # read once (by position: few rows), kept as tables with their file index
-        narrowed_tables(db, a, narrowed, [by_name[k] for k in key_cols],
-                        [] if a.roles.url is None else [a.roles.url], examples if key_cols else None)
+        narrowed_tables(db, a, narrowed, [by_name[k] for k in key_cols], a.roles.url,
+                        examples if key_cols else None, _records(lake, a, b))
         a_src, b_src = db.con.table("relake_only_a"), db.con.table("relake_only_b")
         assert a.version is not None and b.version is not None
         side_rows = a.version.rows, b.version.rows  # from the records (the shards' identities were checked)
@@ -264,6 +266,19 @@ def _run(
         removal_breakdown(db, summary, a, key_cols, values, top)
     return summary
 
+
+
+def _records(lake: Lake, a: Side, b: Side) -> tuple[list[Path], int] | None:
+    """The removal records of the builds from one side to the other when one descends from the other and each
+    build's record is checked (``local.removal_records``), with the number of rows the sides differ by."""
+    if a.version is None or b.version is None or a.folder is None or b.folder is None:
+        return None
+    for up, down, folder in ((a.version, b.version, b.folder), (b.version, a.version, a.folder)):
+        chain = removal_records(lake, up, down, folder)
+        if isinstance(chain, tuple):
+            files, unrecorded = chain
+            return None if unrecorded else (files, abs(a.version.rows - b.version.rows))
+    return None
 
 
 def _root_key(lake: Lake, side: Side, keys: list[Compared]) -> bool:

@@ -29,6 +29,7 @@ _MAX_CHAIN = 1000
 _BIGINT = duckdb.sqltype("BIGINT")
 _HYDRATE_MAX = 1000  # narrowed_tables: more examples than this are read with every row (a scan either way)
 _LIGHT, _FI, _FR = "relake_light", "relake_file_index", "relake_file_row_number"  # narrowed_tables
+_RS, _RP, _RU, _MISSING = "relake_rec_shard", "relake_rec_position", "relake_rec_url", "relake_rec_missing"
 _BUCKET_MASK = (1 << 18) - 1  # keyless: 262,144 hash buckets, compared before any row is grouped
 
 
@@ -79,7 +80,8 @@ def recorded_unique(version: Version, columns: Sequence[str]) -> bool:
 
 
 def narrowed_tables(db: Db, side: Side, narrowed: tuple[duckdb.DuckDBPyRelation, duckdb.DuckDBPyRelation],
-                    keys: list[Compared], light: list[str], examples: int | None) -> None:
+                    keys: list[Compared], url: str | None, examples: int | None,
+                    records: tuple[list[Path], int] | None = None) -> None:
     """TEMP TABLEs ``relake_only_a`` and ``relake_only_b`` (every column and ``file_index``) from the rows only
     one side of a lineage pair holds (``sources.lineage_pair``: one of them empty, all added or all removed).
 
@@ -89,15 +91,23 @@ def narrowed_tables(db: Db, side: Side, narrowed: tuple[duckdb.DuckDBPyRelation,
     and the whole row only for the ``examples`` rows of lowest key (those the summary shows: ``examples_keyed``
     orders by key), read by position from the row groups holding them; the other columns of the other rows
     are NULL and never shown. ``examples`` None (``--out``: every row is written) or above ``_HYDRATE_MAX``:
-    every row whole."""
+    every row whole.
+
+    ``records``: the ``removed.parquet`` of the builds between the sides (``removal_records``, each checked
+    against its sha256) and how many rows differ. Each lists the rows its build dropped, by root position,
+    with the URL as text, read from the base when it was built: a VARCHAR URL is taken from there, not from
+    the shards' URL column (the largest), when they name exactly the differing rows; else it is read."""
     for rel, table in zip(narrowed, ("relake_only_a", "relake_only_b"), strict=True):
         if examples is None or examples > _HYDRATE_MAX:
             rel.select(StarExpression(), ColumnExpression("file_index").alias("file_index")).create(table)
             continue
         names = list(rel.columns)
-        kept = [c for c in names if c in {*(k.a for k in keys), *light}]
-        rel.select(*(ColumnExpression(c) for c in kept), ColumnExpression("file_index").alias(_FI),
-                   ColumnExpression("file_row_number").alias(_FR)).create(_LIGHT)
+        types = dict(zip(names, rel.dtypes, strict=True))
+        kept = [c for c in names if c in {*(k.a for k in keys), url}]
+        if not (records is not None and url in kept and url not in {k.a for k in keys}
+                and str(types[url]) == "VARCHAR" and _light_from_records(db, rel, kept, url, records)):
+            rel.select(*(ColumnExpression(c) for c in kept), ColumnExpression("file_index").alias(_FI),
+                       ColumnExpression("file_row_number").alias(_FR)).create(_LIGHT)
         lit = db.con.table(_LIGHT)
         chosen: dict[int, list[int]] = {}
         for fi, fr in lit.sort(key_expr(keys, "a")).limit(examples).select(
@@ -107,7 +117,6 @@ def narrowed_tables(db: Db, side: Side, narrowed: tuple[duckdb.DuckDBPyRelation,
         for fi, positions in chosen.items():
             shown = shown | ((ColumnExpression(_FI) == ConstantExpression(fi))
                              & ColumnExpression(_FR).isin(*(ConstantExpression(p) for p in positions)))
-        types = dict(zip(names, rel.dtypes, strict=True))
         whole = lit.filter(~shown).select(
             *(ColumnExpression(c) if c in kept else ConstantExpression(None).cast(types[c]).alias(c) for c in names),
             ColumnExpression(_FI).cast(_BIGINT).alias("file_index"))
@@ -116,6 +125,32 @@ def narrowed_tables(db: Db, side: Side, narrowed: tuple[duckdb.DuckDBPyRelation,
             whole = examples_whole.union(whole)
         whole.create(table)
         query("diff/drop_light").run(db.con)
+
+
+def _light_from_records(db: Db, rel: duckdb.DuckDBPyRelation, kept: list[str], url: str,
+                        records: tuple[list[Path], int]) -> bool:
+    """TEMP TABLE ``_LIGHT`` of ``narrowed_tables`` with the URL from the builds' records; False (and no table)
+    unless they name every differing row exactly once."""
+    files, differing = records
+    recs = db.con.read_parquet([db.plain_path(p) for p in files], union_by_name=True)
+    if not {"shard", "position", "url"} <= set(recs.columns):
+        return False
+    recs = recs.select(ColumnExpression("shard").cast(_BIGINT).alias(_RS),
+                       ColumnExpression("position").cast(_BIGINT).alias(_RP), ColumnExpression("url").alias(_RU))
+    light = rel.select(*(ColumnExpression(c) for c in kept if c != url),
+                       ColumnExpression("file_index").cast(_BIGINT).alias(_FI),
+                       ColumnExpression("file_row_number").cast(_BIGINT).alias(_FR))
+    at = (ColumnExpression(_FI) == ColumnExpression(_RS)) & (ColumnExpression(_FR) == ColumnExpression(_RP))
+    light.join(recs, at, how="left").select(
+        *(ColumnExpression(_RU).alias(c) if c == url else ColumnExpression(c) for c in kept),
+        ColumnExpression(_FI), ColumnExpression(_FR), ColumnExpression(_RS).isnull().alias(_MISSING)).create(_LIGHT)
+    table = db.con.table(_LIGHT)
+    rows = table.count("*").fetchall()[0][0]
+    missing = table.filter(ColumnExpression(_MISSING)).count("*").fetchall()[0][0]
+    if rows == differing and missing == 0:
+        return True
+    query("diff/drop_light").run(db.con)
+    return False
 
 
 def compare_keyed(db: Db, values: list[Compared], engine_rows: AbstractContextManager[None] | None = None) -> None:
@@ -208,35 +243,45 @@ def without(src: duckdb.DuckDBPyRelation, side: Side, sensitive: duckdb.DuckDBPy
     return withhold(src, side.roles.url, side.roles.id, sensitive)
 
 
+def removal_records(lake: Lake, a: Version, b: Version, b_folder: Path) -> tuple[list[Path], list[str]] | str | None:
+    """The ``removed.parquet`` of every build from A to B (B's first), when B was built from A through a chain of
+    derived versions, and the names of those whose file has no recorded sha256; a note when a build of the
+    chain recorded none; None when B does not descend from A."""
+    files: list[Path] = []
+    unrecorded: list[str] = []
+    current, folder = b, b_folder
+    for _ in range(_MAX_CHAIN):
+        if current.kind != "derived":
+            return None
+        removed = folder / REMOVED_FILE
+        if not removed.is_file():
+            return f"version {current.name} has no {REMOVED_FILE}; removals by rule unknown"
+        if not check_owned(current, folder, require_record=False):
+            unrecorded.append(current.name)
+        files.append(removed)
+        if current.parent is None:
+            return None
+        if current.parent == a.name:
+            return files, unrecorded
+        try:
+            current = lake.load_version(current.parent)
+        except NotFoundError:
+            return None
+        folder = lake.version_dir(current.name)
+    return None
+
+
 def provenance(db: Db, lake: Lake, a: Side, b: Side, summary: DiffSummary) -> None:
     """Removals by rule and category when B was built from A (through any chain of derived versions) and each
     build recorded ``removed.parquet`` with ``rules`` and ``categories`` list columns. Skipped otherwise."""
     if a.version is None or b.version is None or b.folder is None or b.version.kind != "derived":
         return
-    files: list[Path] = []
-    unrecorded: list[str] = []
-    current, folder = b.version, b.folder
-    for _ in range(_MAX_CHAIN):
-        removed = folder / REMOVED_FILE
-        if not removed.is_file():
-            summary.provenance_note = f"version {current.name} has no {REMOVED_FILE}; removals by rule unknown"
-            return
-        if not check_owned(current, folder, require_record=False):
-            unrecorded.append(current.name)
-        files.append(removed)
-        if current.parent is None:
-            return  # B does not descend from A
-        if current.parent == a.version.name:
-            break
-        try:
-            current = lake.load_version(current.parent)
-        except NotFoundError:
-            return
-        folder = lake.version_dir(current.name)
-        if current.kind != "derived":
-            return
-    else:
+    chain = removal_records(lake, a.version, b.version, b.folder)
+    if isinstance(chain, str):
+        summary.provenance_note = chain
+    if not isinstance(chain, tuple):
         return
+    files, unrecorded = chain
     try:
         with duckdb_errors(f"cannot read {REMOVED_FILE}"):
             rel = db.con.read_parquet([db.plain_path(p) for p in files], union_by_name=True)
