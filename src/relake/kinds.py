@@ -34,6 +34,8 @@ from relake.errors import BlocklistError
 
 __all__ = [
     "BLOCKLIST_KINDS",
+    "DEFAULT_MAX_DISTANCE",
+    "DEFAULT_MIN_QUALITY",
     "HASH_ALGORITHMS",
     "HASH_LENGTHS",
     "KINDS",
@@ -185,6 +187,9 @@ def normalise_domain(value: str) -> str:
 
 
 PDQ_HEX = 64  # a PDQ hash: 256 bits
+# an image-pdq entry matches an image within this many bits; here, not in relake.pdq (numpy), for the CLI's defaults
+DEFAULT_MAX_DISTANCE = 31  # Meta's recommended match threshold (bits of 256)
+DEFAULT_MIN_QUALITY = 50  # Meta's: hashes below it are not reliable enough to act on
 _PDQ_SPLIT = re.compile(r"\s*,\s*|\s+")
 
 
