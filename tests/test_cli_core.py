@@ -6,6 +6,8 @@ import dataclasses
 import hashlib
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,31 @@ def test_help_works_and_every_command_has_help_text(runner: CliRunner, path: lis
         if param.name == "help":
             continue
         assert (getattr(param, "help", None) or "").strip(), f"{' '.join(path)}: parameter {param.name!r} lacks help"
+
+
+# what only some commands need: each command imports its library when it runs (tests/test_architecture.py)
+COMMAND_LIBRARIES = ("relake.blocklist", "relake.build", "relake.copies", "relake.crowd", "relake.demo",
+                     "relake.diff", "relake.hamming", "relake.ingest", "relake.page", "relake.pdq", "relake.publish",
+                     "relake.spec", "relake.synth", "relake.synthcopy", "relake.vectors", "relake.verify", "numpy",
+                     "pyarrow", "ray", "tarfile")
+
+
+def test_a_start_loads_no_command_library_but_what_the_command_runs(tmp_path: Path) -> None:
+    """Typer builds every command at each start (their help included): that, --help and `versions` load none of
+    the commands' libraries; `blocklist list` loads the blocklists' (a fresh process: this one has loaded them)."""
+    code = f"""
+import sys
+from typer.testing import CliRunner
+from relake.cli import app
+for args in ([], ["--help"], ["--lake", sys.argv[1], "versions"], ["--lake", sys.argv[1], "blocklist", "list"]):
+    if args:
+        assert CliRunner().invoke(app, args).exit_code == 0, args
+    print(" ".join(m for m in {COMMAND_LIBRARIES!r} if m in sys.modules) or "-")
+"""
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "lake")], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.splitlines()[:3] == ["-", "-", "-"]
+    assert "relake.blocklist" in out.splitlines()[3].split()
 
 
 def test_version_flag(runner: CliRunner) -> None:

@@ -4,6 +4,8 @@ malformed queries and wrong calls fail loudly."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -154,6 +156,27 @@ def test_unknown_query_name() -> None:
         query("nope/nothing")
     with pytest.raises(QueryError):
         query_hashes(["fingerprint/buckets", "nope/nothing"])
+
+
+def test_a_query_name_is_a_file_below_queries_not_a_path_out_of_it() -> None:
+    some = next(iter(all_queries()))
+    for name in ("", "/" + some, f"{some}/", f"./{some}", f"x/../{some}", f"../queries/{some}", some + ".sql"):
+        with pytest.raises(QueryError, match=r"no query named "):
+            query(name)
+
+
+def test_query_parses_only_the_file_asked_for_and_all_queries_the_rest() -> None:
+    """A command loads the few queries it runs, not every file (a fresh process: this one has loaded them all);
+    all_queries() then keeps the query already parsed, and query() reads the dict it returns."""
+    code = """
+import relake.sql as sql
+first = sql.query("fingerprint/buckets")
+print(sorted(sql._LOADED))
+every = sql.all_queries()
+print(every["fingerprint/buckets"] is first, sql.query("fingerprint/buckets") is first, len(every))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["['fingerprint/buckets']", f"True True {len(SQL_FILES)}"]
 
 
 def test_query_hashes_are_file_sha256() -> None:

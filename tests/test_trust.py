@@ -297,18 +297,18 @@ def test_json_reader_bounds(tmp_path: Path) -> None:
 
 def test_threads_are_clamped_with_a_warning(lake: Lake, src: list[Path], cli: Cli,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    import relake.cli.build as cli_build
+    import relake.build as build_mod  # the command imports build_version from here when it runs
     from relake.db import max_threads
 
     ingest_version(lake, "v1", [str(src[0].parent)])
     seen: list[int | None] = []
-    real = cli_build.build_version
+    real = build_mod.build_version
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         seen.append(kwargs["threads"])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(cli_build, "build_version", spy)
+    monkeypatch.setattr(build_mod, "build_version", spy)
     result = cli("build", "v2", "--base", "v1", "--where", "punsafe > 0.9", "--threads", "100000")
     assert result.exit_code == 0, result.stderr
     assert f"100,000 threads is more than 4 per CPU; using {max_threads()}" in result.stderr

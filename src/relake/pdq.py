@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from relake.errors import InputError
+from relake.kinds import DEFAULT_MAX_DISTANCE, DEFAULT_MIN_QUALITY
 
 __all__ = [
     "DEFAULT_MAX_DISTANCE",
@@ -40,8 +41,6 @@ __all__ = [
     "trim_border",
 ]
 
-DEFAULT_MAX_DISTANCE = 31  # Meta's recommended match threshold (bits of 256)
-DEFAULT_MIN_QUALITY = 50  # Meta's: hashes below it are not reliable enough to act on
 PDQ_COLUMN = "pdq"  # a base's (or side table's) column of PDQ hashes, as build's image-pdq rules read it
 PDQ_MISSING = "PDQ matching needs pdqhash and Pillow: pip install 'relake[pdq]'"
 

@@ -107,7 +107,7 @@ def _bind_kept(db: Db, lake: Lake, version: Version) -> None:
     row's (view ``removed_all``): the others can share no URL with a removed row, and need no canonical form."""
     vdir = lake.version_dir(version.name)
     paths = [db.plain_path(version.shard_path(vdir, s)) for s in version.shards]
-    varchar = duckdb.sqltype("VARCHAR")
+    varchar = duckdb.sqltypes.VARCHAR  # not duckdb.sqltype(), which opens the default connection (~20 ms)
 
     def role(col: str | None, alias: str) -> Any:
         expr = ColumnExpression(col) if col else ConstantExpression(None)
@@ -617,7 +617,7 @@ def bind_entries(db: Db, manifest: Manifest) -> None:
 def entries_view(rel: duckdb.DuckDBPyRelation, image_column: str | None, view: str) -> None:
     """View ``view(match, url_sha256, caption_sha256, key_sha256, category, img)`` over a manifest's
     removed.parquet read as ``rel``; a format-1 manifest's entries are all match='url'."""
-    varchar = duckdb.sqltype("VARCHAR")
+    varchar = duckdb.sqltypes.VARCHAR  # not duckdb.sqltype(), which opens the default connection (~20 ms)
 
     def col(name: str | None, alias: str, default: object = None) -> Any:
         expr = ColumnExpression(name) if name is not None and name in rel.columns else ConstantExpression(default)

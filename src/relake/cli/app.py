@@ -21,14 +21,44 @@ START, MAINTAIN, LOOK, RELEASE, COPIES, HOUSEKEEPING = (
 PANELS = (START, MAINTAIN, LOOK, RELEASE, COPIES, HOUSEKEEPING)
 
 
-class _Argument(typer.core.TyperArgument):
+class LazyHelp(str):
+    """A parameter's help text that ``make`` writes from a registry when the text is first read (``--help``), not
+    each time typer builds the commands, which it does at every start: the registry's modules then load only for
+    ``--help`` or the command that needs them. Give it as ``help=LazyHelp(make)``; :class:`Group` reads it."""
+
+    make: Callable[[], str]
+
+    def __new__(cls, make: Callable[[], str]) -> LazyHelp:
+        self = super().__new__(cls)
+        self.make = make
+        return self
+
+
+class _LazyHelp:
+    """``help`` of a parameter, a :class:`LazyHelp` written out the first time it is read."""
+
+    __slots__ = ()  # a mixin, last in the bases: _plain_params can then give typer's parameters the subclasses
+
+    @property
+    def help(self) -> str | None:
+        text: str | None = self.__dict__.get("help")
+        if isinstance(text, LazyHelp):
+            text = self.__dict__["help"] = text.make()
+        return text
+
+    @help.setter
+    def help(self, text: str | None) -> None:
+        self.__dict__["help"] = text
+
+
+class _Argument(typer.core.TyperArgument, _LazyHelp):
     """An argument shown by its metavar alone (``NAME``), not by its Python type (``<str>``)."""
 
     def display_type_rich(self, ctx: Any) -> str | None:
         return None
 
 
-class _Option(typer.core.TyperOption):
+class _Option(typer.core.TyperOption, _LazyHelp):
     """An option shown with its metavar (``--url-col COL``), never its Python type (``<str>``)."""
 
     def display_type_rich(self, ctx: Any) -> str | None:
@@ -41,7 +71,8 @@ class _Option(typer.core.TyperOption):
 
 
 def _plain_params(cmd: Any) -> None:
-    """Give every parameter of ``cmd`` (and of its subcommands) a metavar instead of a type name in ``--help``."""
+    """Give every parameter of ``cmd`` (and of its subcommands) a metavar instead of a type name in ``--help``, and
+    a help text written when it is read (:class:`LazyHelp`)."""
     for param in cmd.params:
         if isinstance(param, typer.core.TyperArgument):
             param.__class__ = _Argument
@@ -54,8 +85,8 @@ def _plain_params(cmd: Any) -> None:
 
 
 class Group(typer.core.TyperGroup):
-    """The command groups of ``relake``: ``--help`` lists commands under the README's headings (``PANELS``), and
-    shows metavars rather than Python type names."""
+    """The command groups of ``relake``: ``--help`` lists commands under the README's headings (``PANELS``), shows
+    metavars rather than Python type names, and writes a :class:`LazyHelp` only when it is read."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -6,12 +6,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from relake import console
-from relake.cli.app import COPIES, app, handled, lake
+from relake.cli.app import COPIES, LazyHelp, app, handled, lake
 from relake.cli.options import (
     EngineOpt,
     ImageColOpt,
@@ -26,28 +26,37 @@ from relake.cli.options import (
     UrlColOpt,
     clamp_threads,
 )
-from relake.copies import (
-    LAYOUTS,
-    CheckReport,
-    CleanReport,
-    check_copy,
-    dry_run_report,
-    prepare_clean,
-    resolve_manifest,
-    run_clean,
-)
-from relake.copies.layouts import describe_layouts
-from relake.copies.perceptual import PdqCheck
 from relake.engine import Engine, EngineKind, get_engine
 from relake.errors import ExitCode, InputError
+from relake.kinds import DEFAULT_MAX_DISTANCE, DEFAULT_MIN_QUALITY
 from relake.lake import check_user_path
-from relake.pdq import DEFAULT_MAX_DISTANCE, DEFAULT_MIN_QUALITY
 from relake.report import plural
-from relake.synthcopy import synth_copy as make_copy
-from relake.synthcopy import synth_help
+
+if TYPE_CHECKING:
+    from relake.copies import CheckReport, CleanReport
+    from relake.copies.perceptual import PdqCheck
+
+# Each command imports the library it calls in its body, so that ``relake`` starts without loading every command's
+# modules (STYLE 14 allows it in the CLI layer only; tests/test_architecture.py); the help texts made from the
+# layouts' registry are LazyHelp, written when --help shows them.
 
 _KEYS_SHOWN = 5
 _SHARDS_SHOWN = 50
+
+
+def _format_help() -> str:
+    """synth-copy's --format help: the formats it writes, from the layouts' registry."""
+    from relake.synthcopy import synth_help
+
+    return synth_help()
+
+
+def _copy_help() -> str:
+    """check's COPY help: the layouts it reads, from their registry."""
+    from relake.copies import LAYOUTS
+    from relake.copies.layouts import describe_layouts
+
+    return f"The copy's folder (img2dataset output: {describe_layouts(list(LAYOUTS.values()))})."
 
 
 @app.command("synth-copy", rich_help_panel=COPIES)
@@ -63,12 +72,14 @@ def synth_copy(
                                                 help="Share of samples that fail to download or resize.")] = 0.1,
     seed: Annotated[int, typer.Option("--seed", metavar="N", min=0,
                                       help="Random seed; the same seed gives identical bytes.")] = 0,
-    fmt: Annotated[str, typer.Option("--format", metavar="FMT", help=synth_help())] = "webdataset",
+    fmt: Annotated[str, typer.Option("--format", metavar="FMT", help=LazyHelp(_format_help))] = "webdataset",
     verify: Annotated[bool, typer.Option("--verify", help="Re-hash the version's shards against its record "
                                                           "before reading them.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Write an img2dataset-like download of a release: shuffled, re-sharded, small real images, failures."""
+    from relake.synthcopy import synth_copy as make_copy
+
     with console.progress("synth-copy", None) as advance:
         r = make_copy(lake(), source, check_user_path(out), shard_size=shard_size, hash_algo=hash_algo,
                       failure_rate=failure_rate, seed=seed, fmt=fmt, progress=advance,
@@ -87,8 +98,7 @@ def synth_copy(
 @app.command(rich_help_panel=COPIES)
 @handled
 def check(
-    copy: Annotated[str, typer.Argument(help="The copy's folder (img2dataset output: "
-                                             f"{describe_layouts(list(LAYOUTS.values()))}).")],
+    copy: Annotated[str, typer.Argument(help=LazyHelp(_copy_help))],
     manifest: ManifestOpt = None,
     keep_only: KeepOnlyOpt = None,
     blocklist: PdqBlocklistOpt = None,
@@ -112,6 +122,8 @@ def check(
     With --engine ray each shard is matched against --manifest by its own Ray task (same report);
     --keep-only matching runs on this machine.
     """
+    from relake.copies import check_copy, resolve_manifest
+
     lk = lake()
     _need_one(manifest, keep_only, blocklist)
     runner: Engine | None = get_engine(engine, ray_address)  # validates --ray-address; joins Ray early
@@ -160,6 +172,8 @@ def clean(
     With --engine ray each shard is matched against --manifest and rewritten by Ray tasks (same bytes);
     --keep-only matching runs on this machine.
     """
+    from relake.copies import dry_run_report, prepare_clean, resolve_manifest, run_clean
+
     lk = lake()
     _need_one(manifest, keep_only, blocklist)
     runner: Engine | None = get_engine(engine, ray_address, workers)  # validates --ray-address; joins Ray early
@@ -282,6 +296,8 @@ def _render_orphans(r: CheckReport) -> None:
 
 
 def _render_clean(r: CleanReport) -> None:
+    from relake.copies import LAYOUTS
+
     verb = "would " if r.dry_run else ""
     counted = LAYOUTS[r.layout].counted if r.layout in LAYOUTS else None
     items: list[tuple[str, object]] = [

@@ -10,15 +10,12 @@ import typer
 from relake import console
 from relake.cli.app import HOUSEKEEPING, LOOK, MAINTAIN, START, app, handled, lake
 from relake.cli.options import JsonOpt, MemOpt
-from relake.demo import run_demo
 from relake.errors import ExitCode, IntegrityError
-from relake.ingest import ingest_report, planned_files
 from relake.lake import Leftovers, check_user_path
-from relake.remove import remove_version
 from relake.report import plural
-from relake.synth import synth_report
-from relake.urlcache import collect_garbage
-from relake.verify import planned_shards, verify_target
+
+# Each command imports the library it calls in its body, so that ``relake`` starts without loading every command's
+# modules (STYLE 14 allows it in the CLI layer only; tests/test_architecture.py).
 
 
 @app.command(rich_help_panel=START)
@@ -32,6 +29,8 @@ def synth(
     as_json: JsonOpt = False,
 ) -> None:
     """Write LAION-5B-like metadata shards (part-NNNNN-<uuid>-c000.snappy.parquet)."""
+    from relake.synth import synth_report
+
     with console.progress("synth", rows) as advance:
         done = [0]
 
@@ -66,6 +65,8 @@ def ingest(
     as_json: JsonOpt = False,
 ) -> None:
     """Register parquet files (local, or fsspec URIs copied in with --copy) as an immutable original version."""
+    from relake.ingest import ingest_report, planned_files
+
     with console.progress("ingest", planned_files(sources)) as advance:
         r = ingest_report(lake(), name, sources, url_col=url_col, caption_col=caption_col, id_col=id_col,
                           copy=copy, memory_limit=memory_limit, progress=advance)
@@ -152,6 +153,8 @@ def verify(
     as_json: JsonOpt = False,
 ) -> None:
     """Re-hash shards, re-count rows, recompute fingerprints; exit 1 naming what differs."""
+    from relake.verify import planned_shards, verify_target
+
     with console.progress("verify", planned_shards(lake(), target)) as advance:
         verification = verify_target(lake(), target, progress=advance)
     if as_json:
@@ -182,6 +185,8 @@ def gc(
 ) -> None:
     """Remove leftovers of crashed runs (staging and spill folders no living process holds) and URL caches no build
     will read (of another canonical rule, of shards no version has, damaged)."""
+    from relake.urlcache import collect_garbage
+
     the_lake = lake()
     r = Leftovers(the_lake.root, collect_garbage(the_lake, dry_run=dry_run), dry_run)
     if as_json:
@@ -203,6 +208,8 @@ def demo(
     as_json: JsonOpt = False,
 ) -> None:
     """From nothing: synthesise a LAION-like original, ingest, show, verify, and say what to try next."""
+    from relake.demo import run_demo
+
     r = run_demo(lake(), rows=rows, work=out)
     if as_json:
         console.print_json(r.to_dict())
@@ -221,6 +228,8 @@ def rm(
     as_json: JsonOpt = False,
 ) -> None:
     """Remove a version nothing derives from and not published (its folder, in one rename; crash-safe)."""
+    from relake.remove import remove_version
+
     r = remove_version(lake(), name, dry_run=dry_run)
     if as_json:
         console.print_json(r.to_dict())

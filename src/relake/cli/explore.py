@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from relake import console
 from relake.cli.app import LOOK, app, handled, lake
 from relake.cli.options import MAX_COUNT, JsonOpt
-from relake.explore import Rows, head_rows, run_sql
 from relake.report import plural
+
+if TYPE_CHECKING:
+    from relake.explore import Rows
+
+# Each command imports the library it calls in its body, so that ``relake`` starts without loading every command's
+# modules (STYLE 14 allows it in the CLI layer only; tests/test_architecture.py).
 
 
 @app.command(rich_help_panel=LOOK)
@@ -24,6 +29,8 @@ def head(
     as_json: JsonOpt = False,
 ) -> None:
     """The first rows of a version, in file order (with --where, the first it picks)."""
+    from relake.explore import head_rows
+
     _render(head_rows(lake(), target, n, where), as_json, f"{target}: first {plural(n, 'row')}" + (
         f" where {where}" if where is not None else ""))
 
@@ -37,6 +44,8 @@ def sql(
     as_json: JsonOpt = False,
 ) -> None:
     """Run one read-only SELECT over the lake's versions (sandboxed as build rules are: no files, no network)."""
+    from relake.explore import run_sql
+
     _render(run_sql(lake(), text, limit), as_json, "")
 
 

@@ -14,8 +14,10 @@ from relake.cli.options import CrowdOpt, EngineOpt, JsonOpt, RayAddressOpt
 from relake.engine import EngineKind, get_engine
 from relake.errors import ExitCode
 from relake.lake import check_user_path
-from relake.publish import canon_urls, lookup_urls, publish_report, read_url_file, url_lines, write_manifest
 from relake.report import plural
+
+# Each command imports the library it calls in its body, so that ``relake`` starts without loading every command's
+# modules (STYLE 14 allows it in the CLI layer only; tests/test_architecture.py).
 
 
 @app.command(rich_help_panel=RELEASE)
@@ -31,6 +33,8 @@ def manifest(
     as_json: JsonOpt = False,
 ) -> None:
     """Removal manifest from A to B: public (hashed, categorised) by default, --private for the audit copy."""
+    from relake.publish import write_manifest
+
     if private:
         console.warn("--private writes removed URLs and captions: keep it to the audit team (owner-only files)")
     m = write_manifest(lake(), a, b, Path(check_user_path(out)), private=private, image_hashes=image_hashes,
@@ -59,6 +63,8 @@ def publish(
 ) -> None:
     """A release folder: data shards, version.json, SHA256SUMS, CHANGELOG.md, report.html and the public manifest
     of every row removed since the original (or --since VERSION)."""
+    from relake.publish import publish_report
+
     r = publish_report(lake(), name, Path(check_user_path(out)), min_crowd=min_crowd, since=since,
                        engine=get_engine(engine, ray_address))
     if as_json:
@@ -82,6 +88,8 @@ def lookup(
     as_json: JsonOpt = False,
 ) -> None:
     """Whether URLs (canonicalised the same way) are listed in a removal manifest; exit 1 if any is."""
+    from relake.publish import lookup_urls
+
     found = lookup_urls(_batch(urls, file), Path(check_user_path(manifest_dir)))
     if as_json:
         console.print_json(found.to_dict())
@@ -102,6 +110,8 @@ def canon(
     as_json: JsonOpt = False,
 ) -> None:
     """Each URL's canonical form and its sha256: what public manifests and url-sha256 blocklists hold."""
+    from relake.publish import canon_urls
+
     r = canon_urls(_batch(urls, file))
     if as_json:
         console.print_json(r.to_dict())
@@ -112,6 +122,8 @@ def canon(
 
 def _batch(urls: list[str] | None, file: str | None) -> list[str]:
     """The URLs given as arguments, then those of --file (- for stdin); at least one."""
+    from relake.publish import read_url_file, url_lines
+
     out = list(urls or [])
     if file == "-":
         out += url_lines(sys.stdin.read())

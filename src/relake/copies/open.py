@@ -222,7 +222,7 @@ def _hash_algorithm(db: Db, root: Path, column: str) -> str | None:
 def copy_rows(rel: duckdb.DuckDBPyRelation, names: tuple[str | None, ...]) -> None:
     """View ``copy_rows(file, pos, key, url, caption, rid, status, error, img)`` over ``rel`` (read with filename
     and file_row_number); ``names`` are the source columns of key … img, None (or absent from ``rel``) for NULL."""
-    varchar = duckdb.sqltype("VARCHAR")
+    varchar = duckdb.sqltypes.VARCHAR  # not duckdb.sqltype(), which opens the default connection (~20 ms)
     have = {c.lower(): c for c in rel.columns}  # case-insensitive, as a union_by_name read of every shard
 
     def col(name: str | None, alias: str) -> Any:

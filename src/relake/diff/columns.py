@@ -18,7 +18,7 @@ from relake.errors import InputError
 from relake.record import Column
 from relake.sources import Side
 
-_VARCHAR = duckdb.sqltype("VARCHAR")
+_VARCHAR = duckdb.sqltypes.VARCHAR  # a constant: duckdb.sqltype() would open the default connection at import
 
 
 @dataclass(frozen=True)

@@ -62,9 +62,9 @@ ROWS_PER_MAP = 1 << 22  # rows of consecutive files one map (and fetch) task rea
 _F = "relake_shuffle_file"  # a map task's column for the reported file index f (NULL when A has its own)
 _FI = "relake_shuffle_fi"  # a map task's column for the file index in its side, always (to route fetches)
 MAX_BUCKETS = 1024
-_UBIGINT = duckdb.sqltype("UBIGINT")
+_UBIGINT = duckdb.sqltypes.UBIGINT  # constants: duckdb.sqltype() would open the default connection at import
 _NO_ROUND_TRIP = ("INTERVAL", "UNION(")  # key types parquet does not give back exactly (INTERVAL loses its µs)
-_VARCHAR = duckdb.sqltype("VARCHAR")
+_VARCHAR = duckdb.sqltypes.VARCHAR
 
 
 def bucket_count(rows: int) -> int:
