@@ -889,6 +889,11 @@ def _r(o: dict[str, Outcome], a: str, b: str) -> str:
     return _ratio(o.get(a), o.get(b)) or "n/a"
 
 
+def _wall(o: dict[str, Outcome], name: str) -> float:
+    x = o.get(name)
+    return x.wall if x is not None and x.runs else float("nan")
+
+
 def main_dv(args: argparse.Namespace) -> int:
     sizes = [parse_count(x) for x in args.dv.split(",") if x.strip()]
     m, load0 = machine(), os.getloadavg()[0]
@@ -901,25 +906,29 @@ def main_dv(args: argparse.Namespace) -> int:
         print(f"# N = {n:,}: setup in {work}")
         facts = setup_dv(work, n, args.shard_rows, args.fresh)
         nocache, jobs = dv_jobs(work, facts)
-        o = run_jobs(jobs[:1], work, args.repeat, args.timeout)  # the cache first: every later job has it
+        keep = {x for x in args.only.split(",") if x}  # --only JOB,...: those jobs alone (e.g. a side-by-side pair)
+        first, nocache, rest = ([j for j in js if not keep or j.name in keep] for js in (jobs[:1], nocache, jobs[1:]))
+        o = run_jobs(first, work, args.repeat, args.timeout)  # the cache first: every later job has it
         cache, off = work / "lake" / "url-cache", work / "lake" / "url-cache.off"
-        os.rename(cache, off)
-        try:
-            o.update(run_jobs(nocache, work, args.repeat, args.timeout))
-        finally:
-            os.rename(off, cache)
-        o.update(run_jobs(jobs[1:], work, args.repeat, args.timeout))
+        if nocache:
+            os.rename(cache, off)
+            try:
+                o.update(run_jobs(nocache, work, args.repeat, args.timeout))
+            finally:
+                os.rename(off, cache)
+        o.update(run_jobs(rest, work, args.repeat, args.timeout))
         failed |= any(x.error for x in o.values())
         base_bytes = facts["orig_bytes"]
         derived = _folder_bytes(work / "lake" / "versions" / "b3")
         cache_bytes = _folder_bytes(cache)
-        removed = o["build3"].result.get("removed") if o["build3"].runs else None
+        built = o.get("build3")
+        removed = built.result.get("removed") if built is not None and built.runs else facts.get("removed")
         lines += [f"## N = {n:,} rows, {facts['shards']} shards ({base_bytes / 1e6:,.0f} MB); build removes "
                   f"{removed if removed is not None else '?':,} rows "
                   f"({100 * (removed or 0) / n:.3f}%): {facts['blocklist_urls']:,} URLs, {len(facts['domains'])} "
                   f"domains, `{facts['where']}`", "",
                   "| job | wall s | rows/s | peak RSS MB | load | result |", "|---|---:|---:|---:|---:|---|"]
-        for name in [j.name for j in jobs[:1] + nocache + jobs[1:]]:
+        for name in [j.name for j in first + nocache + rest]:
             oc = o[name]
             res = {k: v for k, v in oc.result.items() if k in ("removed", "added", "changed", "built", "bytes",
                                                                  "url_cache")}
@@ -935,15 +944,15 @@ def main_dv(args: argparse.Namespace) -> int:
             f"{_r(o, 'plan-url', 'plan-url-nocache')}, domain rule {_r(o, 'plan-domain', 'plan-domain-nocache')}",
             f"derived version on disk ÷ base: {derived / base_bytes:.4f} ({derived / 1e6:,.1f} MB; goal ≤ 0.01)",
             f"URL cache ÷ base: {cache_bytes / base_bytes:.4f} ({cache_bytes / 1e6:,.1f} MB; goal ≤ 0.10); computing "
-            f"it: {o['relake_url_cache'].wall if o['relake_url_cache'].runs else float('nan'):.2f} s",
+            f"it: {_wall(o, 'relake_url_cache'):.2f} s",
             f"keyed diff vs ancestor ÷ polars full join: {_r(o, 'diff-keyed', 'polars_keyed_release')} (goal ≤ 0.1×)",
             f"publish ÷ DuckDB per-shard COPY: {_r(o, 'publish', 'duckdb_copy_per_shard')} (goal ≤ 1.3×)",
             f"peak RSS, max over relake jobs: {relake_rss:,.0f} MB (goal ≤ 1024)",
         ]
         lines += ["", *[f"- {r}" for r in ratios], ""]
         summary += [f"N = {n:,}:", *[f"  {r}" for r in ratios]]
-        if o["build3"].runs:
-            rates.append((n, n / o["build3"].wall))
+        if built is not None and built.runs:
+            rates.append((n, n / built.wall))
     load1 = os.getloadavg()[0]
     lines[2:2] = [*header(m, (load0, load1), args.repeat), ""]
     if len(rates) > 1:
@@ -973,7 +982,8 @@ def main() -> int:
                     "with URL + domain + where rules, domain vs URL rule, derived bytes, keyed diff, publish)")
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per job run")
     ap.add_argument("--fresh", action="store_true", help="regenerate the data even when --work has it")
-    ap.add_argument("--only", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--only", default="", metavar="JOB,...", help="run only these jobs (their names in the logs), e.g. "
+                    "--dv 30M --only publish,duckdb_copy_per_shard --repeat 5 for one side-by-side ratio")
     ap.add_argument("--child", nargs=2, metavar=("JOB", "WORK"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:

@@ -233,3 +233,25 @@ def test_a_record_whose_sources_are_not_a_list_is_fails(tmp_path: Path) -> None:
             "fingerprint": {"algorithm": "a", "rows": 0, "value": "0"}, "tool": {}, "sources": "abc"}
     with pytest.raises(InputError, match="'sources' must be a list"):
         Version.from_json(json.dumps(good), "v/version.json")
+
+
+def test_a_record_changed_on_disk_is_read_anew(tmp_path: Path) -> None:
+    """Records are parsed once per process for each text read (``lake._parsed``): a record edited on disk
+    between two loads in one process loads as edited, and a broken one is refused, not served from before."""
+    from relake.ingest import ingest_version
+    from relake.lake import Lake
+
+    write_shards(tmp_path / "src", rows=20, shards=1)
+    lake = Lake.at(tmp_path / "lake")
+    ingest_version(lake, "orig", [str(tmp_path / "src")])
+    path = lake.version_dir("orig") / "version.json"
+    first = lake.load_version("orig")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["sources"] = ["elsewhere"]
+    path.chmod(0o644)
+    path.write_text(json.dumps(data), encoding="utf-8")
+    assert lake.load_version("orig").sources == ("elsewhere",) != first.sources
+    data["rows"] = "many"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(Exception, match="rows"):
+        lake.load_version("orig")
