@@ -473,3 +473,52 @@ def test_an_ancestor_diff_takes_the_dropped_rows_urls_from_the_builds_records_or
     assert [summary(a + "-m" if a != "orig" else a, b + "-m" if b != "orig" else b) for a, b in pairs] == \
         through_records
     assert all(bool(s["domains"]) == (s["rows"][3] > 0) for s in through_records)
+
+
+def test_an_edited_root_record_claiming_a_key_is_not_believed(tmp_path: Path) -> None:
+    """The ancestor diff of two versions over a root trusts the root's recorded key only while that record is
+    the one the lake noted: a record edited to call a repeated id a key is ignored, the key is scanned, and the
+    diff is refused as without the edit."""
+    rows = [{"SAMPLE_ID": i if i not in (7, 8) else 6, "URL": f"http://h{i % 5}.example/{i}.jpg", "TEXT": f"c{i}"}
+            for i in range(40)]
+    write_table(pa.Table.from_pylist(rows), tmp_path / "src" / "part-00000.parquet")
+    lake = Lake.at(tmp_path / "lake")
+    ingest_version(lake, "orig", [str(tmp_path / "src")])
+    build_version(lake, Spec(name="v", base="orig", rules=(Rule(id="r", category="c", where="TEXT = 'c20'"),)))
+    build_version(lake, Spec(name="w", base="v", rules=(Rule(id="s", category="c", where="TEXT = 'c30'"),)))
+    path = lake.version_dir("orig") / "version.json"
+    record = json.loads(path.read_text(encoding="utf-8"))
+    assert record["stats"]["keys"] == [{"columns": ["SAMPLE_ID"], "rows": 40, "dup_keys": 1, "null_rows": 0}]
+    record["stats"]["keys"][0]["dup_keys"] = 0
+    path.chmod(0o644)
+    path.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    r = CliRunner().invoke(app, ["--lake", str(lake.root), "diff", "v", "w", "--key", "SAMPLE_ID"])
+    assert r.exit_code == 2, (r.stdout, r.stderr)
+    assert "SAMPLE_ID" in r.stderr and ("not unique" in r.stderr.lower() or "duplicate" in r.stderr.lower()), r.stderr
+
+
+def test_dropped_rows_urls_are_read_from_the_shards_when_a_record_between_was_edited(
+    plain_pair: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """orig → w goes through v's build: with v's record changed since the lake noted it (it vouches for v's
+    removed.parquet), the URLs are read from the shards, not from the records; the summary is the same."""
+    import relake.diff.local as local_mod
+
+    def summary() -> dict[str, Any]:
+        s = diff_versions(plain_pair, "orig", "w", key=["SAMPLE_ID"], use_buckets=False, limit=2)
+        return {"rows": (s.rows_a, s.rows_b, s.removed), "domains": s.removed_by_domain, "examples": s.examples}
+
+    before = summary()
+    calls: list[bool] = []
+    real = local_mod._light_from_records
+    monkeypatch.setattr(local_mod, "_light_from_records", lambda *args: calls.append(True) or real(*args))
+    path = plain_pair.version_dir("v") / "version.json"
+    saved = path.read_text(encoding="utf-8")
+    try:
+        path.chmod(0o644)
+        path.write_text(json.dumps(json.loads(saved)), encoding="utf-8")  # the same fields, other bytes
+        assert summary() == before
+        assert calls == []
+    finally:
+        path.write_text(saved, encoding="utf-8")
+    assert summary() == before and calls

@@ -76,7 +76,7 @@ from relake.diff.report import OUT_FORMATS, DiffSummary, example_rows, out_forma
 from relake.diff.shuffle import keyed_keys_on, keyed_rows_on
 from relake.engine import Engine
 from relake.errors import InputError, RelakeError, duckdb_errors
-from relake.identity import REMOVED_FILE
+from relake.identity import REMOVED_FILE, record_state
 from relake.lake import Lake
 from relake.sources import Side, lineage_pair, read_side, resolve_side
 from relake.sql import query
@@ -277,7 +277,9 @@ def _records(lake: Lake, a: Side, b: Side) -> tuple[list[Path], int] | None:
         chain = removal_records(lake, up, down, folder)
         if isinstance(chain, tuple):
             files, unrecorded = chain
-            return None if unrecorded else (files, abs(a.version.rows - b.version.rows))
+            if unrecorded or any(record_state(lake, f.parent) != "same" for f in files):
+                return None  # (a record edited since written could vouch for an edited removed.parquet)
+            return files, abs(a.version.rows - b.version.rows)
     return None
 
 
@@ -291,7 +293,7 @@ def _root_key(lake: Lake, side: Side, keys: list[Compared]) -> bool:
     except RelakeError:
         return False  # then the key is checked by a scan, as for any pair
     return [s.sha256 for s in root.shards] == [s.sha256 for s in side.version.shards] and \
-        recorded_unique(root, [k.name for k in keys])
+        recorded_unique(root, [k.name for k in keys]) and record_state(lake, lake.version_dir(root.name)) == "same"
 
 
 def _explicit_key(

@@ -26,7 +26,7 @@ from relake.sql import query
 from relake.vectors import rows_at
 
 _MAX_CHAIN = 1000
-_BIGINT = duckdb.sqltype("BIGINT")
+_BIGINT = duckdb.sqltypes.BIGINT
 _HYDRATE_MAX = 1000  # narrowed_tables: more examples than this are read with every row (a scan either way)
 _LIGHT, _FI, _FR = "relake_light", "relake_file_index", "relake_file_row_number"  # narrowed_tables
 _RS, _RP, _RU, _MISSING = "relake_rec_shard", "relake_rec_position", "relake_rec_url", "relake_rec_missing"
@@ -87,7 +87,7 @@ def narrowed_tables(db: Db, side: Side, narrowed: tuple[duckdb.DuckDBPyRelation,
 
     A parquet file cannot give scattered rows without reading every page holding them, and 0.05% of rows
     spread over a shard hit every page: reading the whole removed rows costs a scan of every column. So with
-    ``examples`` (not None) only the key and ``light`` columns are read for every row (all a summary counts),
+    ``examples`` (not None) only the key and ``url`` columns are read for every row (all a summary counts),
     and the whole row only for the ``examples`` rows of lowest key (those the summary shows: ``examples_keyed``
     orders by key), read by position from the row groups holding them; the other columns of the other rows
     are NULL and never shown. ``examples`` None (``--out``: every row is written) or above ``_HYDRATE_MAX``:
