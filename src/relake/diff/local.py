@@ -121,8 +121,9 @@ def narrowed_tables(db: Db, side: Side, narrowed: tuple[duckdb.DuckDBPyRelation,
             *(ColumnExpression(c) if c in kept else ConstantExpression(None).cast(types[c]).alias(c) for c in names),
             ColumnExpression(_FI).cast(_BIGINT).alias("file_index"))
         examples_whole = rows_at(db, side.paths, chosen)
-        if examples_whole is not None:
-            whole = examples_whole.union(whole)
+        if examples_whole is not None:  # (by name: a union matches columns by position)
+            whole = examples_whole.select(*(ColumnExpression(c) for c in names),
+                                          ColumnExpression("file_index")).union(whole)
         whole.create(table)
         query("diff/drop_light").run(db.con)
 
