@@ -106,7 +106,7 @@ def _bind_kept(db: Db, lake: Lake, version: Version) -> None:
     When every shard has a URL cache (``urlcache``), only the rows whose canonical URL's hash prefix is a removed
     row's (view ``removed_all``): the others can share no URL with a removed row, and need no canonical form."""
     vdir = lake.version_dir(version.name)
-    paths = [db.plain_path(version.shard_path(vdir, s)) for s in version.shards]
+    shards = [version.shard_path(vdir, s) for s in version.shards]
     varchar = duckdb.sqltypes.VARCHAR  # not duckdb.sqltype(), which opens the default connection (~20 ms)
 
     def role(col: str | None, alias: str) -> Any:
@@ -114,13 +114,12 @@ def _bind_kept(db: Db, lake: Lake, version: Version) -> None:
         return expr.cast(varchar).alias(alias)
 
     r = version.roles
-    rel = db.con.read_parquet(paths)
+    rel = db.con.read_parquet([db.plain_path(p) for p in shards])
     deletes = None
     if version.vector is not None:
         check_owned(version, vdir, version.vector.path)
         deletes = vdir / version.vector.path
-    caches = None if r.url is None else ensure_url_caches(
-        lake, db, version.shards, [version.shard_path(vdir, s) for s in version.shards], r.url, write=False)
+    caches = None if r.url is None else ensure_url_caches(lake, db, version.shards, shards, r.url, write=False)
     if caches is None:
         rel = rel if deletes is None else surviving(db, rel, deletes)
     else:  # only the kept rows whose cached canonical-hash prefix is a removed row's: no other row's canonical
@@ -140,7 +139,7 @@ def _bind_kept(db: Db, lake: Lake, version: Version) -> None:
             chosen: dict[int, list[int]] = {}
             for ci, cp in few:
                 chosen.setdefault(int(ci), []).append(int(cp))
-            rel = rows_at(db, [version.shard_path(vdir, s) for s in version.shards], chosen) or rel.filter(
+            rel = rows_at(db, shards, chosen) or rel.filter(
                 ConstantExpression(False))  # read from the row groups holding them only
         else:
             rel = rel.join(wanted, (ColumnExpression("file_index") == ColumnExpression("relake_ci"))

@@ -68,8 +68,8 @@ from relake.diff.local import (
     narrowed_tables,
     provenance,
     recorded_unique,
-    removal_records,
     sensitive_removals,
+    side_records,
     without,
 )
 from relake.diff.report import OUT_FORMATS, DiffSummary, example_rows, out_format, removal_breakdown, write_out
@@ -138,13 +138,14 @@ def diff_versions(
             # a version against its ancestor or descendant over one root (a vector version): only the rows one
             # side's deletion vector drops can differ; no rows withheld (they would need every row's URL)
             narrowed = lineage_pair(db, a, b) if engine is None and not pairs and sensitive is None else None
+            chain = side_records(lake, a, b)  # the builds from A to B, if any (each removed.parquet checked once)
             summary = _run(db, lake, a, b, a_src, b_src, compared, changes, key, keyless, pairs, use_buckets, top,
                            engine=engine, withhold=sensitive is not None, memory_limit=memory_limit,
-                           narrowed=narrowed, examples=None if out is not None else limit)
+                           narrowed=narrowed, examples=None if out is not None else limit, chain=chain)
             if sensitive is not None:
                 all_a, all_b = query("diff/sensitive_count").rows(db.con)[0]
                 summary.count_withheld(int(all_a) - summary.rows_a, int(all_b) - summary.rows_b)
-            provenance(db, lake, a, b, summary)  # after the withheld rows are counted: it compares the totals
+            provenance(db, summary, chain)  # after the withheld rows are counted: it compares the totals
             example_rows(db, summary, limit)
             if out is not None and fmt is not None:
                 summary.out, summary.out_rows = out, write_out(db, summary, compared, out, fmt, a.roles)
@@ -170,6 +171,7 @@ def _run(
     engine: Engine | None = None, withhold: bool = False, memory_limit: str | None = None,
     narrowed: tuple[duckdb.DuckDBPyRelation, duckdb.DuckDBPyRelation] | None = None,
     examples: int | None = None,
+    chain: tuple[list[Path], list[str]] | str | None = None,
 ) -> DiffSummary:
     """``narrowed``: the rows only A and only B hold (``sources.lineage_pair``); then the key is still checked on
     the whole sides (its columns only, unless the root's record says it is a key) and only these rows are
@@ -236,7 +238,7 @@ def _run(
     values = [x for x in compared if x.name not in key_cols]
     if narrowed is not None:  # read once (by position: few rows), kept as tables with their file index
         narrowed_tables(db, a, narrowed, [by_name[k] for k in key_cols], a.roles.url,
-                        examples if key_cols else None, _records(lake, a, b))
+                        examples if key_cols else None, _records(lake, a, b, chain))
         a_src, b_src = db.con.table("relake_only_a"), db.con.table("relake_only_b")
         assert a.version is not None and b.version is not None
         side_rows = a.version.rows, b.version.rows  # from the records (the shards' identities were checked)
@@ -268,19 +270,20 @@ def _run(
 
 
 
-def _records(lake: Lake, a: Side, b: Side) -> tuple[list[Path], int] | None:
+def _records(lake: Lake, a: Side, b: Side, a_to_b: tuple[list[Path], list[str]] | str | None
+             ) -> tuple[list[Path], int] | None:
     """The removal records of the builds from one side to the other when one descends from the other and each
-    build's record is checked (``local.removal_records``), with the number of rows the sides differ by."""
-    if a.version is None or b.version is None or a.folder is None or b.folder is None:
+    build's record is checked (``a_to_b``: ``local.side_records`` of A and B; else those of B and A), with the
+    number of rows the sides differ by."""
+    if a.version is None or b.version is None:
         return None
-    for up, down, folder in ((a.version, b.version, b.folder), (b.version, a.version, a.folder)):
-        chain = removal_records(lake, up, down, folder)
-        if isinstance(chain, tuple):
-            files, unrecorded = chain
-            if unrecorded or any(record_state(lake, f.parent) != "same" for f in files):
-                return None  # (a record edited since written could vouch for an edited removed.parquet)
-            return files, abs(a.version.rows - b.version.rows)
-    return None
+    chain = a_to_b if isinstance(a_to_b, tuple) else side_records(lake, b, a)
+    if not isinstance(chain, tuple):
+        return None
+    files, unrecorded = chain
+    if unrecorded or any(record_state(lake, f.parent) != "same" for f in files):
+        return None  # (a record edited since written could vouch for an edited removed.parquet)
+    return files, abs(a.version.rows - b.version.rows)
 
 
 def _root_key(lake: Lake, side: Side, keys: list[Compared]) -> bool:

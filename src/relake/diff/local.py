@@ -73,7 +73,8 @@ def key_facts(db: Db, rel: duckdb.DuckDBPyRelation, keys: list[Compared]) -> dic
 def recorded_unique(version: Version, columns: Sequence[str]) -> bool:
     """Whether ``version``'s record says these columns (in this order) are a key of all its rows: no value on
     two rows, none NULL (``key_facts`` of its ingest)."""
-    for entry in version.stats.get(KEY_FACTS, ()) if isinstance(version.stats.get(KEY_FACTS), list) else ():
+    entries = version.stats.get(KEY_FACTS)
+    for entry in entries if isinstance(entries, list) else ():
         if isinstance(entry, dict) and entry.get("columns") == list(columns):
             return entry.get("rows") == version.rows and entry.get("dup_keys") == 0 and entry.get("null_rows") == 0
     return False
@@ -272,12 +273,17 @@ def removal_records(lake: Lake, a: Version, b: Version, b_folder: Path) -> tuple
     return None
 
 
-def provenance(db: Db, lake: Lake, a: Side, b: Side, summary: DiffSummary) -> None:
-    """Removals by rule and category when B was built from A (through any chain of derived versions) and each
-    build recorded ``removed.parquet`` with ``rules`` and ``categories`` list columns. Skipped otherwise."""
-    if a.version is None or b.version is None or b.folder is None or b.version.kind != "derived":
-        return
-    chain = removal_records(lake, a.version, b.version, b.folder)
+def side_records(lake: Lake, a: Side, b: Side) -> tuple[list[Path], list[str]] | str | None:
+    """``removal_records`` from side A to side B (None unless both are lake versions)."""
+    if a.version is None or b.version is None or b.folder is None:
+        return None
+    return removal_records(lake, a.version, b.version, b.folder)
+
+
+def provenance(db: Db, summary: DiffSummary, chain: tuple[list[Path], list[str]] | str | None) -> None:
+    """Removals by rule and category when B was built from A (through any chain of derived versions: ``chain``,
+    ``side_records`` of A and B) and each build recorded ``removed.parquet`` with ``rules`` and ``categories``
+    list columns. Skipped otherwise."""
     if isinstance(chain, str):
         summary.provenance_note = chain
     if not isinstance(chain, tuple):
